@@ -434,7 +434,9 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     if names != schema.names:
         missing = [n for n in schema.names if n not in names]
         extra = [n for n in names if n not in schema.names]
-        raise ValueError(f"columns differ from {schema.metadata[b'leo.schema'].decode()}: missing={missing} extra={extra}")
+        raise ValueError(
+            f"columns differ from {schema.metadata[b'leo.schema'].decode()}: missing={missing} extra={extra}"
+        )
     for field in schema:
         column = table.column(field.name)
         if not field.nullable and column.null_count:
