@@ -47,9 +47,15 @@ def connect(settings: Settings | None = None, *, read_only: bool = False) -> duc
         catalog_path.parent.mkdir(parents=True, exist_ok=True)
     if "://" not in settings.data_path:
         Path(settings.data_path).mkdir(parents=True, exist_ok=True)
+    # No progress bar: it goes to stdout and would corrupt machine-readable output (`leo-fleet sql --format csv`).
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     _load_extensions(con, catalog)
     options = [f"DATA_PATH '{settings.data_path}'"]
+    if catalog.startswith("sqlite:"):
+        # WAL: readers neither block nor get "database is locked" while the loader commits; the busy timeout
+        # makes a writer wait for another writer's commit instead of failing at once.
+        options += ["META_JOURNAL_MODE 'WAL'", "META_BUSY_TIMEOUT 5000"]
     if read_only:
         options.append("READ_ONLY")
     con.execute(f"ATTACH 'ducklake:{catalog}' AS {LAKE_ALIAS} ({', '.join(options)})")

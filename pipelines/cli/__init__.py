@@ -15,7 +15,13 @@ from ingest.settings import Settings
 from pipelines.cli.errors import CliError, OneLineArgumentParser
 
 # Subcommand name -> module exposing `register(subparsers)`.
-SUBCOMMAND_MODULES = ("pipelines.cli.simulate",)
+SUBCOMMAND_MODULES = (
+    "pipelines.cli.simulate",
+    "pipelines.cli.broker",
+    "pipelines.cli.ingest",
+    "pipelines.cli.load",
+    "pipelines.cli.sql",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

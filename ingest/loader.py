@@ -1,0 +1,364 @@
+"""The exactly-once loader: Kafka telemetry topics → DuckLake raw tables (pipeline_patterns.md §2).
+
+A consumer group member polls, decodes each message (codec: accepted rows or a quarantine reason) and hands
+batches to the lake writer thread; `raw_tables.write_batch` stores rows, quarantined messages and the new
+per-partition watermark in one transaction. On assignment the consumer seeks to watermark + 1; offsets are
+committed to Kafka only after the lake commit (for lag monitoring; the lake stays the source of truth).
+When the writer falls behind, the loader pauses its partitions and keeps polling, which keeps it in the group.
+
+`load_run_directory` puts a simulator Parquet run directory through the same `write_batch`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
+
+from ingest import codec, contract, lake
+from ingest.lake_writer import LakeWriter
+from ingest.raw_tables import (
+    ROW_SCHEMAS,
+    TRUTH_TABLE,
+    Batch,
+    Position,
+    Quarantined,
+    Rows,
+    WriteResult,
+    commit_batch,
+    ensure_tables,
+    watermarks,
+)
+from ingest.settings import Settings
+from ingest.topics import TELEMETRY_TOPICS, ensure_topics
+
+# The consumer-group join takes ~24 s on the local broker with kafka-python's defaults, ~4 s with these.
+GROUP_TIMEOUTS = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
+# Wait for a few messages' worth per fetch rather than returning every record the moment it lands.
+FETCH_CONFIG = {"fetch_min_bytes": 64 * 1024, "fetch_max_wait_ms": 200}
+
+
+@dataclass(frozen=True)
+class LoaderOptions:
+    follow: bool = False  # run until stopped; otherwise exit once every assigned partition is drained
+    idle_s: float = 2.0  # --until-idle: how long the stream must stay quiet before checking end offsets
+    flush_rows: int = 500_000
+    flush_bytes: int = 96 * 1024 * 1024  # decoded Arrow bytes
+    flush_interval_s: float = 5.0
+    status_interval_s: float = 2.0
+    heartbeat_s: float = 30.0  # a status row reaches the lake at least this often, even when idle
+    max_poll_records: int = 200
+
+
+@dataclass
+class _Pending:
+    """Decoded messages waiting for the lake."""
+
+    batch: Batch = field(default_factory=Batch)
+    rows: int = 0
+    decoded_bytes: int = 0
+    wire_bytes: int = 0
+    started: float = 0.0
+
+    def add(self, record, now: float) -> None:
+        if not self.batch.positions:
+            self.started = now
+        position = Position(record.topic, record.partition, record.offset)
+        self.batch.positions.append(position)
+        self.wire_bytes += len(record.value or b"")
+        try:
+            rows = codec.decode(record.topic, record.value, record.headers)
+        except codec.Rejected as rejected:
+            self.batch.quarantined.append(
+                Quarantined(
+                    position=position,
+                    received_at=datetime.now(UTC),
+                    code=rejected.code,
+                    reason=rejected.reason,
+                    value=record.value,
+                    key=record.key,
+                    headers=list(record.headers or ()),
+                )
+            )
+            return
+        self.batch.rows.append(Rows(contract.TABLE_NAMES[record.topic], rows, position))
+        self.rows += rows.num_rows
+        self.decoded_bytes += rows.nbytes
+
+
+class Loader:
+    """Run with `run()`; `stop()` (e.g. from a signal handler) ends it cleanly after a final flush."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        options: LoaderOptions = LoaderOptions(),
+        on_status: Callable[[dict], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.options = options
+        self.loader_id = f"{socket.gethostname()}:{os.getpid()}"
+        self._on_status = on_status or (lambda status: None)
+        self._stop = threading.Event()
+        self._pending = _Pending()
+        self._submitted: deque[tuple[int, int]] = deque()  # (wire bytes, messages) per batch in flight
+        self._marks: dict[tuple[str, int], int] = {}
+        self._paused = False
+        self._started = time.monotonic()
+        self._last_write = self._started
+        self._last_status = (self._started, 0, 0)
+        self._last_commit_at: datetime | None = None
+        # Monotonic times of the first partition assignment and of the last commit that stored rows, so a
+        # benchmark can time the work itself without the consumer-group join or the idle wait at the end.
+        self.assigned_at: float | None = None
+        self.last_rows_committed_at: float | None = None
+        self.totals = {
+            "rows": 0,
+            "bytes": 0,
+            "messages": 0,
+            "quarantined": 0,
+            "replayed": 0,
+            "lake_write_s": 0.0,
+            "lake_retries": 0,
+        }
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> dict:
+        """Load until stopped (follow) or drained (until idle); returns the final status."""
+        ensure_topics(self.settings)
+        con = lake.connect(self.settings)
+        ensure_tables(con)
+        self._reader = con.cursor()  # a second connection to the same attached lake, for the main thread
+        self._reader.execute(f"USE {lake.LAKE_ALIAS}")
+        self._writer = LakeWriter(con)
+        self._consumer = KafkaConsumer(
+            **self.settings.kafka.client_config(),
+            **GROUP_TIMEOUTS,
+            group_id=self.settings.kafka.consumer_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.options.max_poll_records,
+            **FETCH_CONFIG,
+        )
+        try:
+            self._consumer.subscribe(list(TELEMETRY_TOPICS), listener=_SeekToWatermark(self))
+            self._loop()
+            self.drain(final_state="stopped")
+            return self.status("stopped")
+        finally:
+            self._consumer.close(autocommit=False)
+            self._writer.close()
+            self._reader.close()
+            con.close()
+
+    def _loop(self) -> None:
+        last_record = time.monotonic()
+        while not self._stop.is_set():
+            polled = self._consumer.poll(timeout_ms=200)
+            now = time.monotonic()
+            for records in polled.values():
+                for record in records:
+                    self._pending.add(record, now)
+            if polled:
+                last_record = now
+            self._absorb(self._writer.results())
+            self._flush_if_due(now, quiet=not polled)
+            self._report_if_due(now)
+            if not self.options.follow and now - last_record >= self.options.idle_s and self._caught_up():
+                return
+
+    def _flush_if_due(self, now: float, quiet: bool) -> None:
+        pending, options = self._pending, self.options
+        full = pending.rows >= options.flush_rows or pending.decoded_bytes >= options.flush_bytes
+        aged = bool(pending.batch) and (quiet or now - pending.started >= options.flush_interval_s)
+        heartbeat = now - self._last_write >= options.heartbeat_s
+        if not (full or aged or heartbeat):
+            return
+        if not self._writer.busy:
+            self._submit("running")
+            self._set_paused(False)
+        elif pending.rows >= 2 * options.flush_rows or pending.decoded_bytes >= 2 * options.flush_bytes:
+            self._set_paused(True)  # back-pressure: the lake is behind; keep polling to stay in the group
+
+    def _submit(self, state: str) -> None:
+        batch = self._pending.batch
+        batch.status = self._status_row(state)
+        self._submitted.append((self._pending.wire_bytes, len(batch.positions)))
+        self._writer.submit(batch)
+        self._pending = _Pending()
+        self._last_write = time.monotonic()
+
+    def drain(self, final_state: str = "running") -> None:
+        """Write everything decoded so far and wait for it (before a rebalance and at shutdown)."""
+        self._absorb(self._writer.results(wait=True))
+        if self._pending.batch or final_state != "running":
+            self._submit(final_state)
+            self._absorb(self._writer.results(wait=True))
+
+    def _absorb(self, results: list[WriteResult]) -> None:
+        """Account for committed batches and only now tell Kafka how far the group got."""
+        for result in results:
+            wire_bytes, messages = self._submitted.popleft()
+            self.totals["rows"] += result.rows
+            self.totals["bytes"] += wire_bytes
+            self.totals["messages"] += messages
+            self.totals["quarantined"] += result.quarantined
+            self.totals["replayed"] += result.skipped_messages
+            self.totals["lake_write_s"] += result.seconds
+            self.totals["lake_retries"] += result.retries
+            self._marks.update(result.watermarks)
+            self._last_commit_at = datetime.now(UTC)
+            if result.rows:
+                self.last_rows_committed_at = time.monotonic()
+        if results:
+            assigned = self._consumer.assignment()
+            offsets = {
+                tp: OffsetAndMetadata(self._marks[(tp.topic, tp.partition)] + 1, "", -1)
+                for tp in assigned
+                if (tp.topic, tp.partition) in self._marks
+            }
+            if offsets:
+                self._consumer.commit_async(offsets)
+
+    def _set_paused(self, paused: bool) -> None:
+        if paused != self._paused:
+            assigned = self._consumer.assignment()
+            (self._consumer.pause if paused else self._consumer.resume)(*assigned)
+            self._paused = paused
+
+    def seek_to_watermarks(self, assigned: set[TopicPartition]) -> None:
+        self.assigned_at = self.assigned_at or time.monotonic()
+        self._paused = False  # a new assignment starts unpaused, and drain() emptied the buffer before it
+        self._marks.update(watermarks(self._reader))
+        for tp in assigned:
+            mark = self._marks.get((tp.topic, tp.partition))
+            if mark is None:
+                self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, mark + 1)
+
+    def _caught_up(self) -> bool:
+        assigned = self._consumer.assignment()
+        if not assigned or self._pending.batch or self._writer.busy:
+            return False
+        ends = self._consumer.end_offsets(list(assigned))
+        return all(self._consumer.position(tp) >= ends[tp] for tp in assigned)
+
+    def _lag(self) -> dict[str, int]:
+        lag = {}
+        for tp in sorted(self._consumer.assignment()):
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None:
+                lag[f"{tp.topic}/{tp.partition}"] = max(
+                    0, highwater - self._marks.get((tp.topic, tp.partition), -1) - 1
+                )
+        return lag
+
+    def status(self, state: str = "running") -> dict:
+        now = time.monotonic()
+        since, rows_then, bytes_then = self._last_status
+        elapsed = max(now - since, 1e-9)
+        lag = self._lag()
+        return {
+            "loader_id": self.loader_id,
+            "state": "paused" if self._paused and state == "running" else state,
+            "elapsed_s": round(now - self._started, 3),
+            "rows_total": self.totals["rows"],
+            "bytes_total": self.totals["bytes"],
+            "messages_total": self.totals["messages"],
+            "quarantined_total": self.totals["quarantined"],
+            "replayed_messages_skipped": self.totals["replayed"],
+            "rows_per_s": (self.totals["rows"] - rows_then) / elapsed,
+            "bytes_per_s": (self.totals["bytes"] - bytes_then) / elapsed,
+            "lake_write_s": round(self.totals["lake_write_s"], 3),
+            "lake_commit_retries": self.totals["lake_retries"],
+            "lag_total": sum(lag.values()),
+            "lag_by_partition": lag,
+            "last_commit_at": self._last_commit_at.isoformat() if self._last_commit_at else None,
+        }
+
+    def _status_row(self, state: str) -> dict:
+        status = self.status(state)
+        row = {key: status[key] for key in ("loader_id", "state", "rows_per_s", "bytes_per_s", "lag_total")}
+        return {
+            **row,
+            "rows_total": status["rows_total"],
+            "quarantined_total": status["quarantined_total"],
+            "lag_by_partition": json.dumps(status["lag_by_partition"]),
+        }
+
+    def _report_if_due(self, now: float) -> None:
+        if now - self._last_status[0] >= self.options.status_interval_s:
+            self._on_status(self.status())
+            self._last_status = (now, self.totals["rows"], self.totals["bytes"])
+
+
+class _SeekToWatermark(ConsumerRebalanceListener):
+    """Called inside poll(): drain before giving partitions up, resume from the lake's watermark on assignment."""
+
+    def __init__(self, loader: Loader) -> None:
+        self.loader = loader
+
+    def on_partitions_revoked(self, revoked) -> None:
+        self.loader.drain()
+
+    def on_partitions_assigned(self, assigned) -> None:
+        self.loader.seek_to_watermarks(set(assigned))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Bulk path: a simulator Parquet run directory through the same write transaction.
+# ---------------------------------------------------------------------------------------------------------
+
+
+class RunDirectoryError(ValueError):
+    """The directory is not a simulator run directory, or a file in it breaks the contract."""
+
+
+def run_directory_files(directory: Path) -> dict[str, Path]:
+    """Raw table name -> Parquet file; the four telemetry streams are required, truth is optional."""
+    files = {name: directory / f"{name}.parquet" for name in ROW_SCHEMAS}
+    missing = [path.name for name, path in files.items() if name != TRUTH_TABLE and not path.is_file()]
+    if missing:
+        raise RunDirectoryError(f"{directory} is not a simulator run directory: missing {', '.join(missing)}")
+    return {name: path for name, path in files.items() if path.is_file()}
+
+
+def load_run_directory(settings: Settings, directory: Path) -> WriteResult:
+    """Load every stream of a run directory in one transaction; files loaded before (same sha256) are skipped."""
+    batch = Batch()
+    for name, path in run_directory_files(Path(directory)).items():
+        try:
+            rows = contract.conform(pq.read_table(path), ROW_SCHEMAS[name])
+        except ValueError as exc:
+            raise RunDirectoryError(f"{path}: {exc}") from None
+        source = str(path.resolve())
+        batch.rows.append(Rows(name, rows, source_file=source))
+        batch.files[source] = _sha256(path)
+    con = lake.connect(settings)
+    try:
+        ensure_tables(con)
+        return commit_batch(con, batch)
+    finally:
+        con.close()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

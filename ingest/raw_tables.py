@@ -1,0 +1,341 @@
+"""The raw lake tables and the one write transaction every loader path goes through.
+
+`raw.<stream>` holds the contract's columns plus provenance: `kafka_topic`, `kafka_partition`, `kafka_offset`
+for rows that came through Kafka, `source_file` for rows loaded from a Parquet run directory. DuckLake has no
+UNIQUE constraints, so exactly-once comes from `write_batch`: in ONE transaction it reads the per-partition
+watermark (append-only `raw.ingest_offsets`, read with max()) and the digests of files already loaded, drops
+anything at or below them (replay filter), and appends rows of every table, quarantined messages, the new
+watermarks and the loader's status row. A crash before COMMIT leaves nothing; a replay after it is filtered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from ingest import contract
+
+RAW = "raw"
+TRUTH_TABLE = "truth_faults"
+OFFSETS_TABLE = "ingest_offsets"
+QUARANTINE_TABLE = "quarantine"
+STATUS_TABLE = "loader_status"
+FILES_TABLE = "ingest_files"
+
+TS_US = pa.timestamp("us", tz="UTC")
+PROVENANCE_FIELDS = [
+    pa.field("kafka_topic", pa.string()),
+    pa.field("kafka_partition", pa.int32()),
+    pa.field("kafka_offset", pa.int64()),
+    pa.field("source_file", pa.string()),
+]
+PROVENANCE_COLUMNS = tuple(f.name for f in PROVENANCE_FIELDS)
+
+# Raw table name -> contract schema of its rows.
+ROW_SCHEMAS: dict[str, pa.Schema] = {
+    **{contract.TABLE_NAMES[topic]: schema for topic, schema in contract.TELEMETRY_SCHEMAS.items()},
+    TRUTH_TABLE: contract.TRUTH_FAULTS_SCHEMA,
+}
+OFFSETS_SCHEMA = pa.schema(
+    [
+        ("kafka_topic", pa.string()),
+        ("kafka_partition", pa.int32()),
+        ("last_offset", pa.int64()),
+        ("committed_at", TS_US),
+    ]
+)
+HEADER_TYPE = pa.list_(pa.struct([("key", pa.string()), ("value", pa.binary())]))
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("kafka_topic", pa.string()),
+        ("kafka_partition", pa.int32()),
+        ("kafka_offset", pa.int64()),
+        ("received_at", TS_US),
+        ("reason_code", pa.string()),
+        ("reason", pa.string()),
+        ("raw_bytes", pa.binary()),
+        ("kafka_key", pa.binary()),
+        ("headers", HEADER_TYPE),
+    ]
+)
+STATUS_SCHEMA = pa.schema(
+    [
+        ("loader_id", pa.string()),
+        ("ts", TS_US),
+        ("state", pa.string()),
+        ("rows_total", pa.int64()),
+        ("quarantined_total", pa.int64()),
+        ("rows_per_s", pa.float64()),
+        ("bytes_per_s", pa.float64()),
+        ("lag_total", pa.int64()),
+        # JSON object {"topic/partition": messages behind}, so Dagster can show lag without a Kafka client.
+        ("lag_by_partition", pa.string()),
+    ]
+)
+FILES_SCHEMA = pa.schema(
+    [
+        ("source_file", pa.string()),
+        ("sha256", pa.string()),
+        ("table_name", pa.string()),
+        ("rows", pa.int64()),
+        ("loaded_at", TS_US),
+    ]
+)
+BOOKKEEPING_SCHEMAS = {
+    OFFSETS_TABLE: OFFSETS_SCHEMA,
+    QUARANTINE_TABLE: QUARANTINE_SCHEMA,
+    STATUS_TABLE: STATUS_SCHEMA,
+    FILES_TABLE: FILES_SCHEMA,
+}
+
+
+def row_table_schema(table_name: str) -> pa.Schema:
+    """The stored shape of a raw table: contract columns, then provenance."""
+    schema = ROW_SCHEMAS[table_name]
+    return pa.schema([*schema, *PROVENANCE_FIELDS], metadata=schema.metadata)
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection, attempts: int = 5) -> None:
+    """Create the `raw` schema and its tables if missing; retried because DDL from two processes can conflict."""
+    shapes = {name: row_table_schema(name) for name in ROW_SCHEMAS} | BOOKKEEPING_SCHEMAS
+    for attempt in range(attempts):
+        try:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW}")
+            existing = {
+                name
+                for (name,) in con.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [RAW]
+                ).fetchall()
+            }
+            for name, schema in shapes.items():
+                if name not in existing:
+                    con.register("empty_shape", schema.empty_table())
+                    con.execute(f"CREATE TABLE IF NOT EXISTS {RAW}.{name} AS SELECT * FROM empty_shape")
+                    con.unregister("empty_shape")
+            return
+        except duckdb.TransactionException:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
+@dataclass(frozen=True)
+class Position:
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Contract-conforming rows for one raw table, from one Kafka message or one file."""
+
+    table_name: str
+    rows: pa.Table
+    position: Position | None = None
+    source_file: str | None = None
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    position: Position
+    received_at: datetime
+    code: str
+    reason: str
+    value: bytes | None
+    key: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+@dataclass
+class Batch:
+    rows: list[Rows] = field(default_factory=list)
+    quarantined: list[Quarantined] = field(default_factory=list)
+    # Kafka positions consumed (accepted or quarantined), so the watermark advances past both.
+    positions: list[Position] = field(default_factory=list)
+    # Files in this batch: path -> sha256; a digest already in raw.ingest_files is skipped.
+    files: dict[str, str] = field(default_factory=dict)
+    status: dict | None = None
+
+    @property
+    def row_count(self) -> int:
+        return sum(part.rows.num_rows for part in self.rows)
+
+    def __bool__(self) -> bool:
+        return bool(self.rows or self.quarantined or self.positions or self.status)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    rows: int
+    quarantined: int
+    skipped_messages: int
+    watermarks: dict[tuple[str, int], int]
+    seconds: float
+    retries: int = 0
+
+
+def watermarks(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, int], int]:
+    """Last offset stored per (topic, partition): the source of truth for where consumption resumes."""
+    sql = f"SELECT kafka_topic, kafka_partition, max(last_offset) FROM {RAW}.{OFFSETS_TABLE} GROUP BY ALL"
+    return {(topic, partition): offset for topic, partition, offset in con.execute(sql).fetchall()}
+
+
+def commit_batch(con: duckdb.DuckDBPyConnection, batch: Batch, give_up_after_s: float = 120.0) -> WriteResult:
+    """`write_batch`, retried with jittered backoff while the transaction fails to commit.
+
+    Two processes committing to a SQLite-catalog DuckLake at once make one of them fail with "database is
+    locked" (duckdb/ducklake#128, #1309); the batch is immutable and the replay filter runs again inside the
+    new transaction, so retrying can neither lose nor duplicate a message.
+    """
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        try:
+            result = write_batch(con, batch, datetime.now(UTC))
+            return replace(result, retries=attempt)
+        except duckdb.TransactionException:
+            attempt += 1
+            if time.monotonic() - started > give_up_after_s:
+                raise
+            time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0))
+
+
+def write_batch(con: duckdb.DuckDBPyConnection, batch: Batch, now: datetime) -> WriteResult:
+    """Append the batch in one transaction, minus anything already stored (see module docstring)."""
+    started = time.perf_counter()
+    con.execute("BEGIN TRANSACTION")
+    try:
+        marks = watermarks(con)
+        loaded = {digest for (digest,) in con.execute(f"SELECT sha256 FROM {RAW}.{FILES_TABLE}").fetchall()}
+
+        def fresh(position: Position | None) -> bool:
+            return position is None or position.offset > marks.get((position.topic, position.partition), -1)
+
+        rows = [p for p in batch.rows if fresh(p.position) and batch.files.get(p.source_file) not in loaded]
+        quarantined = [q for q in batch.quarantined if fresh(q.position)]
+        positions = [p for p in batch.positions if fresh(p)]
+        by_table: dict[str, list[Rows]] = defaultdict(list)
+        for part in rows:
+            by_table[part.table_name].append(part)
+        for table_name, parts in by_table.items():
+            _append(con, table_name, _with_provenance(table_name, parts))
+        new_marks = _last_offsets(positions)
+        _append(con, OFFSETS_TABLE, _offsets_table(new_marks, now))
+        _append(con, QUARANTINE_TABLE, _quarantine_table(quarantined))
+        _append(con, FILES_TABLE, _files_table(batch, rows, loaded, now))
+        if batch.status is not None:
+            _append(con, STATUS_TABLE, pa.Table.from_pylist([{**batch.status, "ts": now}], schema=STATUS_SCHEMA))
+        con.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(duckdb.TransactionException):  # a failed COMMIT has already rolled back
+            con.execute("ROLLBACK")
+        raise
+    return WriteResult(
+        rows=sum(p.rows.num_rows for p in rows),
+        quarantined=len(quarantined),
+        skipped_messages=len(batch.positions) - len(positions),
+        watermarks={**marks, **new_marks},
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _append(con: duckdb.DuckDBPyConnection, table_name: str, table: pa.Table) -> None:
+    if table.num_rows:
+        con.register("incoming", table)
+        try:
+            con.execute(f"INSERT INTO {RAW}.{table_name} BY NAME SELECT * FROM incoming")
+        finally:
+            con.unregister("incoming")
+
+
+def _repeat(values: list, counts: list[int], kind: pa.DataType) -> pa.Array:
+    """One value per part, repeated for each of its rows (nulls allowed)."""
+    return pa.array(values, kind).take(pa.array(np.repeat(np.arange(len(values)), counts)))
+
+
+def _with_provenance(table_name: str, parts: list[Rows]) -> pa.Table:
+    schema = ROW_SCHEMAS[table_name]
+    rows = pa.concat_tables([p.rows for p in parts])
+    counts = [p.rows.num_rows for p in parts]
+    positions = [p.position for p in parts]
+    columns = {
+        "kafka_topic": _repeat([p and p.topic for p in positions], counts, pa.string()),
+        "kafka_partition": _repeat([p and p.partition for p in positions], counts, pa.int32()),
+        "kafka_offset": _repeat([p and p.offset for p in positions], counts, pa.int64()),
+        "source_file": _repeat([p.source_file for p in parts], counts, pa.string()),
+    }
+    for name, column in columns.items():
+        rows = rows.append_column(name, column)
+    return duckdb_safe(rows).replace_schema_metadata(schema.metadata)
+
+
+def duckdb_safe(table: pa.Table) -> pa.Table:
+    """list<dictionary> → list<string> (what DuckDB stores anyway): DuckDB 1.5.5 hits an internal error, which
+    invalidates the whole database, when it scans such a column from a chunk whose lists are all null or empty."""
+    for index, column in enumerate(table.schema):
+        if pa.types.is_list(column.type) and pa.types.is_dictionary(column.type.value_type):
+            plain = pa.list_(column.type.value_type.value_type)
+            table = table.set_column(index, column.with_type(plain), table.column(index).cast(plain))
+    return table
+
+
+def _last_offsets(positions: list[Position]) -> dict[tuple[str, int], int]:
+    last: dict[tuple[str, int], int] = {}
+    for p in positions:
+        key = (p.topic, p.partition)
+        last[key] = max(last.get(key, -1), p.offset)
+    return last
+
+
+def _offsets_table(marks: dict[tuple[str, int], int], now: datetime) -> pa.Table:
+    return pa.Table.from_pylist(
+        [
+            {"kafka_topic": topic, "kafka_partition": partition, "last_offset": offset, "committed_at": now}
+            for (topic, partition), offset in sorted(marks.items())
+        ],
+        schema=OFFSETS_SCHEMA,
+    )
+
+
+def _quarantine_table(quarantined: list[Quarantined]) -> pa.Table:
+    return pa.Table.from_pylist(
+        [
+            {
+                "kafka_topic": q.position.topic,
+                "kafka_partition": q.position.partition,
+                "kafka_offset": q.position.offset,
+                "received_at": q.received_at,
+                "reason_code": q.code,
+                "reason": q.reason,
+                "raw_bytes": q.value,
+                "kafka_key": q.key,
+                "headers": [{"key": k, "value": v} for k, v in q.headers],
+            }
+            for q in quarantined
+        ],
+        schema=QUARANTINE_SCHEMA,
+    )
+
+
+def _files_table(batch: Batch, rows: list[Rows], loaded: set[str], now: datetime) -> pa.Table:
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for part in rows:
+        if part.source_file is not None:
+            counts[(part.source_file, part.table_name)] += part.rows.num_rows
+    return pa.Table.from_pylist(
+        [
+            {"source_file": path, "sha256": batch.files[path], "table_name": name, "rows": n, "loaded_at": now}
+            for (path, name), n in sorted(counts.items())
+            if batch.files[path] not in loaded
+        ],
+        schema=FILES_SCHEMA,
+    )

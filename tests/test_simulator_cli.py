@@ -1,0 +1,55 @@
+"""`leo-fleet simulate`: a run on disk with a one-line summary, and one-line errors for bad arguments."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines.cli import main
+
+
+def test_simulate_writes_a_run_and_prints_one_summary_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["simulate", "--controllers", "20", "--hours", "0.5", "--seed", "3", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert len(printed) == 1 and str(out) in printed[0] and "latency" in printed[0]
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["controllers"] == 20 and run["config"]["seed"] == 3
+    for name, count in run["rows"].items():
+        assert pq.ParquetFile(out / f"{name}.parquet").metadata.num_rows == count
+    assert not list(out.glob("*.partial"))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--interval-s", "7"], "must divide 3600"),
+        (["--hours", "0.001"], "at least one 60 s interval"),
+        (["--hours", "-2"], "positive finite number"),
+        (["--controllers", "ten"], "whole number"),
+        (["--controllers", "500", "--hours", "6", "--raw-samples"], "small fleets"),
+    ],
+)
+def test_bad_arguments_get_one_line_errors(tmp_path, capsys, arguments, message):
+    with pytest.raises(SystemExit) as exit_info:
+        code = main(["simulate", *arguments, "--out", str(tmp_path / "x")])
+        raise SystemExit(code)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and message in error
+
+
+def test_out_must_not_be_a_file(tmp_path, capsys):
+    target = tmp_path / "file"
+    target.write_text("")
+    assert main(["simulate", "--controllers", "5", "--hours", "0.1", "--out", str(target)]) == 2
+    assert "not a directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arguments", [[], ["--speed", "60", "--out", "x"]])
+def test_parquet_output_needs_a_directory_and_no_kafka_pacing(capsys, arguments):
+    assert main(["simulate", "--controllers", "5", "--hours", "0.1", *arguments]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "--out DIR" in error
