@@ -1,0 +1,428 @@
+"""Per-controller window features: the one feature builder behind the health score, IsolationForest and early warning.
+
+Each window is one hour per controller by default; its features describe what was known at the window's end (the
+prediction time) and use only telemetry received before it, so a model fed these features cannot peek ahead.
+Counters become epoch-aware deltas (telemetry.md §4), discrete event rows are de-duplicated by event_id, and
+trailing sums over 1 h, 6 h and 24 h give short- and long-term context. Ground truth is never an input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ingest.contract import (
+    CXL_UE_BITS,
+    DESCRIPTOR_THRESHOLD_EVENT,
+    DESCRIPTOR_UNCORRECTABLE_EVENT,
+    INVENTORY_SCHEMA,
+    LINK_SCHEMA,
+    TS,
+)
+from models.link_events import link_incidents, without_reset_downtime
+from models.resets import detect_resets
+from models.series import (
+    NS_PER_HOUR,
+    NS_PER_S,
+    Controllers,
+    epoch_deltas,
+    equals,
+    is_in,
+    numbers,
+    order_by_controller_time,
+    series_codes,
+    timestamps_ns,
+)
+
+# The latency columns features use: exact good/total counters, never the (large) bucket lists.
+LATENCY_COLUMNS = ("window_start", "controller_id", "memory_tier", "op", "count", "over_slo")
+HEALTH_COLUMNS = (
+    "controller_id",
+    "ts",
+    "counter_epoch",
+    "cor_vol_err_cnt",
+    "device_temp_c",
+    "health_status",
+    "media_status",
+    "additional_status",
+    "life_used_pct",
+)
+HEALTH_BIT_NAMES = ("maintenance_needed", "performance_degraded", "replacement_needed", "capacity_degraded")
+EVENT_COLUMNS = (
+    "event_id",
+    "controller_id",
+    "ts",
+    "record_type",
+    "severity",
+    "status",
+    "descriptor",
+    "overflow_count",
+)
+# CXL RAS uncorrectable status bits: the memory parity/ECC bits, and the link's REINIT threshold.
+CXL_MEMORY_UE_BITS = sum(1 << bit for bit, name in CXL_UE_BITS.items() if name.startswith("Memory"))
+CXL_LINK_UE_BITS = sum(1 << bit for bit, name in CXL_UE_BITS.items() if name.startswith("REINIT"))
+LINK_CE_RECORDS = ("aer_event", "cxl_aer_ce")
+LINK_COUNTERS = ("aer_cor_total", "cxl_crc_thresh_hits", "cxl_retry_thresh_hits", "recovery_entries")
+# Per-bit AER counters add nothing the total does not say to these models.
+AER_DETAIL_COUNTERS = ("rx_err", "bad_tlp", "bad_dllp", "replay_rollover", "replay_timeout")
+# Only what detectors and features read is loaded: at fleet scale the rest is gigabytes.
+ERRORS_COLUMNS = tuple(dict.fromkeys((*HEALTH_COLUMNS, *EVENT_COLUMNS, "device_ts", "reset_kind", "uptime_s")))
+LINK_COLUMNS = tuple(
+    name for name in LINK_SCHEMA.names if name not in ("host", "reason", "flit_mode", *AER_DETAIL_COUNTERS)
+)
+TRAILING_HOURS = (1, 6, 24)
+LONG_RUN_HOURS = 168
+LONG_RUN_SERIES = ("resets", "link_drops", "link_retrains", "ue_events", "threshold_events", "aer_cor_total")
+# Hours-since features saturate here: "long ago" and "never seen in this data" mean the same to a model.
+HOURS_SINCE_CAP = 24.0
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    """The four telemetry tables of one fleet run: the contract columns the detectors read (see *_COLUMNS); any
+    other column, such as the lake's kafka_* columns, may be present and is ignored."""
+
+    errors: pa.Table
+    link: pa.Table
+    latency: pa.Table
+    inventory: pa.Table
+
+    @classmethod
+    def from_run_dir(cls, run_dir: Path) -> Telemetry:
+        """Read DIR/{errors,link,latency,inventory}.parquet as written by `leo-fleet simulate`."""
+        tables = {}
+        for name, columns in (
+            ("errors", ERRORS_COLUMNS),
+            ("link", LINK_COLUMNS),
+            ("latency", LATENCY_COLUMNS),
+            ("inventory", INVENTORY_SCHEMA.names),
+        ):
+            path = Path(run_dir) / f"{name}.parquet"
+            if not path.exists():
+                raise FileNotFoundError(f"{path} is missing: not a fleet run directory")
+            tables[name] = pq.read_table(path, columns=list(columns))
+        return cls(**tables)
+
+    def controllers(self) -> Controllers:
+        return Controllers.of(self.inventory.column("controller_id"), self.errors.column("controller_id"))
+
+    def span_ns(self) -> tuple[int, int]:
+        """First and last telemetry timestamps."""
+        ts = np.concatenate([timestamps_ns(self.errors.column("ts")), timestamps_ns(self.link.column("ts"))])
+        return int(ts.min()), int(ts.max())
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Event-level outputs that features summarise and evaluation scores: computed once per run."""
+
+    resets: pa.Table
+    incidents: pa.Table
+
+    @classmethod
+    def of(cls, telemetry: Telemetry, controllers: Controllers) -> Detections:
+        """Link incidents and resets explain each other: a proven drop re-enumerates the device (a new counter
+        epoch that is not a reset), and a reset takes the link down (a down state that is not a drop)."""
+        incidents = link_incidents(telemetry.link, controllers)
+        resets = detect_resets(telemetry.errors, telemetry.link, controllers, link_drops=incidents)
+        return cls(resets=resets, incidents=without_reset_downtime(incidents, resets))
+
+
+@dataclass(frozen=True)
+class WindowFeatures:
+    """values[c, w, f]: feature f of controller c at the end of window w (NaN = not observable)."""
+
+    controllers: Controllers
+    window_ends: np.ndarray  # int64 ns: the prediction time of each window
+    names: tuple[str, ...]
+    values: np.ndarray
+    firmware: np.ndarray  # firmware version per controller (object array)
+
+    def column(self, name: str) -> np.ndarray:
+        return self.values[:, :, self.names.index(name)]
+
+    def rows(self, controller_mask: np.ndarray, window_mask: np.ndarray) -> np.ndarray:
+        """Feature matrix [n_rows, n_features] of the selected controllers × windows (controller-major)."""
+        return self.values[controller_mask][:, window_mask].reshape(-1, len(self.names))
+
+    def to_table(self) -> pa.Table:
+        """Long form: one row per controller and window, one column per feature."""
+        n_c, n_w, _ = self.values.shape
+        return pa.table(
+            {
+                "controller_id": self.controllers.ids.take(pa.array(np.repeat(np.arange(n_c), n_w))),
+                "window_end": pa.array(np.tile(self.window_ends, n_c), pa.int64()).cast(TS),
+                **{name: self.values[:, :, i].ravel() for i, name in enumerate(self.names)},
+            }
+        )
+
+
+class _Grid:
+    """Dense [controller, window] accumulation of row-level values."""
+
+    def __init__(self, n_controllers: int, start_ns: int, n_windows: int, window_ns: int) -> None:
+        self.shape = (n_controllers, n_windows)
+        self.start_ns, self.window_ns = start_ns, window_ns
+
+    def cells(self, codes: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Flat cell index of each row and whether it falls on the grid."""
+        window = (ts - self.start_ns) // self.window_ns
+        valid = (codes >= 0) & (window >= 0) & (window < self.shape[1])
+        return np.where(valid, codes * self.shape[1] + window, 0), valid
+
+    def total(self, codes: np.ndarray, ts: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        cell, valid = self.cells(codes, ts)
+        w = valid.astype(np.float64) if weights is None else np.where(valid, np.nan_to_num(weights), 0.0)
+        return np.bincount(cell, weights=w, minlength=self.shape[0] * self.shape[1]).reshape(self.shape)
+
+    def maximum(self, codes: np.ndarray, ts: np.ndarray, values: np.ndarray) -> np.ndarray:
+        cell, valid = self.cells(codes, ts)
+        valid &= ~np.isnan(values)
+        out = np.full(self.shape[0] * self.shape[1], np.nan)
+        np.fmax.at(out, cell[valid], values[valid])
+        return out.reshape(self.shape)
+
+
+def _trailing(per_window: np.ndarray, hours: int, window_h: float) -> np.ndarray:
+    """Sum of the last `hours` worth of windows up to and including each window."""
+    k = max(1, round(hours / window_h))
+    cumulative = np.cumsum(per_window, axis=1)
+    shifted = np.zeros_like(cumulative)
+    shifted[:, k:] = cumulative[:, :-k]
+    return cumulative - shifted
+
+
+def _hours_since(window_ends: np.ndarray, event_ts: list[np.ndarray]) -> np.ndarray:
+    """Hours from the latest event before each window end; HOURS_SINCE_CAP when there is none."""
+    out = np.full((len(event_ts), len(window_ends)), HOURS_SINCE_CAP)
+    for c, ts in enumerate(event_ts):
+        if len(ts):
+            idx = np.searchsorted(ts, window_ends, side="left") - 1  # strictly before the window's end
+            seen = idx >= 0
+            out[c, seen] = np.minimum((window_ends[seen] - ts[idx[seen]]) / NS_PER_HOUR, HOURS_SINCE_CAP)
+    return out
+
+
+def _forward_fill(values: np.ndarray) -> np.ndarray:
+    """Carry the last observed value forward along windows (NaN until the first observation)."""
+    n_w = values.shape[1]
+    idx = np.where(~np.isnan(values), np.arange(n_w), 0)
+    np.maximum.accumulate(idx, axis=1, out=idx)
+    return np.take_along_axis(values, idx, axis=1)
+
+
+def _per_controller_ts(codes: np.ndarray, ts: np.ndarray, n: int) -> list[np.ndarray]:
+    order = np.lexsort((ts, codes))
+    codes, ts = codes[order], ts[order]
+    bounds = np.searchsorted(codes, np.arange(n + 1))
+    return [ts[bounds[c] : bounds[c + 1]] for c in range(n)]
+
+
+def build_features(
+    telemetry: Telemetry,
+    detections: Detections,
+    controllers: Controllers,
+    *,
+    start_ns: int,
+    end_ns: int,
+    window_s: int = 3600,
+    latency_op: str = "read",
+) -> WindowFeatures:
+    """Features of every controller for every full window in [start, end).
+
+    `latency_op` is the operation of the per-controller latency SLO (slos.yaml), whose SLI the features carry.
+    """
+    window_ns = window_s * NS_PER_S
+    n_w = max(0, (end_ns - start_ns) // window_ns)
+    grid = _Grid(len(controllers), start_ns, n_w, window_ns)
+    window_ends = start_ns + window_ns * (np.arange(n_w) + 1)
+    window_h = window_s / 3600
+    per_window: dict[str, np.ndarray] = {}
+    state: dict[str, np.ndarray] = {}
+
+    _health_features(telemetry.errors, controllers, grid, per_window, state)
+    _event_row_features(telemetry.errors, controllers, grid, per_window)
+    _link_features(telemetry.link, controllers, grid, per_window, state)
+    _latency_features(telemetry.latency, controllers, grid, per_window, latency_op)
+
+    reset_codes = controllers.codes(detections.resets.column("controller_id"))
+    reset_ts = timestamps_ns(detections.resets.column("detected_ts"))
+    per_window["resets"] = grid.total(reset_codes, reset_ts)
+    incidents = detections.incidents
+    inc_codes = controllers.codes(incidents.column("controller_id"))
+    inc_ts = timestamps_ns(incidents.column("detected_ts"))
+    for kind in ("drop", "retrain"):
+        mask = equals(incidents.column("kind"), kind)
+        per_window[f"link_{kind}s"] = grid.total(inc_codes[mask], inc_ts[mask])
+
+    features: dict[str, np.ndarray] = {}
+    for name, values in per_window.items():
+        if name in ("slo_bad", "slo_total"):
+            continue
+        for hours in TRAILING_HOURS:
+            features[f"{name}_{hours}h"] = np.log1p(_trailing(values, hours, window_h))
+    # Long-run rates tell a lemon or a chronically noisy link from a one-off: a week of history, per day
+    # (less while the data is younger than a week).
+    observed_days = np.minimum(LONG_RUN_HOURS, window_h * (np.arange(n_w) + 1)) / 24
+    for name in LONG_RUN_SERIES:
+        features[f"{name}_per_day_7d"] = np.log1p(_trailing(per_window[name], LONG_RUN_HOURS, window_h) / observed_days)
+    for hours in (1, 24):
+        bad = _trailing(per_window["slo_bad"], hours, window_h)
+        total = _trailing(per_window["slo_total"], hours, window_h)
+        features[f"slo_bad_fraction_{hours}h"] = np.where(total > 0, bad / np.maximum(total, 1), 0.0)
+    # CE trend: the last 6 h against the 18 h before, both per hour (log ratio, 0 when both are quiet).
+    ce6 = _trailing(per_window["ce"], 6, window_h)
+    ce24 = _trailing(per_window["ce"], 24, window_h)
+    features["ce_trend"] = np.log1p(ce6 / 6) - np.log1p((ce24 - ce6) / 18)
+    features.update(state)
+    features["hours_since_reset"] = _hours_since(
+        window_ends, _per_controller_ts(reset_codes, reset_ts, len(controllers))
+    )
+    drops = equals(incidents.column("kind"), "drop")
+    features["hours_since_link_drop"] = _hours_since(
+        window_ends, _per_controller_ts(inc_codes[drops], inc_ts[drops], len(controllers))
+    )
+    inventory = _inventory_features(telemetry.inventory, controllers, window_ends)
+    features.update(inventory.pop("features"))
+    outages = _trailing(per_window["resets"] + per_window["link_drops"], 24, window_h)
+    # Controllers with any outage, not outages: one lemon must not make its whole cohort look bad.
+    features["cohort_outage_ratio_24h"] = _cohort_ratio((outages > 0).astype(np.float64), inventory["firmware"])
+    names = tuple(features)
+    values = np.stack([features[n] for n in names], axis=2) if names else np.empty((len(controllers), n_w, 0))
+    return WindowFeatures(controllers, window_ends, names, values, inventory["firmware"])
+
+
+def _health_features(errors: pa.Table, controllers: Controllers, grid: _Grid, per_window: dict, state: dict) -> None:
+    """Corrected-error deltas, temperature and status bits from the periodic health snapshots."""
+    snaps = errors.select(list(HEALTH_COLUMNS)).filter(
+        pa.array(equals(errors.column("record_type"), "health_snapshot"))
+    )
+    codes = controllers.codes(snaps.column("controller_id"))
+    ts = timestamps_ns(snaps.column("ts"))
+    order = order_by_controller_time(codes, ts)
+    snaps, codes, ts = snaps.take(pa.array(order)), codes[order], ts[order]
+    deltas = epoch_deltas(codes, numbers(snaps.column("counter_epoch"), 0), numbers(snaps.column("cor_vol_err_cnt"), 0))
+    per_window["ce"] = grid.total(codes, ts, deltas.values)
+    per_window["snapshots"] = grid.total(codes, ts)
+    state["temp_max_c"] = _forward_fill(grid.maximum(codes, ts, numbers(snaps.column("device_temp_c"))))
+    status = numbers(snaps.column("health_status"), 0).astype(np.int64)
+    for bit, name in enumerate(HEALTH_BIT_NAMES):
+        flagged = ((status >> bit) & 1).astype(np.float64)
+        state[name] = np.nan_to_num(_forward_fill(grid.maximum(codes, ts, flagged)))
+    media_bad = (numbers(snaps.column("media_status"), 0) != 0).astype(np.float64)
+    state["media_abnormal"] = np.nan_to_num(_forward_fill(grid.maximum(codes, ts, media_bad)))
+    additional = numbers(snaps.column("additional_status"), 0).astype(np.int64)
+    state["temp_alarm"] = np.nan_to_num(_forward_fill(grid.maximum(codes, ts, ((additional >> 2) & 3).astype(float))))
+    state["life_used_pct"] = _forward_fill(grid.maximum(codes, ts, numbers(snaps.column("life_used_pct"))))
+
+
+def _event_row_features(errors: pa.Table, controllers: Controllers, grid: _Grid, per_window: dict) -> None:
+    """Counts of discrete records, once per event_id, in the window they arrived in."""
+    events = errors.select(list(EVENT_COLUMNS)).filter(
+        pa.array(~equals(errors.column("record_type"), "health_snapshot"))
+    )
+    _, first = np.unique(events.column("event_id").to_numpy(zero_copy_only=False), return_index=True)
+    events = events.take(pa.array(np.sort(first)))
+    codes = controllers.codes(events.column("controller_id"))
+    ts = timestamps_ns(events.column("ts"))
+    record = events.column("record_type")
+    descriptor = numbers(events.column("descriptor"), 0).astype(np.int64)
+    status = numbers(events.column("status"), 0).astype(np.int64)
+    media = is_in(record, ("general_media", "dram"))
+    threshold = media & (descriptor & DESCRIPTOR_THRESHOLD_EVENT > 0)
+    per_window["threshold_events"] = grid.total(codes[threshold], ts[threshold])
+    cxl_ue = equals(record, "cxl_aer_ue")
+    # Memory UEs: uncorrectable media records, poison, CXL UEs with a memory bit. The link's own UEs (surprise
+    # down, REINIT threshold) are counted apart: they describe a drop, not the DRAM behind the controller.
+    memory_ue = (
+        (media & (descriptor & DESCRIPTOR_UNCORRECTABLE_EVENT > 0))
+        | equals(record, "poison")
+        | (cxl_ue & (status & CXL_MEMORY_UE_BITS > 0))
+    )
+    per_window["ue_events"] = grid.total(codes[memory_ue], ts[memory_ue])
+    severity = events.column("severity")
+    uncorrected = is_in(severity, ("uncorrected_nonfatal", "uncorrected_fatal"))
+    link_ue = (equals(record, "aer_event") & uncorrected) | (cxl_ue & (status & CXL_LINK_UE_BITS > 0))
+    per_window["link_ue_events"] = grid.total(codes[link_ue], ts[link_ue])
+    link_ce = is_in(record, LINK_CE_RECORDS) & equals(severity, "corrected")
+    per_window["link_ce_events"] = grid.total(codes[link_ce], ts[link_ce])
+    overflow = equals(record, "overflow")
+    per_window["overflow_events"] = grid.total(
+        codes[overflow], ts[overflow], numbers(events.column("overflow_count"), 1)[overflow]
+    )
+
+
+def _link_features(link: pa.Table, controllers: Controllers, grid: _Grid, per_window: dict, state: dict) -> None:
+    """Link-error counter deltas per port (summed) and whether the link ran degraded at the window's end."""
+    columns = [
+        "controller_id",
+        "port",
+        "ts",
+        "counter_epoch",
+        "cur_speed_gts",
+        "max_speed_gts",
+        "cur_width",
+        "max_width",
+    ]
+    snaps = link.select([*columns, *LINK_COUNTERS]).filter(pa.array(equals(link.column("event"), "snapshot")))
+    codes = controllers.codes(snaps.column("controller_id"))
+    series = series_codes(codes, snaps.column("port"))
+    ts = timestamps_ns(snaps.column("ts"))
+    order = order_by_controller_time(series, ts)
+    snaps, codes, series, ts = snaps.take(pa.array(order)), codes[order], series[order], ts[order]
+    epochs = numbers(snaps.column("counter_epoch"), 0)
+    for name in LINK_COUNTERS:
+        deltas = epoch_deltas(series, epochs, numbers(snaps.column(name), 0))
+        per_window[name] = grid.total(codes, ts, deltas.values)
+    speed_ratio = numbers(snaps.column("cur_speed_gts")) / numbers(snaps.column("max_speed_gts"))
+    width_ratio = numbers(snaps.column("cur_width")) / numbers(snaps.column("max_width"))
+    # Bandwidth lost to a downgrade, 0..1, as last seen (a link that is down reports its last trained values).
+    lost = 1.0 - np.clip(speed_ratio * width_ratio, 0.0, 1.0)
+    state["link_bandwidth_lost"] = np.nan_to_num(_forward_fill(grid.maximum(codes, ts, lost)))
+
+
+def _latency_features(latency: pa.Table, controllers: Controllers, grid: _Grid, per_window: dict, op: str) -> None:
+    """Exact over-SLO and total sample counts of the CXL tier (good/total SLI inputs, never percentiles)."""
+    rows = latency.filter(pa.array(equals(latency.column("memory_tier"), "cxl") & equals(latency.column("op"), op)))
+    codes = controllers.codes(rows.column("controller_id"))
+    ts = timestamps_ns(rows.column("window_start"))
+    per_window["slo_bad"] = grid.total(codes, ts, numbers(rows.column("over_slo"), 0))
+    per_window["slo_total"] = grid.total(codes, ts, numbers(rows.column("count"), 0))
+
+
+def _inventory_features(inventory: pa.Table, controllers: Controllers, window_ends: np.ndarray) -> dict:
+    codes = controllers.codes(inventory.column("controller_id"))
+    keep = codes >= 0
+    n_c, n_w = len(controllers), len(window_ends)
+    deployed = np.full(n_c, np.nan)
+    deployed[codes[keep]] = timestamps_ns(inventory.column("deployed_at"))[keep].astype(np.float64)
+    firmware = np.full(n_c, "unknown", dtype=object)
+    firmware[codes[keep]] = np.asarray(inventory.column("firmware_version").cast(pa.string()).to_pylist(), object)[keep]
+    dimms = np.full(n_c, np.nan)
+    dimms[codes[keep]] = numbers(inventory.column("dimm_count"))[keep]
+    age_days = (window_ends[None, :] - deployed[:, None]) / (86_400 * NS_PER_S)
+    return {
+        "features": {"age_days": age_days, "dimm_count": np.repeat(dimms[:, None], n_w, axis=1)},
+        "firmware": firmware,
+    }
+
+
+# Pseudo-controllers at the fleet rate added to every cohort: a small cohort needs real evidence to look bad.
+COHORT_PRIOR_EVENTS = 2.0
+
+
+def _cohort_ratio(events: np.ndarray, firmware: np.ndarray) -> np.ndarray:
+    """log of (cohort's share of controllers with events) / (fleet's), shrunk towards 0 for small cohorts."""
+    names, cohort = np.unique(firmware.astype(str), return_inverse=True)
+    fleet_rate = events.sum(axis=0) / max(len(firmware), 1)
+    prior_rate = np.maximum(fleet_rate, 1.0 / max(len(firmware), 1))
+    out = np.zeros_like(events)
+    for i in range(len(names)):
+        members = cohort == i
+        pooled = events[members].sum(axis=0) + COHORT_PRIOR_EVENTS * prior_rate
+        out[members] = np.log(pooled / (members.sum() + COHORT_PRIOR_EVENTS) / prior_rate)
+    return out

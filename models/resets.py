@@ -1,0 +1,334 @@
+"""Controller resets, explicit and inferred, each with its detection time (telemetry.md §4).
+
+An explicit reset is a `controller_reset` row. A silent one leaves no row: only a counter epoch that moves on, an
+uptime that restarts, cumulative counters that start again from zero, and a hole in the snapshots while the device
+was away. Each trace is evidence with the interval in which the reset must have happened; overlapping evidence is
+one reset, detected when its first piece of evidence arrived. A hole alone is not a reset (a collector or rack
+outage looks the same) unless the configuration says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from ingest.contract import TS
+from models.series import (
+    NS_PER_S,
+    NULL_TS,
+    Controllers,
+    epoch_deltas,
+    equals,
+    group_starts,
+    numbers,
+    order_by_controller_time,
+    running_max_per_group,
+    series_codes,
+    timestamps_ns,
+)
+
+RESETS_SCHEMA = pa.schema(
+    [
+        pa.field("controller_id", pa.string(), nullable=False),
+        pa.field("reset_ts", TS, nullable=False),  # best estimate of when the controller went down
+        pa.field("detected_ts", TS, nullable=False),  # arrival of the first evidence
+        pa.field("silent", pa.bool_(), nullable=False),  # no controller_reset row reported it
+        pa.field("reset_kind", pa.string()),  # from the explicit row; null when silent
+        pa.field("evidence", pa.string(), nullable=False),  # comma-separated: row, epoch, uptime, counter, gap
+    ]
+)
+
+# Evidence kinds, strongest first: the reset time is taken from the strongest piece that carries one.
+EVIDENCE = ("row", "uptime", "epoch", "counter", "gap")
+
+
+@dataclass(frozen=True)
+class ResetConfig:
+    """Tunables; the snapshot interval itself is measured from the data."""
+
+    # Uptime may lag wall-clock by polling jitter; a restart must undercut the expected uptime by more than this.
+    uptime_tolerance_s: float = 30.0
+    # A hole longer than this many snapshot intervals is a telemetry gap.
+    gap_intervals: float = 2.5
+    # Clock and rounding tolerance when evidence times are compared (uptime counts whole seconds).
+    merge_slack_s: float = 2.0
+    # Longest time from a reset (its row) to the device counting uptime again (media ready: up to 60 s).
+    max_downtime_s: float = 120.0
+    # Count a telemetry gap without any other trace as a reset.
+    gap_alone_is_reset: bool = False
+    # Which traces are used; ("row", "gap") with gap_alone_is_reset is the static heartbeat baseline.
+    evidence: tuple[str, ...] = EVIDENCE
+
+
+_COLUMNS = ("code", "lo", "hi", "detected", "kind", "epoch_lo", "epoch_hi", "reset_kind")
+UNKNOWN_EPOCH = -1
+
+
+@dataclass
+class _Evidence:
+    """Columns of evidence rows: the reset happened in [lo, hi] and opened an epoch in [epoch_lo, epoch_hi]
+    (UNKNOWN_EPOCH when the trace does not say); `detected` is when the row carrying it arrived."""
+
+    parts: list[dict[str, np.ndarray]]
+
+    def add(self, kind: str, code, lo, hi, detected, *, epoch=None, epoch_lo=None, reset_kind=None) -> None:
+        n = len(code)
+        epoch = np.full(n, UNKNOWN_EPOCH) if epoch is None else np.asarray(epoch, np.int64)
+        part = {
+            "code": code,
+            "lo": lo,
+            "hi": hi,
+            "detected": detected,
+            "kind": np.full(n, EVIDENCE.index(kind)),
+            "epoch_lo": epoch if epoch_lo is None else epoch_lo,
+            "epoch_hi": epoch,
+        }
+        self.parts.append({name: np.asarray(v, np.int64) for name, v in part.items()})
+        self.parts[-1]["reset_kind"] = np.asarray([None] * n if reset_kind is None else reset_kind, object)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        if not self.parts:
+            return {name: np.empty(0, object if name == "reset_kind" else np.int64) for name in _COLUMNS}
+        return {name: np.concatenate([p[name] for p in self.parts]) for name in _COLUMNS}
+
+
+def detect_resets(
+    errors: pa.Table,
+    link: pa.Table,
+    controllers: Controllers,
+    config: ResetConfig | None = None,
+    link_drops: pa.Table | None = None,
+) -> pa.Table:
+    """Explicit and inferred resets in RESETS_SCHEMA, one row per reset, sorted by controller and time.
+
+    `link_drops` (link_events.INCIDENTS_SCHEMA) explain traces: re-enumeration after a drop also opens a new
+    counter epoch, so an inferred reset whose traces coincide with a drop's start or link-up is that drop.
+    """
+    config = config or ResetConfig()
+    evidence = _Evidence([])
+    _explicit_rows(errors, controllers, evidence)
+    _epoch_changes(errors, link, controllers, evidence)
+    _health_restarts(errors, controllers, config, evidence)
+    _link_counter_restarts(link, controllers, evidence)
+    arrays = evidence.arrays()
+    used = np.isin(arrays["kind"], [EVIDENCE.index(kind) for kind in config.evidence])
+    drops = _drop_times(link_drops, controllers) if link_drops is not None else {}
+    return _merge({name: values[used] for name, values in arrays.items()}, controllers, config, drops)
+
+
+def _drop_times(incidents: pa.Table, controllers: Controllers) -> dict[int, np.ndarray]:
+    """Sorted start and link-up times of each controller's drops that rows or counters (not states) prove."""
+    kind = equals(incidents.column("kind"), "drop")
+    evidence = np.asarray(incidents.column("evidence").to_pylist(), dtype=object)
+    proven = kind & np.array([e != "state" for e in evidence], dtype=bool)
+    codes = controllers.codes(incidents.column("controller_id"))[proven]
+    start = timestamps_ns(incidents.column("start_ts"))[proven]
+    end = timestamps_ns(incidents.column("end_ts"))[proven]
+    times: dict[int, list[int]] = {}
+    for code, t0, t1 in zip(codes.tolist(), start.tolist(), end.tolist(), strict=True):
+        times.setdefault(code, []).extend(t for t in (t0, t1) if t != NULL_TS)
+    return {code: np.sort(np.asarray(ts, np.int64)) for code, ts in times.items()}
+
+
+def _explicit_rows(errors: pa.Table, controllers: Controllers, evidence: _Evidence) -> None:
+    mask = equals(errors.column("record_type"), "controller_reset")
+    rows = errors.filter(pa.array(mask))
+    # At-least-once delivery may repeat a row: one reset per event_id.
+    _, first = np.unique(rows.column("event_id").to_numpy(zero_copy_only=False), return_index=True)
+    rows = rows.take(pa.array(np.sort(first)))
+    ts = timestamps_ns(rows.column("ts"))
+    device_ts = timestamps_ns(rows.column("device_ts"))
+    when = np.where(device_ts != NULL_TS, device_ts, ts)
+    kinds = np.asarray(rows.column("reset_kind").cast(pa.string()).to_pylist(), object)
+    codes = controllers.codes(rows.column("controller_id"))
+    epoch = numbers(rows.column("counter_epoch"), 0)
+    evidence.add("row", codes, when, when, ts, epoch=epoch, reset_kind=kinds)
+
+
+def _epoch_changes(errors: pa.Table, link: pa.Table, controllers: Controllers, evidence: _Evidence) -> None:
+    """The highest counter epoch seen on any row of either stream moves on: a reset since the previous row."""
+    codes = np.concatenate(
+        [controllers.codes(errors.column("controller_id")), controllers.codes(link.column("controller_id"))]
+    )
+    ts = np.concatenate([timestamps_ns(errors.column("ts")), timestamps_ns(link.column("ts"))])
+    epochs = np.concatenate(
+        [numbers(errors.column("counter_epoch"), 0), numbers(link.column("counter_epoch"), 0)]
+    ).astype(np.int64)
+    order = order_by_controller_time(codes, ts)
+    order = order[codes[order] >= 0]
+    codes, ts, epochs = codes[order], ts[order], epochs[order]
+    first = group_starts(codes)
+    high = running_max_per_group(epochs, first)
+    moved = np.flatnonzero(~first & (high > np.roll(high, 1)))
+    # Several resets between two rows move the epoch by several: each of those epochs is accounted for.
+    evidence.add(
+        "epoch", codes[moved], ts[moved - 1], ts[moved], ts[moved], epoch=high[moved], epoch_lo=high[moved - 1] + 1
+    )
+
+
+def _health_snapshots(errors: pa.Table, controllers: Controllers) -> tuple[np.ndarray, np.ndarray, pa.Table]:
+    mask = equals(errors.column("record_type"), "health_snapshot")
+    snaps = errors.select(["controller_id", "ts", "uptime_s", "counter_epoch", "cor_vol_err_cnt"]).filter(
+        pa.array(mask)
+    )
+    codes = controllers.codes(snaps.column("controller_id"))
+    ts = timestamps_ns(snaps.column("ts"))
+    order = order_by_controller_time(codes, ts)
+    order = order[codes[order] >= 0]
+    return codes[order], ts[order], snaps.take(pa.array(order))
+
+
+def _health_restarts(errors: pa.Table, controllers: Controllers, config: ResetConfig, evidence: _Evidence) -> None:
+    """Uptime restarts, corrected-error counters starting again, and telemetry gaps in the health snapshots."""
+    codes, ts, snaps = _health_snapshots(errors, controllers)
+    if len(ts) < 2:
+        return
+    cont = ~group_starts(codes)[1:]  # row i+1 continues row i's controller
+    prev_ts, cur_ts, cur_codes = ts[:-1][cont], ts[1:][cont], codes[1:][cont]
+    uptime = numbers(snaps.column("uptime_s"))
+    expected = uptime[:-1][cont] + (cur_ts - prev_ts) / NS_PER_S
+    restarted = uptime[1:][cont] + config.uptime_tolerance_s < expected
+    went_down = cur_ts - (uptime[1:][cont] * NS_PER_S).astype(np.int64)
+    sel = np.flatnonzero(restarted)
+    # The uptime pins the moment to within polling jitter, clamped to the interval it must lie in.
+    moment = np.clip(went_down[sel], prev_ts[sel], cur_ts[sel])
+    epoch = numbers(snaps.column("counter_epoch"), 0)[1:][cont][sel]
+    evidence.add("uptime", cur_codes[sel], moment, moment, cur_ts[sel], epoch=epoch)
+
+    deltas = epoch_deltas(codes, numbers(snaps.column("counter_epoch"), 0), numbers(snaps.column("cor_vol_err_cnt"), 0))
+    sel = np.flatnonzero(deltas.decreased[1:][cont])
+    evidence.add("counter", cur_codes[sel], prev_ts[sel], cur_ts[sel], cur_ts[sel])
+
+    interval_ns = float(np.median(cur_ts - prev_ts))
+    sel = np.flatnonzero(cur_ts - prev_ts > config.gap_intervals * interval_ns)
+    evidence.add("gap", cur_codes[sel], prev_ts[sel], cur_ts[sel], cur_ts[sel])
+
+
+def _link_counter_restarts(link: pa.Table, controllers: Controllers, evidence: _Evidence) -> None:
+    """The link's cumulative AER total falls within one epoch: the device-side counters were zeroed."""
+    mask = equals(link.column("event"), "snapshot")
+    snaps = link.select(["controller_id", "port", "ts", "counter_epoch", "aer_cor_total"]).filter(pa.array(mask))
+    codes = controllers.codes(snaps.column("controller_id"))
+    series = series_codes(codes, snaps.column("port"))
+    ts = timestamps_ns(snaps.column("ts"))
+    order = order_by_controller_time(series, ts)
+    order = order[codes[order] >= 0]
+    series, ts = series[order], ts[order]
+    epochs = numbers(snaps.column("counter_epoch"), 0)[order]
+    deltas = epoch_deltas(series, epochs, numbers(snaps.column("aer_cor_total"), 0)[order])
+    sel = np.flatnonzero(deltas.decreased)
+    evidence.add("counter", codes[order][sel], ts[sel - 1], ts[sel], ts[sel])
+
+
+def _merge(
+    ev: dict[str, np.ndarray], controllers: Controllers, config: ResetConfig, drops: dict[int, np.ndarray]
+) -> pa.Table:
+    """Group evidence per controller into resets.
+
+    Rows and uptime restarts pin a reset to a moment, so a reset loop stays a loop however tight. Interval
+    evidence (epoch, counter, gap) joins the reset whose moments it contains, which can only make detection
+    earlier. Resets without a row that coincide with a proven link drop are that drop.
+    """
+    order = np.lexsort((ev["lo"], ev["code"]))
+    ev = {name: values[order] for name, values in ev.items()}
+    codes = ev["code"].astype(np.int64)
+    rows = []
+    for lo, hi in zip(*_group_ranges(codes), strict=True):
+        for members in _clusters(ev, np.arange(lo, hi), config):
+            row = _reset_row(ev, members, config, drops.get(int(codes[lo])))
+            if row is not None:
+                rows.append((int(codes[lo]), *row))
+    columns = list(zip(*rows, strict=True)) if rows else [[]] * 6
+    return pa.table(
+        {
+            "controller_id": controllers.ids.take(pa.array(columns[0], pa.int64())),
+            "reset_ts": pa.array(columns[1], pa.int64()).cast(TS),
+            "detected_ts": pa.array(columns[2], pa.int64()).cast(TS),
+            "silent": pa.array(columns[3], pa.bool_()),
+            "reset_kind": pa.array(columns[4], pa.string()),
+            "evidence": pa.array(columns[5], pa.string()),
+        },
+        schema=RESETS_SCHEMA,
+    ).sort_by([("controller_id", "ascending"), ("reset_ts", "ascending")])
+
+
+def _group_ranges(sorted_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    starts = np.flatnonzero(group_starts(sorted_codes))
+    return starts, np.append(starts[1:], len(sorted_codes))
+
+
+_PRECISE = (EVIDENCE.index("row"), EVIDENCE.index("uptime"))
+
+
+def _clusters(ev: dict[str, np.ndarray], idx: np.ndarray, config: ResetConfig) -> list[list[int]]:
+    """One controller's evidence (sorted by lo) grouped into resets.
+
+    Every row is a reset (rows are de-duplicated upstream), and so is every uptime restart; an uptime restart
+    belongs to a row of the same counter epoch when the device came back within `max_downtime_s` of it.
+    Interval evidence then joins the first reset it is consistent with (time, and epoch when known), or forms
+    resets from overlapping intervals.
+    """
+    slack = int(config.merge_slack_s * NS_PER_S)
+    downtime = int(config.max_downtime_s * NS_PER_S)
+    kinds = ev["kind"][idx]
+    anchors: list[list[int]] = [[i] for i in idx[kinds == EVIDENCE.index("row")].tolist()]
+    taken = np.zeros(len(anchors), dtype=bool)
+    for i in idx[kinds == EVIDENCE.index("uptime")].tolist():
+        match = [
+            j
+            for j, a in enumerate(anchors[: len(taken)])
+            if not taken[j]
+            and ev["epoch_hi"][a[0]] == ev["epoch_hi"][i]
+            and ev["lo"][i] - downtime <= ev["lo"][a[0]] <= ev["lo"][i] + slack
+        ]
+        if match:
+            anchors[match[-1]].append(i)
+            taken[match[-1]] = True
+        else:
+            anchors.append([i])
+    anchors.sort(key=lambda members: int(ev["lo"][members[0]]))
+    first = np.array([min(ev["lo"][m] for m in a) for a in anchors], dtype=np.int64)
+    last = np.array([max(ev["lo"][m] for m in a) for a in anchors], dtype=np.int64)
+    epoch = np.array([ev["epoch_hi"][a[0]] for a in anchors], dtype=np.int64)
+    loose: list[list[int]] = []
+    reach = np.iinfo(np.int64).min
+    for i in idx[~np.isin(kinds, _PRECISE)].tolist():
+        fits = (last >= ev["lo"][i] - slack) & (first <= ev["hi"][i] + slack)
+        if ev["epoch_hi"][i] != UNKNOWN_EPOCH:
+            fits &= (epoch >= ev["epoch_lo"][i]) & (epoch <= ev["epoch_hi"][i])
+        if fits.any():
+            anchors[int(np.argmax(fits))].append(i)
+        elif loose and ev["lo"][i] <= reach:
+            loose[-1].append(i)
+            reach = max(reach, int(ev["hi"][i]) + slack)
+        else:
+            loose.append([i])
+            reach = int(ev["hi"][i]) + slack
+    return anchors + loose
+
+
+def _reset_row(ev: dict[str, np.ndarray], members: list[int], config: ResetConfig, drop_times: np.ndarray | None):
+    """(reset_ts, detected_ts, silent, reset_kind, evidence) of one cluster, or None if it is not a reset."""
+    members = np.asarray(members)
+    kinds = ev["kind"][members]
+    if not config.gap_alone_is_reset and (kinds == EVIDENCE.index("gap")).all():
+        return None
+    explicit = members[kinds == EVIDENCE.index("row")]
+    lo, hi = int(ev["lo"][members].max()), int(ev["hi"][members].min())
+    if not len(explicit) and drop_times is not None:
+        slack = int(config.merge_slack_s * NS_PER_S)
+        after = drop_times[np.searchsorted(drop_times, int(ev["lo"][members].min()) - slack) :]
+        if len(after) and after[0] <= int(ev["hi"][members].max()) + slack:
+            return None
+    strongest = members[np.argmin(kinds)]
+    # A precise moment when there is one; else the middle of the interval every trace agrees on.
+    moment = int(ev["lo"][strongest]) if kinds.min() in _PRECISE else (lo + max(hi, lo)) // 2
+    return (
+        moment,
+        int(ev["detected"][members].min()),
+        not len(explicit),
+        ev["reset_kind"][explicit[0]] if len(explicit) else None,
+        ",".join(EVIDENCE[k] for k in sorted(set(kinds.tolist()))),
+    )

@@ -1,0 +1,89 @@
+import math
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from models.anomaly import (
+    ModelMismatchError,
+    event_rate_anomalies,
+    load_model,
+    poisson_sf,
+    save_model,
+    score_windows,
+    smoothed_alarms,
+    train_isolation_forest,
+)
+from models.features import WindowFeatures
+from models.series import NS_PER_HOUR, Controllers
+
+
+def _features(values: np.ndarray, names: tuple[str, ...], firmware: list[str] | None = None) -> WindowFeatures:
+    n_c, n_w, _ = values.shape
+    ids = Controllers(pa.array([f"c{i:03d}" for i in range(n_c)]))
+    firmware = np.array(firmware or ["1.0"] * n_c, dtype=object)
+    return WindowFeatures(ids, NS_PER_HOUR * (np.arange(n_w) + 1), names, values, firmware)
+
+
+def test_poisson_tail_matches_the_closed_form():
+    assert poisson_sf(np.array([0]), np.array([2.0]))[0] == 1.0
+    assert poisson_sf(np.array([1]), np.array([1.0]))[0] == pytest.approx(1 - math.exp(-1))
+    expected = 1 - math.exp(-0.5) * (1 + 0.5 + 0.125)
+    assert poisson_sf(np.array([3]), np.array([0.5]))[0] == pytest.approx(expected)
+
+
+def test_reset_loops_flapping_links_and_bad_cohorts_stand_out_from_the_fleet():
+    names = ("resets_24h", "link_drops_24h", "link_retrains_24h")
+    counts = np.zeros((60, 3, 3))
+    counts[:, :, 0] = np.arange(60)[:, None] % 10 == 0  # six controllers with one ordinary reset each
+    counts[7, 2, 0] = 6  # a reset loop in the last window
+    counts[9, :, 1:] = 3  # a flapping link: 3 drops + 3 retrains in every window
+    firmware = ["2.5.0" if i >= 40 else "2.6.0" for i in range(60)]
+    counts[40:, 1, 1] = 1  # the whole 2.5.0 cohort drops once in window 1
+    table = event_rate_anomalies(_features(np.log1p(counts), names, firmware)).to_pylist()
+    flagged = {(r["scope"], r["subject"], r["kind"], int(r["window_end"].timestamp() // 3600)) for r in table}
+    assert ("controller", "c007", "reset_loop", 3) in flagged
+    assert {("controller", "c009", "flapping_link", w) for w in (1, 2, 3)} <= flagged
+    assert ("cohort", "2.5.0", "firmware_cohort", 2) in flagged
+    ordinary = {f"c{i:03d}" for i in range(0, 60, 10)}
+    assert not {r["subject"] for r in table if r["kind"] == "reset_loop"} & ordinary
+    assert "2.6.0" not in {r["subject"] for r in table}
+
+
+def test_isolation_forest_is_versioned_checksummed_and_refuses_other_features(tmp_path):
+    rng = np.random.default_rng(7)
+    names = ("a", "b", "c")
+    values = rng.normal(size=(80, 10, 3))
+    values[3, 9] = [9.0, -9.0, 9.0]  # one odd window
+    values[5, 4, 1] = np.nan  # an unobservable feature is filled with the training median
+    features = _features(values, names)
+    train_rows = np.ones(80, bool), np.arange(10) < 8  # the odd window is not in training
+    model = train_isolation_forest(features, *train_rows, seed=0, n_estimators=50)
+    assert save_model(model, tmp_path).version == 1
+    assert save_model(model, tmp_path).version == 2
+    loaded = load_model(tmp_path)
+    assert loaded.metadata.version == 2
+    assert loaded.metadata.feature_names == list(names)
+    assert loaded.metadata.training_rows == 640
+    scores = score_windows(loaded, features)
+    assert np.isfinite(scores).all()
+    assert scores[3, 9] == scores.max() and scores[3, 9] > loaded.metadata.alarm_threshold
+
+    with pytest.raises(ModelMismatchError, match="missing \\['c'\\]"):
+        score_windows(loaded, _features(values[:, :, :2], ("a", "b")))
+    with pytest.raises(ModelMismatchError, match="different order"):
+        score_windows(loaded, _features(values, ("b", "a", "c")))
+    (tmp_path / "iforest-v1.pkl").write_bytes(b"tampered")
+    with pytest.raises(ValueError, match="checksum"):
+        load_model(tmp_path, version=1)
+    with pytest.raises(FileNotFoundError, match="version 9"):
+        load_model(tmp_path, version=9)
+    with pytest.raises(FileNotFoundError, match="train one first"):
+        load_model(tmp_path / "empty")
+
+
+def test_alarms_are_smoothed_then_snoozed():
+    scores = np.array([[0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1]], dtype=float)
+    alarms = smoothed_alarms(scores, threshold=1.0, smooth_n=2, snooze_n=3)
+    # A single high window is not enough; two in a row are (window 4); then 3 quiet windows; window 8 is low.
+    assert np.flatnonzero(alarms[0]).tolist() == [4, 11]

@@ -1,0 +1,163 @@
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from models.evaluation import (
+    alarm_episodes,
+    failure_labels,
+    held_out_controllers,
+    min_cost_threshold,
+    score_events,
+    score_ranking,
+    truth_events,
+)
+from models.series import NS_PER_HOUR, NS_PER_S, NULL_TS, Controllers
+from tests.models.tables import at, truth
+
+S = NS_PER_S
+
+
+def test_alarms_merge_into_episodes_measured_from_the_episode_start():
+    codes = np.array([0, 0, 0, 0, 1])
+    ts = np.array([0, 30, 59, 61, 30]) * S
+    ep_codes, ep_ts = alarm_episodes(codes, ts, cooldown_ns=60 * S)
+    assert ep_codes.tolist() == [0, 0, 1]
+    assert (ep_ts // S).tolist() == [0, 61, 30]
+
+
+def test_event_windows_count_hits_misses_false_episodes_and_delays():
+    # Controller 0: event at 100 s detected at 130 s (plus a duplicate alarm in cooldown), event at 1000 s missed.
+    # Controller 1: an alarm with no event: one false episode. Controller 2: event detected 10 s early, inside pre.
+    score = score_events(
+        np.array([0, 0, 2]),
+        np.array([100, 1000, 500]) * S,
+        np.array([0, 0, 1, 2]),
+        np.array([130, 150, 400, 490]) * S,
+        pre_ns=20 * S,
+        post_ns=300 * S,
+        cooldown_ns=60 * S,
+        controller_days=2.0,
+    )
+    assert (score.events, score.detected, score.episodes, score.false_episodes) == (3, 2, 3, 1)
+    assert score.recall == pytest.approx(2 / 3)
+    assert score.precision == pytest.approx(2 / 3)
+    assert score.f1 == pytest.approx(2 / 3)
+    assert sorted(score.delays_s.tolist()) == [-10.0, 30.0]
+    assert score.median_delay_s == pytest.approx(10.0)
+    assert score.alarms_per_controller_day == pytest.approx(0.5)
+    assert score.cost(cost_fn=10, cost_fp=1) == 11
+
+
+def test_early_warning_windows_need_the_alarm_before_the_minimum_lead():
+    day, lead = 24 * NS_PER_HOUR, 900 * S
+    event = np.array([10 * day])
+
+    def alarm_before(ahead_ns: int):
+        one = np.array([0])
+        return score_events(
+            one, event, one, event - ahead_ns, pre_ns=day, post_ns=-lead, cooldown_ns=day, controller_days=1
+        )
+
+    too_late, in_time = alarm_before(60 * S), alarm_before(3 * NS_PER_HOUR)
+    assert (too_late.detected, too_late.false_episodes) == (0, 1)
+    assert (in_time.detected, in_time.false_episodes, in_time.delays_s.tolist()) == (1, 0, [-3 * 3600.0])
+
+
+def test_counting_ranges_keep_edge_alarms_from_becoming_false_or_missed():
+    score = score_events(
+        np.array([0, 0]),
+        np.array([50, 5000]) * S,
+        np.array([0, 0]),
+        np.array([70, 9000]) * S,
+        pre_ns=0,
+        post_ns=60 * S,
+        cooldown_ns=60 * S,
+        controller_days=1,
+        events_counted=(0, 4000 * S),
+        episodes_counted=(0, 4000 * S),
+    )
+    assert (score.events, score.detected, score.episodes, score.false_episodes) == (1, 1, 1, 0)
+
+
+def test_ranking_metrics_and_the_cost_optimal_threshold():
+    labels = np.array([0, 0, 0, 1, 1])
+    perfect = score_ranking(labels, np.array([0.1, 0.2, 0.3, 0.8, 0.9]))
+    assert (perfect.pr_auc, perfect.roc_auc, perfect.base_rate) == (1.0, 1.0, 0.4)
+    assert score_ranking(labels, -np.array([0.1, 0.2, 0.3, 0.8, 0.9])).roc_auc == 0.0
+    # Positives at 0.25 and 0.8, negatives above both (0.9) and between them (0.3).
+    risk = np.array([0.1, 0.3, 0.9, 0.25, 0.8])
+    # A miss costs 10, a false alarm 1: two false alarms are cheaper than missing the 0.25 positive.
+    assert min_cost_threshold(labels, risk, cost_fn=10, cost_fp=1) == 0.25
+    # A false alarm costs 10: catching anything costs more than missing both.
+    assert min_cost_threshold(labels, risk, cost_fn=1, cost_fp=10) == np.inf
+    assert min_cost_threshold(np.zeros(3), np.array([0.1, 0.2, 0.3]), cost_fn=1, cost_fp=1) == np.inf
+
+
+def test_held_out_controllers_are_a_stable_hash_split():
+    ids = Controllers(pa.array([f"0x{i:016x}" for i in range(2000)]))
+    mask = held_out_controllers(ids, 0.3)
+    assert abs(mask.mean() - 0.3) < 0.04
+    reordered = Controllers(pa.array(list(reversed(ids.ids.to_pylist()))))
+    assert held_out_controllers(reordered, 0.3).tolist() == list(reversed(mask.tolist()))
+
+
+def test_truth_events_and_failure_labels_follow_horizon_and_minimum_lead():
+    table = truth(
+        {"controller_id": "a", "kind": "controller_reset", "onset_ts": at(7200), "details": '{"silent": true}'},
+        {"controller_id": "a", "kind": "controller_reset", "onset_ts": at(9000), "details": '{"silent": false}'},
+        {"controller_id": "b", "kind": "ue", "onset_ts": at(3600 + 600)},
+        {"controller_id": "z", "kind": "ue", "onset_ts": at(100)},  # not a controller under test
+    )
+    controllers = Controllers(pa.array(["a", "b"]))
+    codes, onsets = truth_events(table, controllers, ("controller_reset",), silent=True)
+    assert codes.tolist() == [0] and onsets.tolist() == [int(at(7200).timestamp()) * S]
+    codes, onsets = truth_events(table, controllers, ("controller_reset", "ue"))
+    window_ends = np.array([int(at(h * 3600).timestamp()) * S for h in range(4)])
+    labels = failure_labels(codes, onsets, 2, window_ends, horizon_ns=2 * NS_PER_HOUR, min_lead_ns=900 * S)
+    # a: resets at 2 h and 2.5 h are within (end + 15 min, end + 2 h] of window ends 0 h, 1 h and (2.5 h) 1 h, 2 h.
+    assert labels[0].tolist() == [True, True, True, False]
+    # b: UE 10 min after the 1 h window end is inside the minimum lead: only the 0 h window sees it.
+    assert labels[1].tolist() == [True, False, False, False]
+    # Precursors: a's 2 h reset announced from 1 h on, its 2.5 h reset never; b's UE from 0 h.
+    precursors = np.array([window_ends[1], NULL_TS, window_ends[0]])
+    visible = failure_labels(
+        codes, onsets, 2, window_ends, horizon_ns=2 * NS_PER_HOUR, min_lead_ns=900 * S, visible_from=precursors
+    )
+    assert visible.tolist() == [[False, True, False, False], [True, False, False, False]]
+
+
+def _table(markdown: str) -> dict[tuple[str, str], tuple[str, str]]:
+    rows = [line.strip("|").split(" | ") for line in markdown.splitlines()[2:]]
+    return {(r[0].strip(), r[1].strip()): (r[2].strip(), r[3].strip()) for r in rows}
+
+
+def test_held_out_evaluation_command_reports_every_detector_beside_its_baseline(fleet_dir, tmp_path, capsys):
+    from models.holdout import main
+
+    out = tmp_path / "quality.md"
+    models = tmp_path / "models"
+    assert (
+        main(["--train", str(fleet_dir), "--split-hours", "60", "--model-dir", str(models), "--markdown", str(out)])
+        == 0
+    )
+    assert "Held-out detector quality" in capsys.readouterr().out
+    table = _table(out.read_text())
+    interval = float(table["protocol", "link snapshot interval (s)"][0])
+    for section in ("resets", "link drops"):
+        f1, baseline_f1 = map(float, table[section, "F1"])
+        assert f1 >= 0.95 and f1 > baseline_f1
+        assert float(table[section, "median delay (s)"][0]) <= interval
+    assert float(table["resets", "silent resets: recall"][0]) >= 0.9
+    warning, static = map(float, table["early warning (UE/reset/drop in 24 h)", "PR-AUC (random = base rate)"])
+    assert warning > static
+    assert (models / "iforest-v1.json").exists()
+
+
+def test_bad_input_is_refused_in_one_line(fleet_run, tmp_path, capsys):
+    from models.holdout import Protocol, main, protocol_splits
+
+    with pytest.raises(ValueError, match="too short for the protocol"):
+        protocol_splits(fleet_run, fleet_run, Protocol(split_h=30))
+    assert main(["--train", str(tmp_path)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "truth_faults.parquet is missing" in error and "\n" not in error
