@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/leo-fleet simulate --controllers 200 --hours 6 --out out/demo
+	$(BIN)/leo-fleet demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

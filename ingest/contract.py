@@ -424,6 +424,9 @@ TABLE_NAMES: dict[str, str] = {
     TOPIC_INVENTORY: "inventory",
 }
 
+# The column that places each telemetry stream's rows in time (and in an hourly partition).
+TIME_COLUMNS: dict[str, str] = {TOPIC_ERRORS: "ts", TOPIC_LINK: "ts", TOPIC_LATENCY: "window_start"}
+
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """Cast `table` to `schema` exactly (names, order, types, nullability); raise ValueError on any mismatch.

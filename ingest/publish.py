@@ -23,8 +23,6 @@ from ingest.raw_tables import TRUTH_TABLE, Batch, Rows, commit_batch, ensure_tab
 from ingest.settings import Settings
 from ingest.simulator import SimChunk, Simulation
 
-# The column that places each stream's rows in simulated time.
-TIME_COLUMNS = {contract.TOPIC_ERRORS: "ts", contract.TOPIC_LINK: "ts", contract.TOPIC_LATENCY: "window_start"}
 # Live mode sends at most this often (wall seconds), so high speeds still produce sizeable messages.
 MIN_TICK_WALL_S = 1.0
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -61,7 +59,7 @@ def publish_simulation(
                     commit_batch(con, Batch(rows=[Rows(TRUTH_TABLE, chunk.truth)]))
                     truth_rows += chunk.truth.num_rows
                 if clock is None:
-                    for topic in TIME_COLUMNS:
+                    for topic in contract.TIME_COLUMNS:
                         producer.send(topic, getattr(chunk, contract.TABLE_NAMES[topic]))
                 else:
                     tick = timedelta(seconds=max(simulation.config.interval_s, speed * MIN_TICK_WALL_S))
@@ -107,7 +105,7 @@ def _ticks(chunk: SimChunk, tick: timedelta) -> Iterator[tuple[datetime, dict[st
         moment += tick
     edge_ns = [(edge - EPOCH) // timedelta(microseconds=1) * 1000 for edge in edges]
     slices = {}
-    for topic, column in TIME_COLUMNS.items():
+    for topic, column in contract.TIME_COLUMNS.items():
         table = getattr(chunk, contract.TABLE_NAMES[topic])
         times = table.column(column).cast(pa.int64()).to_numpy()
         order = np.argsort(times, kind="stable")

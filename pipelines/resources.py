@@ -27,6 +27,11 @@ class LakeResource(dg.ConfigurableResource):
         settings = Settings.from_env()
         return settings.with_data_dir(Path(self.data_dir)) if self.data_dir else settings
 
+    @property
+    def model_dir(self) -> Path:
+        """Versioned model files (anomaly model): next to the lake, so one data dir holds everything."""
+        return self.settings.data_dir / "models"
+
     @contextmanager
     def connection(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         con = connect(self.settings, read_only=read_only)

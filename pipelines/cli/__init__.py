@@ -21,6 +21,7 @@ SUBCOMMAND_MODULES = (
     "pipelines.cli.ingest",
     "pipelines.cli.load",
     "pipelines.cli.sql",
+    "pipelines.cli.demo",
 )
 
 

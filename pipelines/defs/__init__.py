@@ -1,1 +1,2 @@
-"""One subfolder per domain (ingest_observe, latency, links, health, anomaly, reports); loaded by definitions.py."""
+"""One subfolder per domain (ingest_observe, latency, slo, links, resets, health, anomaly, quality, reports);
+loaded by definitions.py."""

@@ -1,0 +1,87 @@
+"""Hourly latency rollups: every controller's raw window histograms merged per hour, tier and operation.
+
+Quantiles come from the merged histograms (never averaged percentiles); the rollup keeps the histogram columns,
+so days, racks or the whole fleet roll up again from it with the same code.
+"""
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+from matplotlib.axes import Axes
+
+from ingest.contract import LATENCY_SCHEMA, TOPIC_LATENCY
+from models.histogram import merge_table, with_quantiles
+from models.rollup import rollup
+from pipelines.assets import AFTER_LOAD, mart_asset, mart_check, publish
+from pipelines.metadata import chart, markdown_table, time_axis
+from pipelines.partitions import Window
+from pipelines.quality import HISTOGRAM_CHECK, HISTOGRAM_CHECK_DESCRIPTION, histogram_consistency
+from pipelines.resources import LakeResource
+from pipelines.telemetry import raw_key, read_stream
+
+NAME = "latency_rollups"
+HOUR_S = 3600
+QUANTILE_COLUMNS = ("p50_ns", "p99_ns", "p999_ns")
+
+
+def hourly_rollup(latency: pa.Table) -> pa.Table:
+    return with_quantiles(rollup(latency, every_s=HOUR_S))
+
+
+def _cxl_reads(rows: pa.Table) -> pa.Table:
+    return rows.filter(pc.and_(pc.equal(rows["memory_tier"], "cxl"), pc.equal(rows["op"], "read")))
+
+
+def _describe(rows: pa.Table) -> dict[str, object]:
+    """Worst controllers by read p99 over the whole window, and the fleet's merged quantiles hour by hour."""
+    per_controller = with_quantiles(merge_table(_cxl_reads(rows), ["controller_id", "host"]))
+    worst = per_controller.sort_by([("p99_ns", "descending")])
+    fleet = with_quantiles(merge_table(rows, ["memory_tier", "op", "window_start"])).sort_by("window_start")
+
+    def plot(ax: Axes) -> None:
+        for tier in ("cxl", "local_dram"):
+            reads = fleet.filter(pc.and_(pc.equal(fleet["memory_tier"], tier), pc.equal(fleet["op"], "read")))
+            for column, style in zip(QUANTILE_COLUMNS, ("-", "--", ":"), strict=True):
+                ax.plot(
+                    reads["window_start"].to_pylist(),
+                    reads[column].to_pylist(),
+                    style,
+                    marker=".",
+                    label=f"{tier} {column[:-3]}",
+                )
+        ax.set_ylabel("read latency (ns)")
+        time_axis(ax)
+        ax.set_yscale("log")
+        ax.legend(fontsize=7, ncol=2)
+
+    return {
+        "worst_controllers": markdown_table(worst, ["controller_id", "host", "count", *QUANTILE_COLUMNS, "max_ns"]),
+        "fleet_quantiles": chart("Fleet read latency from merged histograms", plot),
+        "samples": int(pc.sum(rows["count"]).as_py() or 0),
+    }
+
+
+@mart_asset(
+    NAME,
+    group="latency",
+    description="Per controller, tier and operation, each hour: merged latency histogram, exact SLO counters and "
+    "quantiles (p50–p99.9) read from the merged buckets.",
+    schema=hourly_rollup(LATENCY_SCHEMA.empty_table()).schema,
+    deps=[raw_key("latency")],
+    automation_condition=AFTER_LOAD,
+    check_specs=[mart_check(NAME, HISTOGRAM_CHECK, HISTOGRAM_CHECK_DESCRIPTION, blocking=True)],
+)
+def latency_rollups(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    window = Window.of(context)
+    with lake.connection(read_only=True) as con:
+        rollups = pa.concat_tables(hourly_rollup(read_stream(con, TOPIC_LATENCY, hour)) for hour in window.chunks())
+        consistency = histogram_consistency(con, window)
+    return publish(
+        lake,
+        NAME,
+        rollups,
+        window,
+        "window_start",
+        describe=_describe,
+        check_results=[consistency.result(HISTOGRAM_CHECK)],
+    )

@@ -1,0 +1,242 @@
+"""Detection quality against the simulator's ground truth, per day (fault_model.md §5).
+
+Event detectors (resets, link drops) are scored with event windows over cooldown-merged alarm episodes on every
+controller: they are rules, fitted on nothing. The fitted scores (health, anomaly) are scored as failure
+predictors only on held-out controllers and only for hours after their training span, so no figure comes from
+data a model was fitted on. Truth is read here and nowhere else.
+"""
+
+from datetime import datetime, timedelta
+
+import dagster as dg
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ingest.contract import TS
+from models.anomaly import load_model
+from models.evaluation import (
+    EventScore,
+    RankingScore,
+    failure_labels,
+    held_out_controllers,
+    score_detections,
+    score_ranking,
+    truth_events,
+)
+from models.holdout import FAILURE_KINDS, Protocol
+from models.series import NS_PER_HOUR, NS_PER_S, Controllers, equals, timestamps_ns
+from pipelines.assets import FOLLOW_INPUTS, mart_asset, publish
+from pipelines.features import ANOMALY_MODEL_KEY, TEST_FRACTION, anomaly_model_dir
+from pipelines.marts import MARTS, Closed, in_window, mart_key, read_window
+from pipelines.metadata import markdown_table
+from pipelines.partitions import DAILY, Window, to_ns
+from pipelines.resources import LakeResource
+from pipelines.telemetry import TRUTH_TABLE, raw_key, read_inventory, read_truth
+
+NAME = "detection_quality"
+PROTOCOL = Protocol()
+# Detections of events near the day's edges arrive within this of the event.
+EDGE = timedelta(hours=1)
+QUALITY_SCHEMA = pa.schema(
+    [
+        pa.field("day", TS, nullable=False),
+        pa.field("detector", pa.string(), nullable=False),
+        pa.field("scope", pa.string(), nullable=False),
+        # Event-window scoring (events = true events, episodes = merged alarms).
+        pa.field("events", pa.int64()),
+        pa.field("detected", pa.int64()),
+        pa.field("recall", pa.float64()),
+        pa.field("episodes", pa.int64()),
+        pa.field("false_episodes", pa.int64()),
+        pa.field("precision", pa.float64()),
+        pa.field("median_delay_s", pa.float64()),
+        pa.field("p90_delay_s", pa.float64()),
+        pa.field("false_alarms_per_controller_day", pa.float64()),
+        # Ranking of controller-hours by risk against "fails within 24 h" labels.
+        pa.field("positives", pa.int64()),
+        pa.field("controller_hours", pa.int64()),
+        pa.field("pr_auc", pa.float64()),
+        pa.field("base_rate", pa.float64()),
+        pa.field("roc_auc", pa.float64()),
+    ]
+)
+
+
+def _nan_to_none(value: float) -> float | None:
+    return None if value is None or np.isnan(value) else float(value)
+
+
+def _event_row(day: Window, detector: str, scope: str, score: EventScore, *, subset: bool = False) -> dict:
+    """A subset of the events (silent resets) is scored for recall and delay only: its alarms are not a subset."""
+    row = {
+        "day": day.start,
+        "detector": detector,
+        "scope": scope,
+        "events": score.events,
+        "detected": score.detected,
+        "recall": _nan_to_none(score.recall),
+        "median_delay_s": _nan_to_none(score.median_delay_s),
+        "p90_delay_s": _nan_to_none(score.p90_delay_s),
+    }
+    if not subset:
+        row |= {
+            "episodes": score.episodes,
+            "false_episodes": score.false_episodes,
+            "precision": _nan_to_none(score.precision),
+            "false_alarms_per_controller_day": _nan_to_none(score.alarms_per_controller_day),
+        }
+    return row
+
+
+def _ranking_row(day: Window, detector: str, scope: str, score: RankingScore) -> dict:
+    return {
+        "day": day.start,
+        "detector": detector,
+        "scope": scope,
+        "positives": score.positives,
+        "controller_hours": score.total,
+        "pr_auc": _nan_to_none(score.pr_auc),
+        "base_rate": _nan_to_none(score.base_rate),
+        "roc_auc": _nan_to_none(score.roc_auc),
+    }
+
+
+def _after_the_fact(
+    truth: pa.Table, controllers: Controllers, day: Window, kind: str, alarms: pa.Table, *, silent: bool | None = None
+) -> EventScore:
+    """Event windows [t, t + detection budget] around the true events of `kind` whose onset lies in the day,
+    against the alarms raised during the day."""
+    return score_detections(
+        truth,
+        controllers,
+        kind,
+        alarms,
+        period=(to_ns(day.start), to_ns(day.end) - 1),
+        silent=silent,
+        detection_budget_s=PROTOCOL.detection_budget_s,
+        cooldown_s=PROTOCOL.detection_cooldown_s,
+    )
+
+
+def _risk_ranking(
+    truth: pa.Table,
+    controllers: Controllers,
+    scores: pa.Table,
+    risk_column: str,
+    negate_from: float | None,
+    trained_until: int,
+) -> RankingScore:
+    """Rank held-out controller-hours after the training span by risk against 'fails within 24 h'."""
+    held_out = held_out_controllers(controllers, TEST_FRACTION)
+    codes = controllers.codes(scores.column("controller_id"))
+    ends = timestamps_ns(scores.column("window_end"))
+    risk = scores.column(risk_column).to_numpy(zero_copy_only=False).astype(np.float64)
+    if negate_from is not None:
+        risk = negate_from - risk
+    keep = (codes >= 0) & held_out[np.maximum(codes, 0)] & (ends > trained_until)
+    event_codes, onsets = truth_events(truth, controllers, FAILURE_KINDS)
+    window_ends = np.unique(ends[keep])
+    labels = failure_labels(
+        event_codes,
+        onsets,
+        len(controllers),
+        window_ends,
+        horizon_ns=int(PROTOCOL.horizon_h * NS_PER_HOUR),
+        min_lead_ns=int(PROTOCOL.min_lead_s * NS_PER_S),
+    )
+    row_labels = labels[codes[keep], np.searchsorted(window_ends, ends[keep])]
+    return score_ranking(row_labels, risk[keep])
+
+
+def _training_end(lake: LakeResource) -> int:
+    """The later of the two fitted models' training ends: hours up to it are never scored."""
+    with lake.connection(read_only=True) as con:
+        (health_end,) = con.execute(f"SELECT max(training_end) FROM {MARTS}.health_baseline").fetchone()
+    anomaly_end = datetime.fromisoformat(load_model(anomaly_model_dir(lake)).metadata.training_end)
+    return max(to_ns(health_end), to_ns(anomaly_end))
+
+
+def _read(con, name: str, time_column: str, day: Window, closed: Closed = "left") -> pa.Table:
+    return in_window(
+        read_window(con, f"{MARTS}.{name}", time_column, day.widened(EDGE, EDGE)), time_column, day, closed
+    )
+
+
+def _describe(rows: pa.Table) -> dict[str, object]:
+    events = rows.filter(pc.is_valid(rows["events"]))
+    ranking = rows.filter(pc.is_valid(rows["pr_auc"]))
+    return {
+        "event_detection": markdown_table(
+            events, ["detector", "events", "recall", "precision", "median_delay_s", "false_alarms_per_controller_day"]
+        ),
+        "failure_ranking": markdown_table(
+            ranking, ["detector", "scope", "positives", "controller_hours", "pr_auc", "base_rate", "roc_auc"]
+        ),
+    }
+
+
+@mart_asset(
+    NAME,
+    group="quality",
+    description="Per day: event-window recall, precision, delays and false alarms per controller-day of the reset "
+    "and link-drop detectors, and PR-AUC/ROC-AUC of the health and anomaly scores as 24 h failure predictors on "
+    "held-out controllers after the training span. Needs ground truth (simulated fleets).",
+    schema=QUALITY_SCHEMA,
+    deps=[
+        raw_key(TRUTH_TABLE),
+        raw_key("inventory"),
+        mart_key("resets"),
+        mart_key("link_events"),
+        mart_key("health_scores"),
+        mart_key("anomaly_scores"),
+        mart_key("health_baseline"),
+        ANOMALY_MODEL_KEY,
+    ],
+    partitions_def=DAILY,
+    automation_condition=FOLLOW_INPUTS,
+)
+def detection_quality(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    window = Window.of(context)
+    trained_until = _training_end(lake)
+    rows: list[dict] = []
+    with lake.connection(read_only=True) as con:
+        truth = read_truth(con)
+        controllers = Controllers.of(read_inventory(con).column("controller_id"))
+        for day in window.chunks(timedelta(days=1)):
+            resets = _read(con, "resets", "detected_ts", day)
+            incidents = _read(con, "link_events", "detected_ts", day)
+            drops = incidents.filter(pa.array(equals(incidents.column("kind"), "drop")))
+            health = _read(con, "health_scores", "window_end", day, "right")
+            anomaly = _read(con, "anomaly_scores", "window_end", day, "right")
+            everyone = "all controllers"
+            rows += [
+                _event_row(
+                    day, "resets", everyone, _after_the_fact(truth, controllers, day, "controller_reset", resets)
+                ),
+                _event_row(
+                    day,
+                    "silent resets",
+                    everyone,
+                    _after_the_fact(truth, controllers, day, "controller_reset", resets, silent=True),
+                    subset=True,
+                ),
+                _event_row(day, "link drops", everyone, _after_the_fact(truth, controllers, day, "link_drop", drops)),
+            ]
+            held_out = "held-out controllers after training"
+            rows += [
+                _ranking_row(
+                    day,
+                    "health score",
+                    held_out,
+                    _risk_ranking(truth, controllers, health, "health", 100.0, trained_until),
+                ),
+                _ranking_row(
+                    day,
+                    "anomaly score",
+                    held_out,
+                    _risk_ranking(truth, controllers, anomaly, "score", None, trained_until),
+                ),
+            ]
+    table = pa.Table.from_pylist(rows, schema=QUALITY_SCHEMA)
+    return publish(lake, NAME, table, window, "day", describe=_describe)

@@ -1,0 +1,212 @@
+"""SLOs from slos.yaml: the SLI event series, hourly compliance with burn rates, and alert episodes.
+
+The SLI series (good/total events per group per 5 minutes) is the one place raw telemetry enters; compliance and
+breaches read it back with the history their burn windows need (up to four days), which is cheap because the
+series is small. Nothing averages percentiles: every figure is a ratio of summed event counts.
+"""
+
+import dagster as dg
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ingest.contract import TABLE_NAMES, TOPIC_LATENCY, TS
+from models.series import NS_PER_HOUR
+from models.slo import BURN_WINDOWS, EventsSli, Slo, burn_timeline, evaluate
+from pipelines import slos as spec
+from pipelines.assets import AFTER_LOAD, mart_asset, mart_check, publish
+from pipelines.marts import MARTS, mart_key, read_window
+from pipelines.metadata import count_by, markdown_table
+from pipelines.partitions import Window, to_ns
+from pipelines.quality import HISTOGRAM_CHECK, HISTOGRAM_CHECK_DESCRIPTION, histogram_consistency
+from pipelines.resources import LakeResource
+from pipelines.telemetry import raw_key, read_inventory, read_stream
+
+SLI = "slo_sli"
+COMPLIANCE = "slo_compliance"
+BREACHES = "slo_breaches"
+GROUP = "slo"
+_TOPIC_OF_TABLE = {name: topic for topic, name in TABLE_NAMES.items()}
+
+COMPLIANCE_SCHEMA = pa.schema(
+    [
+        pa.field("slo", pa.string(), nullable=False),
+        pa.field("group_key", pa.string(), nullable=False),
+        pa.field("hour", TS, nullable=False),  # start of the hour
+        pa.field("objective", pa.float64(), nullable=False),  # percent
+        pa.field("events", pa.int64(), nullable=False),
+        pa.field("bad_events", pa.int64(), nullable=False),
+        pa.field("sli", pa.float64()),  # null when the hour had no events: unknown, not compliant
+        pa.field("met", pa.bool_()),
+        *(pa.field(f"burn_{w}", pa.float64()) for w in BURN_WINDOWS),  # at the end of the hour
+        pa.field("state", pa.string(), nullable=False),  # ok | insufficient_data | ticket | page | absent
+    ]
+)
+BREACHES_SCHEMA = pa.schema(
+    [
+        pa.field("slo", pa.string(), nullable=False),
+        pa.field("group_key", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),  # page | ticket | insufficient_data | absent
+        pa.field("tier", pa.string()),  # long/short burn window, e.g. 1h/5m
+        pa.field("factor", pa.float64()),
+        pa.field("start", TS, nullable=False),  # evaluation time the episode began
+        pa.field("end", TS),  # null while it still lasted at the end of the window
+        pa.field("peak_burn", pa.float64()),
+    ]
+)
+
+
+def _describe_sli(series: pa.Table) -> dict[str, object]:
+    per_slo = series.group_by("slo", use_threads=False).aggregate([("good", "sum"), ("total", "sum")])
+    sli = pc.divide(per_slo["good_sum"].cast(pa.float64()), per_slo["total_sum"])
+    return {"per_slo": markdown_table(per_slo.append_column("sli", sli).sort_by("sli"))}
+
+
+@mart_asset(
+    SLI,
+    group=GROUP,
+    description="SLI event series of every SLO in slos.yaml: good and total events per group and 5-minute step "
+    "(latency SLOs from the exact over-threshold counters, event SLOs from link or error rows).",
+    schema=spec.SLI_SCHEMA,
+    deps=[raw_key("latency"), raw_key("link"), raw_key("errors"), raw_key("inventory")],
+    automation_condition=AFTER_LOAD,
+    check_specs=[mart_check(SLI, HISTOGRAM_CHECK, HISTOGRAM_CHECK_DESCRIPTION, blocking=True)],
+)
+def slo_sli(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    window = Window.of(context)
+    slos = spec.load()
+    event_tables = {slo.sli.table for slo in slos if isinstance(slo.sli, EventsSli)}
+    with lake.connection(read_only=True) as con:
+        inventory = read_inventory(con)
+        parts = []
+        for hour in window.chunks():
+            latency = read_stream(con, TOPIC_LATENCY, hour)
+            events = {name: read_stream(con, _TOPIC_OF_TABLE[name], hour) for name in event_tables}
+            parts += [spec.sli_series(con, slo, latency, events, inventory) for slo in slos]
+        consistency = histogram_consistency(con, window)
+    series = pa.concat_tables(parts)
+    return publish(
+        lake,
+        SLI,
+        series,
+        window,
+        "ts",
+        describe=_describe_sli,
+        check_results=[consistency.result(HISTOGRAM_CHECK)],
+    )
+
+
+def _read_series(lake: LakeResource, window: Window, slos: tuple[Slo, ...]) -> pa.Table:
+    """The SLI series of `window` plus the history the longest burn window needs."""
+    with lake.connection(read_only=True) as con:
+        return read_window(con, f"{MARTS}.{SLI}", "ts", window.widened(spec.lookback(slos)))
+
+
+def _has_events(series: pa.Table, slo: Slo) -> bool:
+    return bool(pc.any(pc.equal(series["slo"], slo.name)).as_py())
+
+
+def _hourly_events(lake: LakeResource, window: Window) -> pa.Table:
+    """Good and total events per SLO, group and hour of `window`."""
+    sql = f"""
+        SELECT slo, group_key, time_bucket(INTERVAL 1 HOUR, ts) AS hour, sum(good)::BIGINT AS good,
+               sum(total)::BIGINT AS events
+        FROM {MARTS}.{SLI} WHERE ts >= $start AND ts < $end GROUP BY ALL"""
+    with lake.connection(read_only=True) as con:
+        rows = con.execute(sql, {"start": window.start, "end": window.end}).to_arrow_table()
+    return rows.set_column(2, "hour", rows["hour"].cast(TS))
+
+
+def _hour_end_states(series: pa.Table, slo: Slo, window: Window) -> pa.Table:
+    """Burn rates and alert state of `slo` at the end of every hour of `window`, per group."""
+    timeline = burn_timeline(spec.series_for(series, slo), slo, spec.STEP_S, until=window.end)
+    ends = timeline.column("ts").cast(pa.int64()).to_numpy()
+    hour_ends = (ends % NS_PER_HOUR == 0) & (ends > to_ns(window.start)) & (ends <= to_ns(window.end))
+    at_end = spec.keyed(timeline.filter(pa.array(hour_ends)), slo)
+    return pa.table(
+        {
+            "slo": at_end["slo"],
+            "group_key": at_end["group_key"],
+            "hour": pa.array(ends[hour_ends] - NS_PER_HOUR, pa.int64()).cast(TS),
+            "objective": pa.array(np.full(at_end.num_rows, slo.objective)),
+            **{f"burn_{w}": at_end[f"burn_{w}"] for w in BURN_WINDOWS},
+            "state": at_end["state"].cast(pa.string()),
+        }
+    )
+
+
+def _compliance(states: pa.Table, hourly: pa.Table) -> pa.Table:
+    """Hour-end states joined with the hour's events; a group without events in an hour has SLI null."""
+    joined = states.join(hourly, ["slo", "group_key", "hour"], join_type="left outer")
+    events = pc.fill_null(joined["events"], 0)
+    good = pc.fill_null(joined["good"], 0)
+    sli = pc.if_else(pc.greater(events, 0), pc.divide(good.cast(pa.float64()), events), None)
+    columns = {
+        **{name: joined[name] for name in ("slo", "group_key", "hour", "objective")},
+        "events": events,
+        "bad_events": pc.subtract(events, good),
+        "sli": sli,
+        "met": pc.greater_equal(sli, pc.divide(joined["objective"], 100.0)),
+        **{f"burn_{w}": joined[f"burn_{w}"] for w in BURN_WINDOWS},
+        "state": joined["state"],
+    }
+    return pa.table(columns, schema=COMPLIANCE_SCHEMA)
+
+
+def _describe_compliance(rows: pa.Table) -> dict[str, object]:
+    worst = rows.filter(pc.greater(rows["events"], 0)).sort_by([("sli", "ascending")])
+    shown = ["slo", "group_key", "hour", "events", "bad_events", "sli", "burn_1h", "state"]
+    return {
+        "worst_group_hours": markdown_table(worst, shown),
+        "states": markdown_table(count_by(rows, ["slo", "state"]), limit=40),
+        "group_hours_missing_objective": int(pc.sum(pc.invert(rows["met"])).as_py() or 0),
+    }
+
+
+@mart_asset(
+    COMPLIANCE,
+    group=GROUP,
+    description="Per SLO, group and hour: events, bad events, the hour's SLI against the objective, and the burn "
+    "rates and alert state (ok, insufficient_data, ticket, page, absent) at the end of the hour.",
+    schema=COMPLIANCE_SCHEMA,
+    deps=[mart_key(SLI)],
+)
+def slo_compliance(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    window = Window.of(context)
+    slos = spec.load()
+    series = _read_series(lake, window, slos)
+    states = [_hour_end_states(series, slo, window) for slo in slos if _has_events(series, slo)]
+    rows = _compliance(pa.concat_tables(states), _hourly_events(lake, window)) if states else None
+    rows = COMPLIANCE_SCHEMA.empty_table() if rows is None else rows
+    return publish(lake, COMPLIANCE, rows, window, "hour", describe=_describe_compliance)
+
+
+def _describe_breaches(episodes: pa.Table) -> dict[str, object]:
+    alerts = episodes.filter(pc.is_in(episodes["kind"], pa.array(["page", "ticket"])))
+    return {
+        "by_kind": markdown_table(count_by(episodes, ["slo", "kind"]), limit=40),
+        "alerts": markdown_table(alerts.sort_by([("peak_burn", "descending")])),
+    }
+
+
+@mart_asset(
+    BREACHES,
+    group=GROUP,
+    description="Alert episodes that began in the hour: multiwindow multi-burn-rate tiers firing (page, ticket), "
+    "tiers held back by the minimum-events guard (insufficient_data), and groups without events (absent).",
+    schema=BREACHES_SCHEMA,
+    deps=[mart_key(SLI)],
+)
+def slo_breaches(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    window = Window.of(context)
+    slos = spec.load()
+    series = _read_series(lake, window, slos)
+    parts = [
+        spec.keyed(evaluate(spec.series_for(series, slo), slo, spec.STEP_S, until=window.end).episodes, slo)
+        for slo in slos
+        if _has_events(series, slo)
+    ]
+    rows = pa.concat_tables([p.select(BREACHES_SCHEMA.names).cast(BREACHES_SCHEMA) for p in parts]) if parts else None
+    rows = BREACHES_SCHEMA.empty_table() if rows is None else rows
+    # An episode's start is an evaluation time: the end of the step in which the condition first held.
+    return publish(lake, BREACHES, rows, window, "start", closed="right", describe=_describe_breaches)

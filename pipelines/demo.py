@@ -1,0 +1,246 @@
+"""The one-command demo: local broker → simulated fleet on Kafka → exactly-once loader → every asset → SLO report.
+
+Everything runs against real components: the Tansu broker from the pinned wheel, the loader's consumer group, a
+DuckLake under the data directory, and Dagster runs recorded in an instance under <data dir>/dagster (with the
+repository's dagster.yaml), so `dagster dev` afterwards shows the history, metadata and checks of this run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from ingest import broker
+from ingest.settings import ENV_PREFIX, Settings
+from pipelines.materialize import QUIET_RUN, Stage, StageRun, materialize_span, stages
+from pipelines.partitions import PARTITIONS_START_ENV, Window, partitions_start
+from pipelines.resources import LakeResource
+from pipelines.stream_status import raw_events, read_loader, read_streams
+
+REPO = Path(__file__).resolve().parents[1]
+INSTANCE_CONFIG = REPO / "dagster.yaml"
+# Written into the data directory by the demo: its presence means the lake there holds demo data only.
+MARKER = ".leo-fleet-demo"
+DEMO_OUTPUTS = ("lake", "models", "reports", "dagster")
+
+
+class DemoError(Exception):
+    """A condition the user can fix (shown as one line by the CLI)."""
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    controllers: int = 500
+    hours: float = 24.0
+    seed: int = 7
+    start: datetime | None = None  # default: the `hours` before the last midnight UTC
+    fresh: bool = False  # replace a lake the demo did not create
+
+
+def default_start(hours: float, now: datetime | None = None) -> datetime:
+    """A recent span that ends at the last midnight UTC, so every daily partition in it is complete."""
+    midnight = (now or datetime.now(UTC)).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight - timedelta(hours=hours)
+
+
+def check_span(span: Window, now: datetime | None = None) -> None:
+    """The span must lie inside the hourly partitions: after their start, and over by now."""
+    first = datetime.fromisoformat(partitions_start()).replace(tzinfo=UTC)
+    if span.start < first:
+        raise DemoError(
+            f"--start {span.start:%Y-%m-%d %H:%M} is before the partitions start ({first:%Y-%m-%d}); "
+            f"set {PARTITIONS_START_ENV} earlier"
+        )
+    if span.end > (now or datetime.now(UTC)):
+        raise DemoError(f"the span ends in the future ({span.end:%Y-%m-%d %H:%M} UTC): pick an earlier --start")
+
+
+def prepare_data_dir(data_dir: Path, fresh: bool) -> None:
+    """Clear the previous demo's outputs; refuse to touch a lake the demo did not write unless `fresh`."""
+    lake_dir = data_dir / "lake"
+    if lake_dir.exists() and not (data_dir / MARKER).exists() and not fresh:
+        raise DemoError(
+            f"{lake_dir} holds a lake the demo did not create; pass --fresh to replace it or --data-dir for another"
+        )
+    for name in DEMO_OUTPUTS:
+        shutil.rmtree(data_dir / name, ignore_errors=True)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / MARKER).write_text("this data directory holds `leo-fleet demo` output; the demo replaces it\n")
+
+
+def dagster_home(data_dir: Path) -> Path:
+    """<data dir>/dagster with the repository's instance config, as `dagster dev` will find it."""
+    home = data_dir / "dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(INSTANCE_CONFIG, home / "dagster.yaml")
+    return home
+
+
+@contextmanager
+def local_broker(settings: Settings, console: Console):
+    """The local broker for the duration of the demo: reused if running, else started and stopped afterwards.
+    A bootstrap server that is not on this machine is used as it is."""
+    try:
+        broker.configured_port(settings)
+    except broker.BrokerError:
+        console.print(f"Kafka: using {settings.kafka.bootstrap_servers}")
+        yield
+        return
+    already = broker.status(settings).running
+    status = broker.start(settings)
+    console.print(f"Kafka: local broker on {status.bootstrap_servers} ({'running' if already else 'started'})")
+    try:
+        yield
+    finally:
+        if not already:
+            broker.stop(settings)
+
+
+def _reset_topics(settings: Settings) -> None:
+    """Empty telemetry topics, so the fresh lake loads this run's telemetry only."""
+    from kafka import KafkaAdminClient
+
+    from ingest.topics import TELEMETRY_TOPICS, ensure_topics
+
+    admin = KafkaAdminClient(**settings.kafka.client_config())
+    try:
+        existing = [topic for topic in admin.list_topics() if topic in TELEMETRY_TOPICS]
+        if existing:
+            admin.delete_topics(existing)
+    finally:
+        admin.close()
+    deadline = time.monotonic() + 10
+    while True:  # deletion is asynchronous on some brokers: retry creation briefly
+        try:
+            ensure_topics(settings)
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def stream_fleet(settings: Settings, options: DemoOptions, start: datetime, console: Console) -> int:
+    """Simulate the fleet onto the telemetry topics; returns the rows published."""
+    from ingest.publish import publish_simulation
+    from ingest.sim_config import SimConfig
+    from ingest.simulator import Simulation
+
+    simulation = Simulation(
+        SimConfig(controllers=options.controllers, hours=options.hours, seed=options.seed, start=start)
+    )
+    _reset_topics(settings)
+    with _progress(console) as progress:
+        task = progress.add_task("simulate → Kafka", total=simulation.n_chunks)
+        summary = publish_simulation(settings, simulation, on_chunk=lambda chunk: progress.advance(task))
+    console.print(
+        f"  {summary.rows:,} rows in {summary.messages:,} messages ({summary.bytes / 1e6:,.0f} MB) "
+        f"in {summary.seconds:.0f} s; {summary.truth_rows:,} ground-truth faults written to the lake"
+    )
+    return summary.rows
+
+
+def load(settings: Settings, expected_rows: int, console: Console) -> dict:
+    """Run the exactly-once loader until the topics are drained."""
+    from ingest.loader import Loader, LoaderOptions
+
+    with _progress(console) as progress:
+        task = progress.add_task("Kafka → lake (loader)", total=expected_rows)
+        final = Loader(
+            settings,
+            LoaderOptions(follow=False),
+            on_status=lambda status: progress.update(task, completed=status["rows_total"]),
+        ).run()
+        progress.update(task, completed=final["rows_total"])
+    console.print(
+        f"  {final['rows_total']:,} rows, {final['quarantined_total']:,} quarantined, in {final['elapsed_s']:.0f} s"
+    )
+    return final
+
+
+def materialize_everything(data_dir: Path, span: Window, console: Console) -> list[StageRun]:
+    """Every asset over the span, stage by stage, recorded in the demo's Dagster instance."""
+    from pipelines.definitions import defs
+
+    instance = dg.DagsterInstance.from_config(str(dagster_home(data_dir)))
+    definitions = defs()
+    lake = LakeResource(data_dir=str(data_dir))
+    # What the loader wrote, recorded as loader_observer would: the raw tables show their rows and watermarks.
+    with lake.connection(read_only=True) as con:
+        events = raw_events(read_streams(con), read_loader(con), {}, datetime.now(UTC))
+    for event in events:
+        instance.report_runless_asset_event(event)
+    with _progress(console) as progress:
+        task = progress.add_task("Dagster assets", total=len(stages(definitions)) + 1)
+
+        def started(stage: Stage) -> None:
+            progress.update(task, description=f"Dagster {stage.label}")
+
+        def done(run: StageRun) -> None:
+            progress.advance(task)
+            scope = "one run" if run.stage.partitions_def is None else f"{run.partitions} partitions"
+            progress.console.print(f"  {run.stage.label}: {scope} in {run.seconds:.0f} s")
+
+        runs = materialize_span(definitions, lake, span, instance, on_stage=started, on_done=done)
+        progress.update(task, description="Dagster raw-table checks")
+        definitions.resolve_job_def("raw_checks").execute_in_process(
+            instance=instance, resources={"lake": lake}, run_config=QUIET_RUN
+        )
+        progress.advance(task)
+    return runs
+
+
+def where_to_look(data_dir: Path, span: Window, console: Console) -> None:
+    report = data_dir / "reports" / "slo" / f"{(span.end - timedelta(seconds=1)):%Y-%m-%d}" / "report.md"
+    env = f"{ENV_PREFIX}DATA_DIR={data_dir}"
+    lines = [
+        "",
+        "[bold]Where to look[/bold]",
+        f"  Dagster UI:  {env} DAGSTER_HOME={data_dir / 'dagster'} .venv/bin/dagster dev",
+        "               then open http://127.0.0.1:3000 (asset graph, metadata, checks, run history)",
+        f"  SLO report:  {report} (+ compliance.csv, slo-burn.png)",
+        f'  SQL:         {env} .venv/bin/leo-fleet sql -c "SELECT controller_id, min(health) AS worst '
+        'FROM marts.health_scores GROUP BY ALL ORDER BY worst LIMIT 10"',
+    ]
+    for line in lines:
+        console.print(line, soft_wrap=True)  # commands stay on one line, ready to copy
+
+
+def run_demo(settings: Settings, options: DemoOptions, console: Console) -> list[StageRun]:
+    started = time.perf_counter()
+    start = options.start or default_start(options.hours)
+    span = Window(start, start + timedelta(hours=options.hours))
+    check_span(span)
+    data_dir = settings.data_dir
+    prepare_data_dir(data_dir, options.fresh)
+    # Dagster resources and the loader read the data directory from the environment: point them here.
+    os.environ[f"{ENV_PREFIX}DATA_DIR"] = str(data_dir)
+    console.print(f"[bold]leo-fleet demo[/bold]: {options.controllers} controllers x {options.hours:g} h, {span}")
+    console.print(f"Data directory: {data_dir}")
+    with local_broker(settings, console):
+        rows = stream_fleet(settings, options, start, console)
+        load(settings, rows, console)
+    runs = materialize_everything(data_dir, span, console)
+    console.print(f"[green]Done in {time.perf_counter() - started:.0f} s.[/green]")
+    where_to_look(data_dir, span, console)
+    return runs

@@ -1,0 +1,114 @@
+"""What an asset shows in the Dagster UI: row counts, column schemas, Markdown tables and small PNG charts.
+
+Every asset builds its metadata through these helpers, so the catalog looks the same everywhere. Charts are drawn
+with matplotlib's Agg backend (no display in workers) and embedded as base64 PNG in Markdown; they live in
+Dagster's event log, so they stay small (a few tens of KB).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Callable, Mapping, Sequence
+
+import dagster as dg
+import matplotlib
+import pyarrow as pa
+from tabulate import tabulate
+
+# The backend must be chosen before pyplot is imported.
+matplotlib.use("Agg")
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+
+CHART_SIZE_IN = (7.0, 2.6)
+CHART_DPI = 80
+TABLE_ROWS = 10
+
+
+def _type_name(data_type: pa.DataType) -> str:
+    if pa.types.is_dictionary(data_type):
+        return _type_name(data_type.value_type)
+    if pa.types.is_timestamp(data_type):
+        return "timestamp"
+    return str(data_type)
+
+
+def column_schema(schema: pa.Schema) -> dg.TableSchema:
+    """The catalog's column list for a table with this Arrow schema (`dagster/column_schema`)."""
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=field.name,
+                type=_type_name(field.type),
+                constraints=dg.TableColumnConstraints(nullable=field.nullable),
+            )
+            for field in schema
+        ]
+    )
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return value
+
+
+def markdown_table(
+    table: pa.Table,
+    columns: Sequence[str] | None = None,
+    limit: int = TABLE_ROWS,
+    empty: str = "_no rows in this window_",
+) -> dg.MetadataValue:
+    """The first `limit` rows of `table` (already sorted worst first) as a Markdown table."""
+    shown = table.select(list(columns or table.column_names)).slice(0, limit)
+    rows = [[_cell(v) for v in row.values()] for row in shown.to_pylist()]
+    if not rows:
+        return dg.MetadataValue.md(empty)
+    return dg.MetadataValue.md(tabulate(rows, headers=shown.column_names, tablefmt="pipe"))
+
+
+def count_by(table: pa.Table, keys: Sequence[str], aggregations: Mapping[str, str] | None = None) -> pa.Table:
+    """Rows per distinct `keys` (column `rows`) plus `{column: function}` aggregates, most rows first."""
+    aggregated = [f"{column}_{function}" for column, function in (aggregations or {}).items()]
+    grouped = table.group_by(list(keys), use_threads=False).aggregate(
+        [(keys[0], "count"), *(aggregations or {}).items()]
+    )
+    grouped = grouped.rename_columns(["rows" if n == f"{keys[0]}_count" else n for n in grouped.column_names])
+    return grouped.select([*keys, "rows", *aggregated]).sort_by([("rows", "descending")])
+
+
+def png(fig: plt.Figure) -> bytes:
+    """A figure as PNG bytes (closing it, so workers do not accumulate open figures)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=CHART_DPI, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def image(title: str, data: bytes) -> dg.MetadataValue:
+    """PNG bytes as Markdown metadata (inline base64), rendered by the materialization view."""
+    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{base64.b64encode(data).decode()})")
+
+
+def time_axis(ax: Axes) -> None:
+    """Compact date labels on the x axis (hours within a day, the date where it changes)."""
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
+def draw(title: str, plot: Callable[[Axes], None]) -> plt.Figure:
+    """One small titled chart; `plot` fills the axes."""
+    fig, ax = plt.subplots(figsize=CHART_SIZE_IN)
+    plot(ax)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def chart(title: str, plot: Callable[[Axes], None]) -> dg.MetadataValue:
+    """A small chart as Markdown metadata."""
+    return image(title, png(draw(title, plot)))

@@ -1,0 +1,103 @@
+"""The code location loads (as `dagster definitions validate` does from the repository root), the instance config
+does what the docs claim, and every asset carries its catalog information."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from pipelines.marts import MARTS
+from pipelines.materialize import stages
+from pipelines.partitions import HOURLY
+from tests.dagster.conftest import REPO
+
+GROUPS = {"ingest", "latency", "slo", "links", "resets", "health", "anomaly", "quality", "reports"}
+
+
+def test_definitions_validate_from_the_repository_root(tmp_path: Path) -> None:
+    shutil.copyfile(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
+    dagster = Path(sys.executable).with_name("dagster")
+    completed = subprocess.run(
+        [str(dagster), "definitions", "validate"],
+        cwd=REPO,
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "Validation successful for code location leo_fleet" in completed.stdout
+
+
+def test_instance_config_limits_runs_and_lake_writers(tmp_path: Path) -> None:
+    shutil.copyfile(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
+    instance = dg.DagsterInstance.from_config(str(tmp_path))
+    concurrency = instance.get_concurrency_config()
+    assert concurrency.pool_config.default_pool_limit == 1  # the lake_write pool runs one step at a time
+    assert concurrency.run_queue_config.max_concurrent_runs == 4
+    assert instance.get_settings("retention")["schedule"]["purge_after_days"] == 90
+    assert instance.freshness_enabled and not instance.get_settings("telemetry")["enabled"]
+
+
+def test_every_asset_is_catalogued(definitions: dg.Definitions) -> None:
+    graph = definitions.resolve_asset_graph()
+    groups = set()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        spec = node.to_asset_spec()
+        groups.add(node.group_name)
+        assert spec.description and spec.owners, key
+        if key.has_prefix([MARTS]) or key.has_prefix(["raw"]):
+            assert spec.metadata["dagster/table_name"].startswith("lake."), key
+            assert spec.metadata["dagster/column_schema"].columns, key
+    assert groups == GROUPS
+
+
+def test_lake_writers_share_one_pool_and_backfill_in_one_run(definitions: dg.Definitions) -> None:
+    graph = definitions.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        if key.has_prefix([MARTS]):
+            assets_def = definitions.get_assets_def(key)
+            assert assets_def.op.pool == "lake_write", key
+            assert assets_def.backfill_policy == dg.BackfillPolicy.single_run() or node.partitions_def is None, key
+
+
+def test_blocking_checks_guard_what_would_be_wrong(definitions: dg.Definitions) -> None:
+    graph = definitions.resolve_asset_graph()
+    blocking = {
+        (key.asset_key.path[-1], key.name) for key in graph.asset_check_keys if graph.get_check_spec(key).blocking
+    }
+    assert blocking == {
+        ("latency_rollups", "histogram_counts_consistent"),
+        ("slo_sli", "histogram_counts_consistent"),
+        ("link_events", "link_counters_monotonic"),
+        ("resets", "error_counters_monotonic"),
+    }
+    names = {key.name for key in graph.asset_check_keys}
+    assert {"telemetry_gaps", "quarantine_rate", "schema_matches_contract", "column_schema_change"} <= names
+
+
+def test_raw_tables_have_a_freshness_policy(definitions: dg.Definitions) -> None:
+    graph = definitions.resolve_asset_graph()
+    for name in ("errors", "link", "latency", "inventory"):
+        node = graph.get(dg.AssetKey(["raw", name]))
+        assert not node.is_materializable and node.freshness_policy_or_from_metadata is not None, name
+
+
+def test_stages_run_parents_first(definitions: dg.Definitions) -> None:
+    graph = definitions.resolve_asset_graph()
+    seen: set[dg.AssetKey] = set()
+    for stage in stages(definitions):
+        for key in stage.keys:
+            for parent in graph.get(key).parent_keys:
+                if graph.get(parent).is_materializable and parent not in seen:
+                    # A parent may share the stage only when it shares the partitioning: one run covers both.
+                    assert parent in stage.keys and graph.get(parent).partitions_def == stage.partitions_def
+        seen.update(stage.keys)
+    assert stages(definitions)[0].partitions_def == HOURLY

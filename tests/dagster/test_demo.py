@@ -1,0 +1,79 @@
+"""End to end on real components: `leo-fleet demo` on a small fleet (local broker → Kafka → loader → every asset →
+SLO report), and the demo's handling of its data directory."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from ingest import broker
+from ingest.broker import free_port
+from ingest.lake import connect
+from ingest.settings import ENV_PREFIX, Settings
+from pipelines.cli import main
+from pipelines.demo import MARKER, DemoError, check_span, default_start, prepare_data_dir
+from pipelines.partitions import Window
+
+
+@pytest.mark.kafka
+def test_demo_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    data_dir = tmp_path / "demo"
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{free_port()}")
+    monkeypatch.setenv(f"{ENV_PREFIX}DATA_DIR", str(tmp_path / "unused"))  # restored after the demo overrides it
+    code = main(
+        ["demo", "--controllers", "20", "--hours", "2", "--start", "2026-01-05T00:00Z", "--data-dir", str(data_dir)]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"DAGSTER_HOME={data_dir / 'dagster'}" in out and "http://127.0.0.1:3000" in out
+    report = data_dir / "reports" / "slo" / "2026-01-05" / "report.md"
+    assert str(report) in out and report.read_text().startswith("# SLO report 2026-01-05")
+    settings = Settings.from_env().with_data_dir(data_dir)
+    assert not broker.status(settings).running  # the demo started the broker, so it stopped it
+    con = connect(settings, read_only=True)
+    try:
+        published = {
+            name: con.execute(f"SELECT count(*) FROM raw.{name}").fetchone()[0]
+            for name in ("errors", "link", "latency")
+        }
+        (controllers,) = con.execute("SELECT count(DISTINCT controller_id) FROM marts.health_scores").fetchone()
+        (hours,) = con.execute("SELECT count(DISTINCT window_start) FROM marts.latency_rollups").fetchone()
+    finally:
+        con.close()
+    assert all(rows > 0 for rows in published.values())
+    assert (controllers, hours) == (20, 2)
+    instance = dg.DagsterInstance.from_config(str(data_dir / "dagster"))
+    runs = instance.get_runs()
+    assert len(runs) >= 5 and all(run.is_success for run in runs)
+    # The loader's work is on record too: the raw tables carry their row counts (freshness keys off this).
+    raw = instance.get_latest_materialization_event(dg.AssetKey(["raw", "latency"]))
+    assert raw.asset_materialization.metadata["dagster/row_count"].value == published["latency"]
+
+
+def test_demo_replaces_its_own_output_but_not_a_foreign_lake(tmp_path: Path) -> None:
+    foreign = tmp_path / "foreign"
+    (foreign / "lake").mkdir(parents=True)
+    with pytest.raises(DemoError, match="--fresh"):
+        prepare_data_dir(foreign, fresh=False)
+    prepare_data_dir(foreign, fresh=True)
+    assert (foreign / MARKER).exists() and not (foreign / "lake").exists()
+    (foreign / "lake").mkdir()
+    prepare_data_dir(foreign, fresh=False)  # the demo's own lake: replaced without asking
+    assert not (foreign / "lake").exists()
+
+
+def test_demo_span_is_recent_complete_days_inside_the_partitions() -> None:
+    now = datetime(2026, 11, 22, 3, 30, tzinfo=UTC)
+    start = default_start(24, now)
+    assert (start, start + timedelta(hours=24)) == (
+        datetime(2026, 11, 21, tzinfo=UTC),
+        datetime(2026, 11, 22, tzinfo=UTC),
+    )
+    check_span(Window(start, start + timedelta(hours=24)), now)
+    with pytest.raises(DemoError, match="before the partitions start"):
+        check_span(Window(datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 2, tzinfo=UTC)), now)
+    with pytest.raises(DemoError, match="future"):
+        check_span(Window(now, now + timedelta(hours=1)), now)

@@ -1,0 +1,243 @@
+"""Every asset materialized in-process over sample_data/ (a real lake built by the loader), checked against the raw
+tables with independent SQL: the marts must agree with the telemetry they came from."""
+
+from __future__ import annotations
+
+import csv
+
+import dagster as dg
+import pytest
+
+from pipelines.marts import mart_key
+from pipelines.materialize import materialize_span, stages
+from pipelines.partitions import DAILY, HOURLY, Window
+from tests.dagster.conftest import SAMPLE_SPAN, Materialized
+
+HOURS = [f"2026-01-05-{h:02d}:00" for h in range(6)]
+
+
+def rows(materialized: Materialized, sql: str) -> list[tuple]:
+    with materialized.lake.connection(read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def test_every_stage_succeeded_and_every_partition_is_materialized(
+    materialized: Materialized, definitions: dg.Definitions
+) -> None:
+    assert all(run.result is not None and run.result.success for run in materialized.runs)
+    instance = materialized.instance
+    graph = definitions.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        if not node.is_materializable:
+            continue
+        if node.partitions_def == HOURLY:
+            assert instance.get_materialized_partitions(key) == set(HOURS), key
+        elif node.partitions_def == DAILY:
+            assert instance.get_materialized_partitions(key) == {"2026-01-05"}, key
+        else:
+            assert instance.get_latest_materialization_event(key) is not None, key
+
+
+def test_no_check_failed(materialized: Materialized) -> None:
+    evaluations = [e for run in materialized.runs for e in run.result.get_asset_check_evaluations()]
+    names = {e.check_name for e in evaluations}
+    assert {"histogram_counts_consistent", "link_counters_monotonic", "error_counters_monotonic"} <= names
+    assert "column_schema_change" in names
+    failed = [(e.asset_key.to_user_string(), e.check_name) for e in evaluations if not e.passed]
+    # Telemetry gaps are a warning the sample's rack outages legitimately raise; nothing else may fail.
+    assert {name for _, name in failed} <= {"telemetry_gaps"}, failed
+
+
+def test_latency_rollups_add_up_to_the_raw_windows(materialized: Materialized) -> None:
+    (mismatches,) = rows(
+        materialized,
+        """
+        WITH raw AS (
+            SELECT controller_id, memory_tier, op, time_bucket(INTERVAL 1 HOUR, window_start) AS hour,
+                   sum(count) AS count, sum(over_slo) AS over_slo, min(min_ns) FILTER (WHERE count > 0) AS min_ns
+            FROM raw.latency GROUP BY ALL),
+        rollup AS (SELECT controller_id, memory_tier, op, window_start AS hour, count, over_slo, min_ns
+                   FROM marts.latency_rollups)
+        SELECT count(*) FROM (FROM raw EXCEPT FROM rollup UNION ALL FROM rollup EXCEPT FROM raw)
+        """,
+    )[0]
+    assert mismatches == 0
+    (bad_buckets, bad_quantiles, total) = rows(
+        materialized,
+        """SELECT count(*) FILTER (WHERE list_sum(bucket_counts) <> count),
+                  count(*) FILTER (WHERE count > 0 AND NOT (min_ns <= p50_ns AND p50_ns <= p99_ns
+                                                            AND p99_ns <= p999_ns AND p999_ns <= max_ns)),
+                  count(*)
+           FROM marts.latency_rollups""",
+    )[0]
+    assert (bad_buckets, bad_quantiles) == (0, 0) and total > 0
+
+
+def test_sli_series_counts_every_cxl_read_exactly_once(materialized: Materialized) -> None:
+    sli, raw = rows(
+        materialized,
+        """SELECT (SELECT [sum(good), sum(total)] FROM marts.slo_sli WHERE slo = 'read-latency-per-controller'),
+                  (SELECT [sum(count - over_slo), sum(count)] FROM raw.latency
+                   WHERE memory_tier = 'cxl' AND op = 'read')""",
+    )[0]
+    assert sli == raw and raw[1] > 0
+
+
+def test_compliance_is_the_hourly_sum_of_the_sli_series(materialized: Materialized) -> None:
+    (mismatches, bad_sli, states) = rows(
+        materialized,
+        """
+        WITH hourly AS (SELECT slo, group_key, time_bucket(INTERVAL 1 HOUR, ts) AS hour, sum(total) AS events,
+                               sum(total - good) AS bad FROM marts.slo_sli GROUP BY ALL)
+        SELECT count(*) FILTER (WHERE h.events IS DISTINCT FROM c.events OR h.bad IS DISTINCT FROM c.bad_events),
+               count(*) FILTER (WHERE c.events > 0 AND abs(c.sli - (1 - c.bad_events / c.events)) > 1e-12
+                                OR c.events = 0 AND c.sli IS NOT NULL),
+               list_distinct(list(c.state))
+        FROM marts.slo_compliance c LEFT JOIN hourly h USING (slo, group_key, hour)
+        WHERE c.events > 0
+        """,
+    )[0]
+    assert (mismatches, bad_sli) == (0, 0)
+    assert set(states) <= {"ok", "insufficient_data", "ticket", "page", "absent"}
+
+
+def test_link_drops_rest_on_raw_link_evidence(materialized: Materialized) -> None:
+    (drops, unsupported) = rows(
+        materialized,
+        """
+        SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (
+            SELECT 1 FROM raw.link l WHERE l.controller_id = i.controller_id
+              AND l.ts BETWEEN i.start_ts - INTERVAL 5 MINUTE AND coalesce(i.end_ts, i.start_ts) + INTERVAL 5 MINUTE
+              AND (l.event IN ('link_down', 'surprise_down', 'dpc_containment', 'link_up')
+                   OR l.ltssm_state NOT IN ('L0', 'L0s', 'L1', 'Recovery'))))
+        FROM marts.link_events i WHERE kind = 'drop'
+        """,
+    )[0]
+    assert drops > 0 and unsupported == 0
+
+
+def test_explicit_resets_match_reset_records(materialized: Materialized) -> None:
+    (explicit, unsupported, early) = rows(
+        materialized,
+        """
+        SELECT count(*) FILTER (WHERE NOT silent),
+               count(*) FILTER (WHERE NOT silent AND NOT EXISTS (
+                   SELECT 1 FROM raw.errors e WHERE e.controller_id = r.controller_id
+                     AND e.record_type = 'controller_reset'
+                     AND e.ts BETWEEN r.reset_ts - INTERVAL 2 MINUTE AND r.detected_ts + INTERVAL 2 MINUTE)),
+               count(*) FILTER (WHERE NOT silent AND detected_ts < reset_ts)
+        FROM marts.resets r
+        """,
+    )[0]
+    assert explicit > 0 and (unsupported, early) == (0, 0)
+
+
+def test_health_scores_explain_themselves(materialized: Materialized) -> None:
+    (count, controllers, hours, out_of_range, unexplained) = rows(
+        materialized,
+        """SELECT count(*), count(DISTINCT controller_id), count(DISTINCT window_end),
+                  count(*) FILTER (WHERE health < 0 OR health > 100),
+                  count(*) FILTER (WHERE abs(100 - health - (points_error_rate + points_link_instability
+                      + points_reset_history + points_degraded_capacity + points_slo_burn + points_temperature
+                      + points_firmware_cohort)) > 1e-9)
+           FROM marts.health_scores""",
+    )[0]
+    (inventory,) = rows(materialized, "SELECT count(DISTINCT controller_id) FROM raw.inventory")[0]
+    assert (controllers, hours, count) == (inventory, 6, inventory * 6)
+    assert (out_of_range, unexplained) == (0, 0)
+
+
+def test_anomaly_scores_name_their_model_and_skip_no_hour(materialized: Materialized) -> None:
+    (count, versions, hours) = rows(
+        materialized,
+        "SELECT count(*), list_distinct(list(model_version)), count(DISTINCT window_end) FROM marts.anomaly_scores",
+    )[0]
+    (inventory,) = rows(materialized, "SELECT count(DISTINCT controller_id) FROM raw.inventory")[0]
+    assert (count, versions, hours) == (inventory * 6, [1], 6)
+
+
+def test_detection_quality_counts_the_true_events_of_the_day(materialized: Materialized) -> None:
+    truth = dict(
+        rows(
+            materialized,
+            """SELECT kind::VARCHAR, count(*) FROM raw.truth_faults
+               WHERE onset_ts >= '2026-01-05' AND onset_ts < '2026-01-06' GROUP BY ALL""",
+        )
+    )
+    scored = {
+        detector: (events, recall)
+        for detector, events, recall in rows(
+            materialized, "SELECT detector, events, recall FROM marts.detection_quality WHERE events IS NOT NULL"
+        )
+    }
+    assert scored["resets"][0] == truth["controller_reset"]
+    assert scored["link drops"][0] == truth["link_drop"]
+    assert all(0 <= recall <= 1 for _, recall in scored.values())
+    ranked = rows(
+        materialized, "SELECT detector, controller_hours FROM marts.detection_quality WHERE pr_auc IS NOT NULL"
+    )
+    assert {detector for detector, _ in ranked} == {"health score", "anomaly score"}
+    # Scored on held-out controllers after the training span only: fewer controller-hours than the whole sample.
+    assert all(0 < hours < 200 * 6 for _, hours in ranked)
+
+
+def test_slo_report_files(materialized: Materialized) -> None:
+    directory = materialized.data_dir / "reports" / "slo" / "2026-01-05"
+    report = (directory / "report.md").read_text()
+    slos = [name for (name,) in rows(materialized, "SELECT DISTINCT slo FROM marts.slo_compliance")]
+    assert slos and all(name in report for name in slos)
+    with (directory / "compliance.csv").open() as handle:
+        table = list(csv.DictReader(handle))
+    groups = rows(materialized, "SELECT count(DISTINCT (slo, group_key)) FROM marts.slo_compliance")[0][0]
+    assert len(table) == groups
+    assert (directory / "slo-burn.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_metadata_describes_what_was_written(materialized: Materialized) -> None:
+    event = materialized.instance.get_latest_materialization_event(mart_key("latency_rollups"))
+    metadata = event.asset_materialization.metadata
+    (count,) = rows(materialized, "SELECT count(*) FROM marts.latency_rollups")[0]
+    assert metadata["dagster/row_count"].value == count
+    assert metadata["worst_controllers"].value.startswith("| controller_id")
+    assert "data:image/png;base64," in metadata["fleet_quantiles"].value
+    assert [c.name for c in metadata["dagster/column_schema"].schema.columns][:2] == ["host", "controller_id"]
+
+
+@pytest.mark.parametrize("name", ["link_events", "slo_sli"])
+def test_rematerializing_a_partition_replaces_it(
+    materialized: Materialized, definitions: dg.Definitions, name: str
+) -> None:
+    count_sql = (
+        f"SELECT (SELECT count(*) FROM marts.{name}), (SELECT count(*) FROM (SELECT DISTINCT * FROM marts.{name}))"
+    )
+    before = rows(materialized, count_sql)[0]
+    hour = Window(SAMPLE_SPAN.start.replace(hour=2), SAMPLE_SPAN.start.replace(hour=3))
+    only = dg.Definitions(assets=[definitions.get_assets_def(mart_key(name))], resources={"lake": materialized.lake})
+    (run,) = materialize_span(only, materialized.lake, hour, dg.DagsterInstance.ephemeral())
+    assert run.partitions == 1 and run.result.success
+    assert rows(materialized, count_sql)[0] == before
+
+
+def test_an_hour_without_telemetry_is_unknown_not_compliant(
+    materialized: Materialized, definitions: dg.Definitions
+) -> None:
+    """The hourly marts for an hour after the sample ends (what automation does when the loader stalls): those
+    over raw telemetry succeed and write nothing; every SLO group of that hour is absent, with no SLI."""
+    quiet = Window(SAMPLE_SPAN.end.replace(hour=8), SAMPLE_SPAN.end.replace(hour=9))
+    keys = stages(definitions)[0].keys
+    only = dg.Definitions(assets=[definitions.get_assets_def(k) for k in keys], resources={"lake": materialized.lake})
+    (run,) = materialize_span(only, materialized.lake, quiet, dg.DagsterInstance.ephemeral())
+    assert run.partitions == 1 and run.result.success
+    counts = {
+        e.asset_key.path[-1]: e.materialization.metadata["dagster/row_count"].value
+        for e in run.result.get_asset_materialization_events()
+    }
+    assert all(counts[name] == 0 for name in ("latency_rollups", "link_events", "resets", "slo_sli"))
+    (groups, states, events, slis) = rows(
+        materialized,
+        """SELECT count(*), list_distinct(list(state)), sum(events), count(sli) FROM marts.slo_compliance
+           WHERE hour = '2026-01-05 08:00:00+00'""",
+    )[0]
+    assert groups == counts["slo_compliance"] > 0
+    assert (states, events, slis) == (["absent"], 0, 0)
