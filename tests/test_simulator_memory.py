@@ -8,15 +8,17 @@ from pathlib import Path
 
 MIB = 1024 * 1024
 
+# VmHWM, not getrusage: ru_maxrss survives exec, so a child forked from a large pytest process would report the
+# parent's size; VmHWM belongs to the new address space.
 _PEAK_RSS_OF_RUN = """
-import resource, sys
+import re, sys
 from pathlib import Path
 from ingest.parquet_sink import write_run
 from ingest.sim_config import SimConfig
 from ingest.simulator import Simulation
 config = SimConfig(controllers=2000, hours=float(sys.argv[1]), seed=1, chunk_intervals=30)
 write_run(Simulation(config), Path(sys.argv[2]), progress=False)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+print(int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1)) * 1024)
 """
 
 
