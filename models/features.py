@@ -125,10 +125,14 @@ class Detections:
 
     @classmethod
     def of(cls, telemetry: Telemetry, controllers: Controllers) -> Detections:
+        return cls.from_tables(telemetry.errors, telemetry.link, controllers)
+
+    @classmethod
+    def from_tables(cls, errors: pa.Table, link: pa.Table, controllers: Controllers) -> Detections:
         """Link incidents and resets explain each other: a proven drop re-enumerates the device (a new counter
         epoch that is not a reset), and a reset takes the link down (a down state that is not a drop)."""
-        incidents = link_incidents(telemetry.link, controllers)
-        resets = detect_resets(telemetry.errors, telemetry.link, controllers, link_drops=incidents)
+        incidents = link_incidents(link, controllers)
+        resets = detect_resets(errors, link, controllers, link_drops=incidents)
         return cls(resets=resets, incidents=without_reset_downtime(incidents, resets))
 
 

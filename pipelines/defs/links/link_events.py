@@ -7,8 +7,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from matplotlib.axes import Axes
 
-from ingest.contract import TOPIC_LINK
-from models.link_events import INCIDENTS_SCHEMA, link_incidents
+from ingest.contract import TOPIC_ERRORS, TOPIC_LINK
+from models.features import Detections
+from models.link_events import INCIDENTS_SCHEMA
 from models.series import Controllers
 from pipelines.assets import AFTER_LOAD, mart_asset, mart_check, publish
 from pipelines.metadata import chart, count_by, markdown_table
@@ -66,13 +67,15 @@ def _describe(incidents: pa.Table) -> dict[str, object]:
 def link_events(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     window = Window.of(context)
     with lake.connection(read_only=True) as con:
+        # Errors too: a reset's own downtime shows as a down link, and it is not a drop.
+        errors = read_stream(con, TOPIC_ERRORS, window.widened(BEFORE, AFTER))
         link = read_stream(con, TOPIC_LINK, window.widened(BEFORE, AFTER))
         controllers = Controllers.of(read_inventory(con).column("controller_id"), link.column("controller_id"))
         monotonic = counters_monotonic(con, TOPIC_LINK, window, window.widened(BEFORE))
     return publish(
         lake,
         NAME,
-        link_incidents(link, controllers),
+        Detections.from_tables(errors, link, controllers).incidents,
         window,
         "start_ts",
         describe=_describe,

@@ -7,7 +7,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.contract import TOPIC_ERRORS, TOPIC_LINK
-from models.resets import RESETS_SCHEMA, detect_resets
+from models.features import Detections
+from models.resets import RESETS_SCHEMA
 from models.series import Controllers
 from pipelines.assets import AFTER_LOAD, mart_asset, mart_check, publish
 from pipelines.metadata import count_by, markdown_table
@@ -71,7 +72,7 @@ def resets(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Material
     return publish(
         lake,
         NAME,
-        RESETS_SCHEMA.empty_table() if quiet else detect_resets(errors, link, controllers),
+        RESETS_SCHEMA.empty_table() if quiet else Detections.from_tables(errors, link, controllers).resets,
         window,
         "reset_ts",
         describe=_describe,
