@@ -256,7 +256,9 @@ def _merge(
 
 def _group_ranges(sorted_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     starts = np.flatnonzero(group_starts(sorted_codes))
-    return starts, np.append(starts[1:], len(sorted_codes))
+    # No evidence at all (a quiet window) has no groups, not one empty group.
+    ends = np.append(starts[1:], len(sorted_codes)) if len(starts) else starts
+    return starts, ends
 
 
 _PRECISE = (EVIDENCE.index("row"), EVIDENCE.index("uptime"))
@@ -325,9 +327,11 @@ def _reset_row(ev: dict[str, np.ndarray], members: list[int], config: ResetConfi
     strongest = members[np.argmin(kinds)]
     # A precise moment when there is one; else the middle of the interval every trace agrees on.
     moment = int(ev["lo"][strongest]) if kinds.min() in _PRECISE else (lo + max(hi, lo)) // 2
+    detected = int(ev["detected"][members].min())
     return (
-        moment,
-        int(ev["detected"][members].min()),
+        # Uptime-based estimates are whole seconds; a reset cannot postdate the evidence that revealed it.
+        min(moment, detected),
+        detected,
         not len(explicit),
         ev["reset_kind"][explicit[0]] if len(explicit) else None,
         ",".join(EVIDENCE[k] for k in sorted(set(kinds.tolist()))),
