@@ -16,7 +16,7 @@ from ingest.fault_schedule import FaultSchedule
 from ingest.fleet import Fleet
 from ingest.seeding import sparse_poisson
 from ingest.sim_config import SimConfig
-from ingest.timeline import Grid, segmented_cumsum, snapshot_steps, window_steps
+from ingest.timeline import ControllerEvents, Grid, segmented_cumsum, snapshot_steps, window_steps
 
 # Cumulative counters carried per counter epoch: the link snapshot's plus the health snapshot's CE count.
 AER_BITS = ("rx_err", "bad_tlp", "bad_dllp", "replay_rollover", "replay_timeout")
@@ -124,10 +124,8 @@ def build_chunk_state(
     owner, step, overlap = window_steps(grid, s.bursts.start, s.bursts.end)
     np.add.at(ce_rate, (step, s.bursts.ctrl[owner]), s.bursts.ce_per_s[owner] * overlap)
     np.maximum.at(storm, (step, s.bursts.ctrl[owner]), s.bursts.latency_multiplier[owner])
-    ramped = ~np.isnan(s.ues.precursor)
-    _add_ramp(
-        grid, ce_rate, None, s.ues.ctrl[ramped], s.ues.precursor[ramped], s.ues.t[ramped], s.ues.ramp_peak_per_s[ramped]
-    )
+    ramps = s.ce_ramps
+    _add_ramp(grid, ce_rate, None, ramps.ctrl, ramps.onset, ramps.end, ramps.peak_per_s)
 
     increments = _increments(config, grid, s, shape, link_rate, ce_rate, rng)
     shifted = np.concatenate([carry.pending[:, None, :], increments[:, :-1, :]], axis=1)
@@ -158,31 +156,35 @@ def build_chunk_state(
 def _epochs(grid: Grid, s: FaultSchedule, carry: Carry, shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Counter epoch, "a new epoch starts here" and last boot per (step, controller).
 
-    A bump at time b is first seen by the snapshot at or after b. Bumps are rare, so only the controllers that
-    have one in this chunk are computed step by step; the rest keep the carried values.
+    A bump at time b is first seen by the snapshot at or after b. Every bump opens a counter epoch; only resets
+    reboot the controller (a link drop re-enumerates the device, its uptime runs on). Bumps are rare, so only the
+    controllers that have one in this chunk are computed step by step; the rest keep the carried values.
     """
     epoch = np.broadcast_to(carry.epoch, shape).copy()
     boot = np.broadcast_to(carry.boot_s, shape).copy()
     restart = np.zeros(shape, bool)
-    bump_steps, bump_ctrl, bump_t = _bumps_in(grid, s)
+    bump_steps, bump_ctrl, _ = _events_in(grid, s.bumps)
     if bump_ctrl.size:
         columns, local = np.unique(bump_ctrl, return_inverse=True)
         per_step = np.zeros((shape[0], columns.size), np.int64)
         np.add.at(per_step, (bump_steps, local), 1)
         epoch[:, columns] += np.cumsum(per_step, axis=0)
         restart[:, columns] = per_step > 0
+    boot_steps, boot_ctrl, boot_t = _events_in(grid, s.boots)
+    if boot_ctrl.size:
+        columns, local = np.unique(boot_ctrl, return_inverse=True)
         latest = np.full((shape[0] + 1, columns.size), -np.inf)
         latest[0] = carry.boot_s[columns]
-        np.maximum.at(latest, (bump_steps + 1, local), bump_t)
+        np.maximum.at(latest, (boot_steps + 1, local), boot_t)
         boot[:, columns] = np.maximum.accumulate(latest, axis=0)[1:]
     return epoch, restart, boot
 
 
-def _bumps_in(grid: Grid, s: FaultSchedule) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    t = s.bumps.t
-    ctrl = s.bumps.controller
+def _events_in(grid: Grid, events: ControllerEvents) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(first snapshot step, controller, time) of the events this chunk's snapshots see arrive."""
+    t = events.t
     keep = (t > grid.t0 - grid.step_s) & (t <= grid.t0 + (grid.steps - 1) * grid.step_s)
-    return grid.first_snapshot_at_or_after(t[keep]), ctrl[keep], t[keep]
+    return grid.first_snapshot_at_or_after(t[keep]), events.controller[keep], t[keep]
 
 
 def _snapshot_mask(grid: Grid, shape, ctrl, start, end) -> np.ndarray:

@@ -19,8 +19,11 @@ from ingest.seeding import lognormal, rng_for
 from ingest.sim_config import SimConfig
 from ingest.timeline import ControllerEvents, expand_ranges, inside_windows
 
-RESET_CAUSES = ("random", "storm", "ue", "rack_event")
+# Why a controller reset: the first three are the causes `ResetKnobs.cause_shares` splits the reset process into.
+RESET_CAUSES = ("sudden", "memory_degradation", "planned", "storm", "ue", "link_degradation", "rack_event")
+SUDDEN, MEMORY, PLANNED, STORM, UE, LINK, RACK = range(len(RESET_CAUSES))
 COLD = RESET_KINDS.index("cold")
+FW_ACTIVATE = RESET_KINDS.index("fw_activate")
 NO_TIME = np.nan
 
 
@@ -77,6 +80,16 @@ class UncorrectableErrors(_Events):
 
 
 @dataclass(frozen=True)
+class CeRamps(_Events):
+    """A rising CE rate from onset to end: the precursor of a UE or of a memory-caused reset (§2.3)."""
+
+    ctrl: np.ndarray
+    onset: np.ndarray
+    end: np.ndarray
+    peak_per_s: np.ndarray
+
+
+@dataclass(frozen=True)
 class Resets(_Events):
     times = ("t",)
     ctrl: np.ndarray
@@ -86,6 +99,8 @@ class Resets(_Events):
     silent: np.ndarray
     cause: np.ndarray  # index into RESET_CAUSES
     precursor: np.ndarray
+    ramp_peak_per_s: np.ndarray  # CE rate a memory-degradation ramp reaches; NaN for other causes
+    episode: np.ndarray  # the link episode that caused it, -1 for other causes
 
 
 @dataclass(frozen=True)
@@ -98,6 +113,7 @@ class LinkEpisodes(_Events):
     ce_peak_per_s: np.ndarray
     downgraded: np.ndarray
     dropped: np.ndarray
+    reset: np.ndarray  # the episode ended in a controller reset rather than a drop
 
 
 @dataclass(frozen=True)
@@ -126,6 +142,7 @@ class LinkDrops(_Events):
     down: np.ndarray
     up: np.ndarray
     precursor: np.ndarray  # NaN for a sudden drop
+    episode: np.ndarray  # the degradation episode it ends, -1 for a sudden drop
 
 
 @dataclass(frozen=True)
@@ -142,6 +159,7 @@ class Replays(_Events):
 class FaultSchedule:
     racks: RackOutages
     bursts: Bursts
+    ce_ramps: CeRamps
     ues: UncorrectableErrors
     resets: Resets
     episodes: LinkEpisodes
@@ -150,6 +168,7 @@ class FaultSchedule:
     drops: LinkDrops
     replays: Replays
     bumps: ControllerEvents  # every counter-epoch bump: resets and link-ups after a drop
+    boots: ControllerEvents  # resets only: a link drop re-enumerates the device but does not reboot it
     host_down: ControllerEvents  # rack outage starts per controller (ends in racks.up)
 
     def near(self, t0: float, t1: float) -> FaultSchedule:
@@ -180,41 +199,44 @@ def draw_schedule(config: SimConfig, fleet: Fleet, traits: ControllerTraits) -> 
     host_down = ControllerEvents(racks.ctrl, racks.down, span)
 
     def alive(ctrl: np.ndarray, t: np.ndarray) -> np.ndarray:
-        return (t < span) & ~inside_windows(ctrl, t, host_down, racks.up)
+        return (t >= 0.0) & (t < span) & ~inside_windows(ctrl, t, host_down, racks.up)
 
     bursts = _bursts(config, rng, traits)
     bursts = bursts.where(alive(bursts.ctrl, bursts.start))
     ues = _ues(config, rng, traits)
     ues = ues.where(alive(ues.ctrl, ues.t))
     episodes, retrains, downgrades, drops = _link_chain(config, rng, fleet, traits)
-    episodes = episodes.where(alive(episodes.ctrl, episodes.onset))
     retrains = retrains.where(alive(retrains.ctrl, retrains.t))
     downgrades = downgrades.where(alive(downgrades.ctrl, downgrades.t))
     drops = drops.where(alive(drops.ctrl, drops.down))
+    causes = _reset_causes(config, rng, traits, bursts, ues, episodes)
+    resets = _resets(config, rng, racks, causes.where(alive(causes.ctrl, causes.t)))
+    resets, drops = _without_overlaps(config, resets, drops)
 
-    storm = bursts.storm & (rng.random(len(bursts)) < config.errors.storm_reset_probability)
-    errors = config.errors
-    storm_at = rng.uniform(*errors.storm_reset_at, storm.sum())
-    storm_t = bursts.start[storm] + storm_at * (bursts.end - bursts.start)[storm]
-    ue_t = ues.t[ues.forces_reset] + rng.uniform(*errors.ue_reset_delay_s, ues.forces_reset.sum())
-    random_ctrl, random_t = poisson_times(
-        rng, config.per_second(config.resets.per_year) * traits.reset_multiplier, np.zeros(fleet.size), span
+    n_episodes = len(episodes)
+    episodes = replace(
+        episodes,
+        dropped=np.isin(np.arange(n_episodes), drops.episode),
+        reset=np.isin(np.arange(n_episodes), resets.episode),
     )
-    ctrl = np.concatenate([bursts.ctrl[storm], ues.ctrl[ues.forces_reset], random_ctrl])
-    t = np.concatenate([storm_t, ue_t, random_t])
-    cause = np.repeat([1, 2, 0], [storm.sum(), ues.forces_reset.sum(), random_ctrl.size])
-    ue_precursor = np.where(np.isnan(ues.precursor), ues.t, ues.precursor)[ues.forces_reset]
-    precursor = np.concatenate([bursts.start[storm], ue_precursor, np.full(random_ctrl.size, NO_TIME)])
-    keep = alive(ctrl, t)
-    resets = _resets(config, rng, racks, ctrl[keep], t[keep], cause[keep], precursor[keep])
-
-    bump_ctrl = np.concatenate([resets.ctrl, drops.ctrl])
-    bumps = ControllerEvents(bump_ctrl, np.concatenate([resets.t, drops.up]), span)
+    # Episodes begun before the run still ramp into it. After this, `drops.episode` and `resets.episode` index
+    # the episodes as drawn, before this filter.
+    episodes = episodes.where((episodes.end >= 0.0) & (episodes.onset < span))
+    memory = resets.cause == MEMORY
+    ramped = ~np.isnan(ues.precursor)
+    ce_ramps = CeRamps(
+        ctrl=np.concatenate([ues.ctrl[ramped], resets.ctrl[memory]]),
+        onset=np.concatenate([ues.precursor[ramped], resets.precursor[memory]]),
+        end=np.concatenate([ues.t[ramped], resets.t[memory]]),
+        peak_per_s=np.concatenate([ues.ramp_peak_per_s[ramped], resets.ramp_peak_per_s[memory]]),
+    )
+    bumps = ControllerEvents(np.concatenate([resets.ctrl, drops.ctrl]), np.concatenate([resets.t, drops.up]), span)
     following = bumps.next_after(downgrades.ctrl, downgrades.t)
     downgrades = replace(downgrades, end=_time_at(bumps, following))
     return FaultSchedule(
         racks=racks,
         bursts=bursts,
+        ce_ramps=ce_ramps,
         ues=ues,
         resets=resets,
         episodes=episodes,
@@ -223,8 +245,91 @@ def draw_schedule(config: SimConfig, fleet: Fleet, traits: ControllerTraits) -> 
         drops=drops,
         replays=_replays(config, rng, resets),
         bumps=bumps,
+        boots=ControllerEvents(resets.ctrl, resets.t, span),
         host_down=host_down,
     )
+
+
+@dataclass(frozen=True)
+class _ResetCauses(_Events):
+    """Reset candidates before kinds, downtimes and the overlap rule are applied."""
+
+    ctrl: np.ndarray
+    t: np.ndarray
+    cause: np.ndarray
+    precursor: np.ndarray
+    ramp_peak_per_s: np.ndarray
+    episode: np.ndarray
+
+
+def _reset_causes(
+    config: SimConfig,
+    rng: np.random.Generator,
+    traits: ControllerTraits,
+    bursts: Bursts,
+    ues: UncorrectableErrors,
+    episodes: LinkEpisodes,
+) -> _ResetCauses:
+    """Every non-rack reset with its cause and precursor: the reset process split by cause, storms, UEs that
+    force a reset, and link episodes that end in one."""
+    errors, knobs = config.errors, config.resets
+    n = traits.age_s.size
+    ctrl, t = poisson_times(
+        rng, config.per_second(knobs.per_year) * traits.reset_multiplier, np.zeros(n), config.span_s
+    )
+    shares = np.asarray(knobs.cause_shares, float)
+    cause = np.array([SUDDEN, MEMORY, PLANNED])[rng.choice(3, ctrl.size, p=shares / shares.sum())]
+    memory = cause == MEMORY
+    lead = _precursor_leads(config, rng, ctrl.size)
+    peak = lognormal(rng, errors.ue_precursor_ce_per_min_median / 60.0, errors.ue_precursor_ce_per_min_sigma, ctrl.size)
+
+    storm = bursts.storm & (rng.random(len(bursts)) < errors.storm_reset_probability)
+    storm_at = rng.uniform(*errors.storm_reset_at, storm.sum())
+    storm_t = bursts.start[storm] + storm_at * (bursts.end - bursts.start)[storm]
+    forced = ues.forces_reset
+    ue_t = ues.t[forced] + rng.uniform(*errors.ue_reset_delay_s, forced.sum())
+    ue_precursor = np.where(np.isnan(ues.precursor), ues.t, ues.precursor)[forced]
+    link = np.flatnonzero(episodes.reset)
+    sizes = [ctrl.size, storm.sum(), forced.sum(), link.size]
+    return _ResetCauses(
+        ctrl=np.concatenate([ctrl, bursts.ctrl[storm], ues.ctrl[forced], episodes.ctrl[link]]),
+        t=np.concatenate([t, storm_t, ue_t, episodes.end[link]]),
+        cause=np.concatenate([cause, np.repeat([STORM, UE, LINK], sizes[1:])]),
+        precursor=np.concatenate(
+            [np.where(memory, t - lead, NO_TIME), bursts.start[storm], ue_precursor, episodes.onset[link]]
+        ),
+        ramp_peak_per_s=np.concatenate([np.where(memory, peak, NO_TIME), np.full(sum(sizes[1:]), NO_TIME)]),
+        episode=np.concatenate([np.full(sum(sizes[:3]), -1), link]),
+    )
+
+
+def _precursor_leads(config: SimConfig, rng: np.random.Generator, n: int) -> np.ndarray:
+    """CE-ramp onset → failure lead times, never under the protocol's 15 min minimum lead."""
+    errors = config.errors
+    median = errors.ue_lead_median_s * config.precursor_time_scale
+    return np.maximum(errors.ue_lead_min_s, lognormal(rng, median, errors.ue_lead_sigma, n))
+
+
+def _without_overlaps(config: SimConfig, resets: Resets, drops: LinkDrops) -> tuple[Resets, LinkDrops]:
+    """Drop every reset or link drop that begins while an earlier outage on the same controller is still down
+    or within `outage_guard_s` after it (a link cannot go down while it is down). Rack-power resets always stay:
+    the facility event happened whatever the controller was doing."""
+    ctrl = np.concatenate([resets.ctrl, drops.ctrl])
+    start = np.concatenate([resets.t, drops.down])
+    end = np.concatenate([resets.up, drops.up]) + config.resets.outage_guard_s
+    if not ctrl.size:
+        return resets, drops
+    order = np.lexsort((start, ctrl))
+    ctrl_sorted, start_sorted = ctrl[order], start[order]
+    stride = 2.0 * (config.span_s + float(np.max(end, initial=0.0))) + 1.0
+    running = np.maximum.accumulate(end[order] + ctrl_sorted * stride) - ctrl_sorted * stride
+    previous_end = np.concatenate([[-np.inf], running[:-1]])
+    first_of_controller = np.concatenate([[True], ctrl_sorted[1:] != ctrl_sorted[:-1]])
+    blocked_sorted = ~first_of_controller & (start_sorted < previous_end)
+    blocked = np.empty_like(blocked_sorted)
+    blocked[order] = blocked_sorted
+    keep_resets = ~blocked[: len(resets)] | (resets.cause == RACK)
+    return resets.where(keep_resets), drops.where(~blocked[len(resets) :])
 
 
 def _time_at(events: ControllerEvents, position: np.ndarray) -> np.ndarray:
@@ -292,43 +397,41 @@ def _ues(config: SimConfig, rng: np.random.Generator, traits: ControllerTraits) 
     keep = rng.random(ctrl.size) < accept
     ctrl, t = ctrl[keep], t[keep]
     with_precursor = rng.random(ctrl.size) >= errors.ue_no_precursor_share
-    lead = np.maximum(errors.ue_lead_min_s, lognormal(rng, errors.ue_lead_median_s, errors.ue_lead_sigma, ctrl.size))
+    lead = _precursor_leads(config, rng, ctrl.size)
+    peak_per_s = errors.ue_precursor_ce_per_min_median / 60.0
     return UncorrectableErrors(
         ctrl=ctrl,
         t=t,
         precursor=np.where(with_precursor, t - lead, NO_TIME),
-        ramp_peak_per_s=lognormal(rng, errors.ue_precursor_ce_per_min_median / 60.0, 1.0, ctrl.size),
+        ramp_peak_per_s=lognormal(rng, peak_per_s, errors.ue_precursor_ce_per_min_sigma, ctrl.size),
         dram_record=rng.random(ctrl.size) < errors.dram_record_share,
         forces_reset=rng.random(ctrl.size) < errors.ue_reset_probability,
     )
 
 
-def _resets(
-    config: SimConfig,
-    rng: np.random.Generator,
-    racks: RackOutages,
-    ctrl: np.ndarray,
-    t: np.ndarray,
-    cause: np.ndarray,
-    precursor: np.ndarray,
-) -> Resets:
-    """Kinds, silence and downtime for every reset; power returning after a rack event is a cold reset."""
+def _resets(config: SimConfig, rng: np.random.Generator, racks: RackOutages, causes: _ResetCauses) -> Resets:
+    """Kinds, silence and downtime for every reset; power returning after a rack event is a cold reset, and a
+    planned reset is a firmware activation."""
     knobs = config.resets
     shares = np.asarray(knobs.kind_shares, float)
-    kind = np.concatenate([np.full(len(racks), COLD), rng.choice(len(RESET_KINDS), ctrl.size, p=shares / shares.sum())])
-    silent = np.concatenate([np.zeros(len(racks), bool), rng.random(ctrl.size) < knobs.silent_share])
-    ctrl = np.concatenate([racks.ctrl, ctrl])
-    t = np.concatenate([racks.up, t])
+    unplanned = rng.choice(shares.size, len(causes), p=shares / shares.sum())
+    kind = np.concatenate([np.full(len(racks), COLD), np.where(causes.cause == PLANNED, FW_ACTIVATE, unplanned)])
+    silent = np.concatenate([np.zeros(len(racks), bool), rng.random(len(causes)) < knobs.silent_share])
+    ctrl = np.concatenate([racks.ctrl, causes.ctrl])
+    t = np.concatenate([racks.up, causes.t])
     downtime = lognormal(rng, knobs.downtime_median_s, knobs.downtime_sigma, ctrl.size)
     downtime *= np.where(kind == COLD, knobs.cold_downtime_multiplier, 1.0)
+    none = np.full(len(racks), NO_TIME)
     return Resets(
         ctrl=ctrl,
         t=t,
         up=t + downtime,
         kind=kind.astype(np.int8),
         silent=silent,
-        cause=np.concatenate([np.full(len(racks), RESET_CAUSES.index("rack_event")), cause]).astype(np.int8),
-        precursor=np.concatenate([np.full(len(racks), NO_TIME), precursor]),
+        cause=np.concatenate([np.full(len(racks), RACK), causes.cause]).astype(np.int8),
+        precursor=np.concatenate([none, causes.precursor]),
+        ramp_peak_per_s=np.concatenate([none, causes.ramp_peak_per_s]),
+        episode=np.concatenate([np.full(len(racks), -1), causes.episode]),
     )
 
 
@@ -337,11 +440,17 @@ def _link_chain(config: SimConfig, rng: np.random.Generator, fleet: Fleet, trait
     link = config.link
     span = config.span_s
     zeros = np.zeros(fleet.size)
-    ctrl, onset = poisson_times(rng, config.per_second(link.episode_per_year) * traits.link_multiplier, zeros, span)
+    # Episodes start before the run too, so the fleet is already degrading at t = 0 as it would be in the field
+    # (a stationary start): far enough back that almost every episode ending inside the run is drawn.
+    median = link.episode_duration_median_s * config.precursor_time_scale
+    lookback = median * np.exp(3.0 * link.episode_duration_sigma)
+    rate = config.per_second(link.episode_per_year) * traits.link_multiplier
+    ctrl, onset = poisson_times(rng, rate, np.full(fleet.size, -lookback), span)
     n = ctrl.size
-    duration = lognormal(rng, link.episode_duration_median_s, link.episode_duration_sigma, n)
+    duration = lognormal(rng, median, link.episode_duration_sigma, n)
     downgraded = rng.random(n) < link.downgrade_probability
-    dropped = rng.random(n) < link.drop_probability
+    outcome = rng.random(n)
+    dropped = outcome < link.drop_probability
     episodes = LinkEpisodes(
         ctrl=ctrl,
         onset=onset,
@@ -349,6 +458,7 @@ def _link_chain(config: SimConfig, rng: np.random.Generator, fleet: Fleet, trait
         ce_peak_per_s=lognormal(rng, link.degraded_ce_per_min_median / 60.0, link.degraded_ce_per_min_sigma, n),
         downgraded=downgraded,
         dropped=dropped,
+        reset=~dropped & (outcome < link.drop_probability + link.reset_probability),
     )
     owner = np.repeat(np.arange(n), rng.poisson(link.retrains_per_episode, n))
     retrains = Retrains(
@@ -375,12 +485,13 @@ def _link_chain(config: SimConfig, rng: np.random.Generator, fleet: Fleet, trait
         down=down,
         up=down + lognormal(rng, link.outage_median_s, link.outage_sigma, down.size),
         precursor=np.concatenate([onset[dropped], np.full(sudden_ctrl.size, NO_TIME)]),
+        episode=np.concatenate([np.flatnonzero(dropped), np.full(sudden_ctrl.size, -1)]),
     )
     return episodes, retrains, downgrades, drops
 
 
 def _replays(config: SimConfig, rng: np.random.Generator, resets: Resets) -> Replays:
-    explicit = np.flatnonzero(~resets.silent & (resets.cause != RESET_CAUSES.index("rack_event")))
+    explicit = np.flatnonzero(~resets.silent & (resets.cause != RACK))
     owner = np.repeat(explicit, rng.poisson(config.resets.replay_records_mean, explicit.size))
     return Replays(
         ctrl=resets.ctrl[owner],

@@ -110,10 +110,15 @@ class ErrorKnobs:
     dram_record_share: float = 0.5  # ASSUMPTION: share of media records reported as DRAM (vs General Media)
     ue_per_year: float = 0.015  # ≈1.3 %/machine-yr, 0.05-0.39 %/DIMM-yr (fault_model.md §2.1 [S])
     ue_no_precursor_share: float = 0.38  # 30-45 % of UEs without CE precursor (§1 [A], 43 % upper bound)
-    ue_lead_median_s: float = 5400.0  # ASSUMPTION [NF]: CE onset → UE lead time (protocol lead ≥15 min)
-    ue_lead_sigma: float = 0.8  # ASSUMPTION [NF]
+    # ASSUMPTION [NF]: CE-ramp onset → UE lead time. No measured distribution exists (§2.3); IBM predicts UEs
+    # "weeks in advance" from CE logs [A] and SmartMem labels a 7-day window [V], so the ramp spans a day or more.
+    ue_lead_median_s: float = 60 * 3600.0
+    ue_lead_sigma: float = 0.5  # ASSUMPTION [NF]: most leads between ~1 and ~6 days
     ue_lead_min_s: float = 900.0  # SmartMem protocol lead 15 min (§2.3 [V])
-    ue_precursor_ce_per_min_median: float = 40.0  # ASSUMPTION [NF]: CE rate reached just before the UE
+    # ASSUMPTION [NF]: CE rate reached just before the UE, within the range CE-faulty devices show anyway (§1: mean
+    # ≈3,700/month), so a ramp stands out by its rise more than by its level.
+    ue_precursor_ce_per_min_median: float = 10.0
+    ue_precursor_ce_per_min_sigma: float = 1.2  # ASSUMPTION [NF]: some ramps stay faint (hard to tell from noise)
     ue_reset_probability: float = 0.5  # ASSUMPTION: a UE often forces a reset (Reset Needed, §3 rule 4)
     ue_reset_delay_s: tuple[float, float] = (1.0, 30.0)  # ASSUMPTION: UE → Reset Needed → reset, uniform
     storm_reset_at: tuple[float, float] = (0.2, 1.0)  # ASSUMPTION: a storm's reset lands in this part of it
@@ -132,17 +137,25 @@ class LinkKnobs:
     background_ce_median_per_hour: float = 0.3  # ASSUMPTION
     background_ce_sigma: float = 1.5  # ASSUMPTION: some healthy links are noisy ("expected", §2.5 [V])
     episode_per_year: float = 0.3  # ASSUMPTION [NF]: degradation episodes per link-year
-    episode_duration_median_s: float = 1800.0  # ASSUMPTION [NF]: precursor ramp length
-    episode_duration_sigma: float = 0.7  # ASSUMPTION [NF]
-    degraded_ce_per_min_median: float = 20.0  # ASSUMPTION [NF]: "orders of magnitude above background"
-    degraded_ce_per_min_sigma: float = 1.0  # ASSUMPTION [NF]
+    # ASSUMPTION [NF]: precursor ramp length. Meta tracks correctable-AER rates over windows up to a day (§2.5 [V])
+    # and failure predictors work on day-to-week windows (§2.3): a link degrades over about a day, not minutes.
+    episode_duration_median_s: float = 48 * 3600.0
+    episode_duration_sigma: float = 0.5  # ASSUMPTION [NF]: most episodes ~20 h to ~5 days
+    # ASSUMPTION [NF]: "orders of magnitude above background" (§1) at the episode's end: 120/h against 0.3/h; early
+    # in the ramp it is within reach of the noisy healthy links ("expected", §2.5 [V]).
+    degraded_ce_per_min_median: float = 2.0
+    degraded_ce_per_min_sigma: float = 1.2  # ASSUMPTION [NF]
     retrains_per_episode: float = 2.0  # ASSUMPTION [NF]: mean retrains during an episode
     retrain_at: tuple[float, float] = (0.3, 1.0)  # ASSUMPTION [NF]: retrains fall in this part of the episode
     downgrade_at: tuple[float, float] = (0.5, 1.0)  # ASSUMPTION [NF]: the downtrain falls in this part
     downgrade_probability: float = 0.4  # ASSUMPTION [NF]: episode → width/speed downtrain
     width_downgrade_share: float = 0.6  # ASSUMPTION [NF]: width halving vs 32→16 GT/s
     drop_probability: float = 0.35  # ASSUMPTION [NF]: episode → surprise down
-    sudden_drop_per_year: float = 0.05  # ASSUMPTION [NF]: drops with no precursor (connector, cable)
+    # ASSUMPTION [NF]: episode → the controller needs a reset (CXL reset / hot reset after link errors, §3 rule 4).
+    reset_probability: float = 0.15
+    # ASSUMPTION [NF]: drops with no precursor (connector, cable): about 1 drop in 8 (no link data exists; UEs,
+    # the nearest analogue, are 30-45 % precursor-free, §2.3 [A], but a link's errors are counted before it drops).
+    sudden_drop_per_year: float = 0.015
     outage_median_s: float = 20.0  # ASSUMPTION [NF]: surprise down → link up
     outage_sigma: float = 1.0  # ASSUMPTION [NF]
     crc_threshold_hit_per_ce: float = 0.02  # ASSUMPTION: CXL CRC threshold hits per visible CE
@@ -158,14 +171,24 @@ class ResetKnobs:
     # ASSUMPTION [D]: between I/O-board 0.007-0.023 and all-cause 0.56 per host-year (§2.4); before the
     # firmware-cohort and lemon multipliers, which raise the fleet mean about 3x.
     per_year: float = 0.1
-    # Shares of warm, cold, hot, cxl_reset, flr, sbr, fw_activate (RESET_KINDS order); fw_activate is planned,
-    # ~10 % of interruptions (§2.4 [V]); the rest ASSUMPTION.
-    kind_shares: tuple[float, ...] = (0.3, 0.15, 0.05, 0.2, 0.1, 0.1, 0.1)
+    # Causes of those resets: sudden (no precursor: firmware hang, power glitch), memory degradation (a CE ramp
+    # first, like a UE's), planned firmware activation (~10 % of interruptions are planned, §2.4 [V]). Storms,
+    # UEs, degrading links and rack events add resets of their own. ASSUMPTION [NF] for the split of the
+    # unplanned rest: §1 has ≈half of memory-caused resets from CE storms (§2.2 [A]); sudden resets are kept at
+    # 20 % of unplanned resets, below the 30-45 % of precursor-free UEs (§2.3 [A]): a controller's hang has more
+    # telemetry behind it (CEs, link errors) than a DIMM's first UE.
+    cause_shares: tuple[float, float, float] = (0.18, 0.72, 0.1)
+    # Shares of warm, cold, hot, cxl_reset, flr, sbr for unplanned resets (RESET_KINDS order without
+    # fw_activate, which is what a planned reset is). ASSUMPTION.
+    kind_shares: tuple[float, ...] = (0.3, 0.15, 0.05, 0.2, 0.15, 0.15)
     silent_share: float = 0.2  # ASSUMPTION: resets with no reset record (only counter/uptime discontinuity)
     boot_age_s: tuple[float, float] = (3600.0, 30 * 86400.0)  # ASSUMPTION: uptime at the run start, uniform
     downtime_median_s: float = 8.0  # ASSUMPTION: re-probe within seconds (Memory_Info_Valid 1 s, §4 [CPCI])
     downtime_sigma: float = 0.8  # ASSUMPTION
     cold_downtime_multiplier: float = 4.0  # ASSUMPTION: cold resets retrain memory (media ready ≤60 s)
+    # ASSUMPTION: after an outage (reset downtime, link down) the device is stable for at least this long, so
+    # outages never overlap and each is attributable: a link cannot drop while it is already down.
+    outage_guard_s: float = 300.0
     replay_window_s: float = 120.0  # ASSUMPTION: undrained log window replayed after re-probe (§4 inferred)
     replay_records_mean: float = 5.0  # ASSUMPTION: records in the post-reset burst
     # Firmware cohorts with an elevated reset rate: (version, multiplier). ASSUMPTION [NF] (§1).
@@ -198,6 +221,10 @@ class SimConfig:
     # every event rate (faults, CEs, bursts, UEs, resets, link episodes, rack events). Default 1000: one
     # simulated hour ≈ 6 weeks of field time, so a 200-controller x 6 h run has dozens of resets and drops.
     fault_acceleration: float = 1000.0
+    # ASSUMPTION: precursor durations (CE ramps, link degradation episodes) are physical up to this acceleration
+    # and compressed by reference/acceleration above it. Without that, at 1000x every link would be inside
+    # several days-long degradation episodes at once (rate x duration), which no field fleet shows.
+    precursor_reference_acceleration: float = 50.0
     fleet: FleetKnobs = field(default_factory=FleetKnobs)
     load: LoadKnobs = field(default_factory=LoadKnobs)
     latency: LatencyKnobs = field(default_factory=LatencyKnobs)
@@ -222,8 +249,8 @@ class SimConfig:
             found.append(f"hours ({self.hours:g}) must cover at least one {self.interval_s} s interval")
         if self.chunk_intervals < 0:
             found.append(f"chunk_intervals must be 0 (auto) or positive, got {self.chunk_intervals}")
-        if self.fault_acceleration <= 0:
-            found.append(f"fault_acceleration must be positive, got {self.fault_acceleration}")
+        if not 0 < self.fault_acceleration < float("inf"):
+            found.append(f"fault_acceleration must be positive and finite, got {self.fault_acceleration}")
         return found
 
     @property
@@ -239,6 +266,11 @@ class SimConfig:
         if self.chunk_intervals:
             return min(self.chunk_intervals, self.n_intervals)
         return max(1, min(self.n_intervals, AUTO_CHUNK_CONTROLLER_INTERVALS // self.controllers))
+
+    @property
+    def precursor_time_scale(self) -> float:
+        """Factor on precursor durations: 1 up to the reference acceleration, then reference / acceleration."""
+        return min(1.0, self.precursor_reference_acceleration / self.fault_acceleration)
 
     def per_second(self, per_year: float) -> float:
         """A field rate per device-year as a rate per simulated second, after acceleration."""

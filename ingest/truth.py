@@ -14,7 +14,8 @@ from ingest.fleet import Fleet
 from ingest.sim_config import SimConfig
 
 
-def _rows(kind: str, ctrl, onset, end, precursor, details: list[dict]) -> dict[str, np.ndarray | list]:
+def _rows(kind: str, ctrl, onset, end, precursor, details: list[dict | str]) -> dict[str, np.ndarray | list]:
+    """One fault family's columns; details as dicts, or as JSON text already (sorted keys) for the bulky ones."""
     n = len(ctrl)
     return {
         "kind": np.full(n, FAULT_KINDS.index(kind), np.int16),
@@ -61,18 +62,16 @@ def truth_rows(schedule: FaultSchedule, fleet: Fleet) -> list[dict]:
             s.episodes.onset,
             s.episodes.end,
             s.episodes.onset,
+            # Episodes are the most numerous truth rows (they last days): rendered as JSON text directly.
             [
-                {
-                    "outcome": "drop" if drop else "downgrade" if down else "recovered",
-                    "peak_ce_per_min": round(p * 60, 1),
-                }
-                for drop, down, p in zip(
-                    s.episodes.dropped, s.episodes.downgraded, s.episodes.ce_peak_per_s, strict=True
+                f'{{"outcome": "{outcome}", "peak_ce_per_min": {peak!r}}}'
+                for outcome, peak in zip(
+                    _episode_outcomes(s), np.round(s.episodes.ce_peak_per_s * 60, 1).tolist(), strict=True
                 )
             ],
         ),
         _rows(
-            "link_retrain", s.retrains.ctrl, s.retrains.t, s.retrains.t, s.retrains.precursor, [{}] * len(s.retrains)
+            "link_retrain", s.retrains.ctrl, s.retrains.t, s.retrains.t, s.retrains.precursor, ["{}"] * len(s.retrains)
         ),
         _rows(
             "link_downgrade",
@@ -118,6 +117,12 @@ def truth_rows(schedule: FaultSchedule, fleet: Fleet) -> list[dict]:
     ]
 
 
+def _episode_outcomes(s: FaultSchedule) -> list[str]:
+    e = s.episodes
+    outcome = np.where(e.dropped, "drop", np.where(e.reset, "reset", np.where(e.downgraded, "downgrade", "recovered")))
+    return outcome.tolist()
+
+
 class TruthTable:
     """The complete truth of a run, sorted by onset, sliced per chunk by onset."""
 
@@ -135,7 +140,7 @@ class TruthTable:
         ctrl = np.concatenate([p["ctrl"] for p in parts])[order]
         end = np.concatenate([p["end"] for p in parts])[order]
         precursor = np.concatenate([p["precursor"] for p in parts])[order]
-        details = [json.dumps(d, sort_keys=True) for p in parts for d in p["details"]]
+        details = [d if isinstance(d, str) else json.dumps(d, sort_keys=True) for p in parts for d in p["details"]]
         columns = {
             "controller_id": strings(ctrl, fleet.controller_ids),
             "kind": dictionary(np.concatenate([p["kind"] for p in parts])[order], FAULT_KINDS),

@@ -237,6 +237,11 @@ def min_cost_threshold(labels: np.ndarray, risk: np.ndarray, cost_fn: float, cos
 # ---------------------------------------------------------------------------------------------------------
 
 
+FAILURE_KINDS = ("ue", "controller_reset", "link_drop")
+# Reset causes (truth `details.cause`) that are not the controller failing: see failure_events.
+NOT_FAILURE_CAUSES = ("rack_event", "planned")
+
+
 def held_out_controllers(controllers: Controllers, test_fraction: float, salt: str = "leo-fleet") -> np.ndarray:
     """Boolean mask of controllers held out for testing: a stable hash, so the split never depends on order or seed."""
     ids = controllers.ids.to_pylist()
@@ -251,17 +256,32 @@ def truth_events(
     *,
     silent: bool | None = None,
     column: str = "onset_ts",
+    exclude_causes: tuple[str, ...] = (),
 ) -> tuple[np.ndarray, np.ndarray]:
     """(codes, ns) of the true events of `kinds` on the given controllers: their onset, or another timestamp
-    `column` such as precursor_onset_ts (NULL_TS where absent); `silent` filters resets."""
+    `column` such as precursor_onset_ts (NULL_TS where absent); `silent` filters resets, `exclude_causes` drops
+    events whose details name one of those causes."""
     mask = is_in(truth.column("kind"), kinds)
-    if silent is not None:
-        details = truth.column("details").to_pylist()
-        flags = np.array([bool(json.loads(d or "{}").get("silent", False)) for d in details], dtype=bool)
-        mask &= flags == silent
+    if silent is not None or exclude_causes:
+        details = [json.loads(d or "{}") for d in truth.column("details").to_pylist()]
+        if silent is not None:
+            mask &= np.array([bool(d.get("silent", False)) for d in details], dtype=bool) == silent
+        mask &= ~np.array([d.get("cause") in exclude_causes for d in details], dtype=bool)
     codes = controllers.codes(truth.column("controller_id"))
     mask &= codes >= 0
     return codes[mask], timestamps_ns(truth.column(column))[mask]
+
+
+def failure_events(
+    truth: pa.Table, controllers: Controllers, *, column: str = "onset_ts"
+) -> tuple[np.ndarray, np.ndarray]:
+    """The controller failures the predictors are judged on: every UE, unplanned controller reset and link drop.
+
+    A rack losing power resets every controller in it: a facility event (fault_model.md §2.4 counts rack and PDU
+    failures apart from machine failures) that no controller's telemetry can foresee. A planned firmware
+    activation is maintenance (§2.4: planned interruptions). Neither is the controller failing.
+    """
+    return truth_events(truth, controllers, FAILURE_KINDS, column=column, exclude_causes=NOT_FAILURE_CAUSES)
 
 
 def failure_labels(

@@ -77,6 +77,8 @@ LINK_COLUMNS = tuple(
 TRAILING_HOURS = (1, 6, 24)
 LONG_RUN_HOURS = 168
 LONG_RUN_SERIES = ("resets", "link_drops", "link_retrains", "ue_events", "threshold_events", "aer_cor_total")
+# Series whose rise over the last day is a precursor (fault_model.md §2.3, §3 rule 5), and their feature names.
+TREND_SERIES = {"ce": "ce", "aer_cor_total": "link_error"}
 # Hours-since features saturate here: "long ago" and "never seen in this data" mean the same to a model.
 HOURS_SINCE_CAP = 24.0
 
@@ -200,6 +202,13 @@ def _trailing(per_window: np.ndarray, hours: int, window_h: float) -> np.ndarray
     return cumulative - shifted
 
 
+def _trend(per_window: np.ndarray, window_h: float) -> np.ndarray:
+    """The last 6 h against the 18 h before, both per hour: a log ratio, 0 when both are quiet."""
+    recent = _trailing(per_window, 6, window_h)
+    day = _trailing(per_window, 24, window_h)
+    return np.log1p(recent / 6) - np.log1p((day - recent) / 18)
+
+
 def _hours_since(window_ends: np.ndarray, event_ts: list[np.ndarray]) -> np.ndarray:
     """Hours from the latest event before each window end; HOURS_SINCE_CAP when there is none."""
     out = np.full((len(event_ts), len(window_ends)), HOURS_SINCE_CAP)
@@ -278,10 +287,9 @@ def build_features(
         bad = _trailing(per_window["slo_bad"], hours, window_h)
         total = _trailing(per_window["slo_total"], hours, window_h)
         features[f"slo_bad_fraction_{hours}h"] = np.where(total > 0, bad / np.maximum(total, 1), 0.0)
-    # CE trend: the last 6 h against the 18 h before, both per hour (log ratio, 0 when both are quiet).
-    ce6 = _trailing(per_window["ce"], 6, window_h)
-    ce24 = _trailing(per_window["ce"], 24, window_h)
-    features["ce_trend"] = np.log1p(ce6 / 6) - np.log1p((ce24 - ce6) / 18)
+    # Trends: a degrading DIMM or link announces itself by a rate that keeps rising over hours to days.
+    for name in TREND_SERIES:
+        features[f"{TREND_SERIES[name]}_trend"] = _trend(per_window[name], window_h)
     features.update(state)
     features["hours_since_reset"] = _hours_since(
         window_ends, _per_controller_ts(reset_codes, reset_ts, len(controllers))

@@ -36,6 +36,7 @@ from models.early_warning import train_early_warning
 from models.evaluation import (
     EventScore,
     RankingScore,
+    failure_events,
     failure_labels,
     held_out_controllers,
     min_cost_threshold,
@@ -51,7 +52,6 @@ from models.resets import detect_resets
 from models.series import NS_PER_HOUR, NS_PER_S, Controllers, equals, median_spacing_s, numbers, timestamps_ns
 from models.slo import LatencySli, Slo, load_slos
 
-FAILURE_KINDS = ("ue", "controller_reset", "link_drop")
 DEFAULT_SLOS = Path(__file__).resolve().parents[1] / "slos.yaml"
 WARNING = "early warning (UE/reset/drop in 24 h)"
 
@@ -123,8 +123,8 @@ class Run:
     def failure_labels(self, protocol: Protocol, *, precursor_visible: bool = False) -> np.ndarray:
         """Fails within the horizon; or, with `precursor_visible`, only where the failure's true precursor had
         begun by the prediction time (what any precursor-based score could at best announce)."""
-        codes, onsets = self.events(FAILURE_KINDS)
-        _, precursors = truth_events(self.truth, self.controllers, FAILURE_KINDS, column="precursor_onset_ts")
+        codes, onsets = failure_events(self.truth, self.controllers)
+        _, precursors = failure_events(self.truth, self.controllers, column="precursor_onset_ts")
         return failure_labels(
             codes,
             onsets,
@@ -309,7 +309,7 @@ def _warning_events(
     in the data, recall only failures whose whole look-back lies in the test period."""
     ends = run.features.window_ends
     first, last = int(ends[test.windows].min()), int(ends[test.windows].max())
-    codes, onsets = run.events(FAILURE_KINDS)
+    codes, onsets = failure_events(run.truth, run.controllers)
     keep = test.controllers[codes]
     controller_days = int(test.controllers.sum()) * int(test.windows.sum()) / 24
 

@@ -173,6 +173,51 @@ def test_link_drops_leave_a_latency_gap_and_report_the_outage(run):
         assert sdes_rows == 1
 
 
+def test_uptime_runs_on_through_a_link_drop(run):
+    """A drop re-enumerates the device (new counter epoch) but does not reboot it: uptime keeps counting."""
+    con = run[2]
+    pairs = rows(
+        con,
+        """WITH snaps AS (SELECT controller_id, ts, uptime_s, counter_epoch FROM errors
+                          WHERE record_type = 'health_snapshot'),
+                resets AS (SELECT controller_id, onset_ts FROM truth WHERE kind = 'controller_reset')
+           SELECT epoch(a.ts - b.ts), a.uptime_s::BIGINT - b.uptime_s::BIGINT, a.counter_epoch - b.counter_epoch
+           FROM truth d
+           JOIN snaps b ON b.controller_id = d.controller_id
+             AND b.ts = (SELECT max(ts) FROM snaps s WHERE s.controller_id = d.controller_id AND s.ts < d.onset_ts)
+           JOIN snaps a ON a.controller_id = d.controller_id
+             AND a.ts = (SELECT min(ts) FROM snaps s WHERE s.controller_id = d.controller_id AND s.ts > d.end_ts)
+           WHERE d.kind = 'link_drop' AND NOT EXISTS (SELECT 1 FROM resets r WHERE r.controller_id = d.controller_id
+                                                        AND r.onset_ts BETWEEN b.ts AND a.ts)""",
+    )
+    assert len(pairs) >= 5
+    for elapsed_s, uptime_gain_s, epochs in pairs:
+        assert epochs >= 1  # the drop did open a new counter epoch
+        assert abs(uptime_gain_s - elapsed_s) <= 1
+
+
+def test_resets_and_link_drops_never_overlap_on_a_controller():
+    """No outage begins while the controller's link is still down from another (or within the guard after it):
+    a link cannot drop while it is down, and no reset lands seconds before a drop."""
+    config = SimConfig(controllers=3000, hours=24.0, seed=12)
+    truth = Simulation(config).truth.table
+    con = duckdb.connect()
+    con.register("truth", truth)
+    outages = rows(
+        con,
+        """SELECT kind, json_extract_string(details, '$.cause'), onset_ts,
+                  lag(end_ts) OVER w, lag(kind) OVER w, lag(json_extract_string(details, '$.cause')) OVER w
+           FROM truth WHERE kind IN ('controller_reset', 'link_drop')
+           WINDOW w AS (PARTITION BY controller_id ORDER BY onset_ts)""",
+    )
+    assert sum(kind == "link_drop" for kind, *_ in outages) > 50
+    guard = config.resets.outage_guard_s
+    for kind, cause, onset, previous_end, previous_kind, previous_cause in outages:
+        if previous_end is None or cause == "rack_event":
+            continue  # a controller's first outage; rack power returning resets whatever the link was doing
+        assert (onset - previous_end).total_seconds() >= guard, (kind, previous_kind, previous_cause)
+
+
 def test_latency_levels_match_the_documented_ranges(run):
     con = run[2]
     tiers = dict(

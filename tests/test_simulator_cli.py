@@ -22,6 +22,13 @@ def test_simulate_writes_a_run_and_prints_one_summary_line(tmp_path, capsys):
     assert not list(out.glob("*.partial"))
 
 
+def test_fault_acceleration_reaches_the_simulator(tmp_path):
+    out = tmp_path / "run"
+    arguments = ["simulate", "--controllers", "5", "--hours", "0.1", "--fault-acceleration", "50", "--out", str(out)]
+    assert main(arguments) == 0
+    assert json.loads((out / "run.json").read_text())["config"]["fault_acceleration"] == 50
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
@@ -30,6 +37,9 @@ def test_simulate_writes_a_run_and_prints_one_summary_line(tmp_path, capsys):
         (["--hours", "-2"], "positive finite number"),
         (["--controllers", "ten"], "whole number"),
         (["--controllers", "500", "--hours", "6", "--raw-samples"], "small fleets"),
+        (["--fault-acceleration", "0"], "positive finite number"),
+        (["--fault-acceleration", "inf"], "positive finite number"),
+        (["--fault-acceleration", "fast"], "must be a number"),
     ],
 )
 def test_bad_arguments_get_one_line_errors(tmp_path, capsys, arguments, message):

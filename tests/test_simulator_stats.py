@@ -51,21 +51,58 @@ def within_band(observed: float, mean: float, variance: float) -> bool:
     return abs(observed - mean) <= SIGMAS * np.sqrt(variance)
 
 
-def test_random_resets_follow_the_configured_rate_with_the_firmware_cohort(big_schedule):
+# Causes the reset process itself is split into (ResetKnobs.cause_shares); storms, UEs, links and racks add more.
+PROCESS_CAUSES = ("sudden", "memory_degradation", "planned")
+# Resets that are not the controller failing (models.evaluation.NOT_FAILURE_CAUSES).
+NOT_FAILURES = ("rack_event", "planned")
+
+
+def test_process_resets_follow_the_configured_rate_with_the_firmware_cohort(big_schedule):
     config = big_schedule.config
     cohort = dict(config.resets.firmware_multipliers)
     firmware = big_schedule.inventory.column("firmware_version").to_pylist()
     multiplier = np.array([cohort.get(version, 1.0) for version in firmware])
     resets = truth_of(big_schedule, "controller_reset")
-    causes = details(resets, "cause")
-    observed = causes.count("random")
+    causes = np.array(details(resets, "cause"))
+    process = np.isin(causes, PROCESS_CAUSES)
     mean, variance = expected_and_variance(config, config.resets.per_year, multiplier)
-    assert within_band(observed, mean, variance), (observed, mean)
+    # Outages that would overlap an earlier one are not drawn (a few per cent, lemons mostly): one-sided slack.
+    assert mean - SIGMAS * np.sqrt(variance) - 0.05 * mean <= process.sum() <= mean + SIGMAS * np.sqrt(variance)
+    planned = float(np.mean(causes[process] == "planned"))
+    share = config.resets.cause_shares[2] / sum(config.resets.cause_shares)
+    assert within_band(planned * process.sum(), share * process.sum(), process.sum() * share * (1 - share))
     # The cohort really is elevated: its controllers reset more per head than the rest.
-    ids = np.array(resets.column("controller_id").to_pylist())[np.array(causes) == "random"]
+    ids = np.array(resets.column("controller_id").to_pylist())[process]
     in_cohort = set(np.array(big_schedule.inventory.column("controller_id").to_pylist())[multiplier > 1])
     cohort_share = np.mean([i in in_cohort for i in ids])
     assert cohort_share > 1.5 * np.mean(multiplier > 1)
+
+
+def test_most_controller_failures_have_a_precursor_days_ahead_but_not_all():
+    """fault_model.md §2.3: 30-45 % of UEs come without a CE precursor, yet >83 % of UE nodes showed CEs first
+    and UEs are predicted "weeks in advance" within 7-day windows. Across all controller failures (UEs, unplanned
+    non-rack resets, drops) the share with a precursor must sit in a 55-90 % band, and the precursor must lead
+    by many hours (median at least 12 h, at most the 7-day window) rather than minutes. At an acceleration up to
+    the precursor reference (50) durations are physical; above it they are compressed."""
+    config = SimConfig(controllers=40_000, hours=48.0, seed=24, fault_acceleration=50)
+    assert config.precursor_time_scale == 1.0
+    truth = Simulation(config).truth.table
+    kinds = truth.column("kind").to_pylist()
+    causes = [json.loads(d).get("cause") for d in truth.column("details").to_pylist()]
+    failure = np.array(
+        [
+            k in ("ue", "controller_reset", "link_drop") and c not in NOT_FAILURES
+            for k, c in zip(kinds, causes, strict=True)
+        ]
+    )
+    onset = pc.cast(truth.column("onset_ts"), "int64").to_numpy()[failure]
+    precursor = truth.column("precursor_onset_ts").filter(pa.array(failure))
+    with_precursor = precursor.is_valid().to_numpy(zero_copy_only=False)
+    assert failure.sum() > 1000
+    assert 0.55 <= with_precursor.mean() <= 0.90, with_precursor.mean()
+    lead_h = (onset[with_precursor] - pc.cast(precursor, "int64").to_numpy()[with_precursor]) / 3.6e12
+    assert 12.0 <= np.median(lead_h) <= 7 * 24.0, np.median(lead_h)
+    assert lead_h.min() >= 0.0
 
 
 def test_silent_reset_share_is_within_its_binomial_band(big_schedule):
@@ -83,7 +120,8 @@ def test_link_drops_follow_the_configured_episode_and_sudden_rates(big_schedule)
     per_year = link.episode_per_year * link.drop_probability + link.sudden_drop_per_year
     mean, variance = expected_and_variance(config, per_year, np.ones(config.controllers))
     drops = truth_of(big_schedule, "link_drop")
-    assert within_band(drops.num_rows, mean, variance), (drops.num_rows, mean)
+    slack = 0.05 * mean  # drops that would overlap an earlier outage are not drawn
+    assert mean - SIGMAS * np.sqrt(variance) - slack <= drops.num_rows <= mean + SIGMAS * np.sqrt(variance)
     sudden = sum(details(drops, "sudden"))
     sudden_share = link.sudden_drop_per_year / per_year
     assert within_band(sudden, sudden_share * drops.num_rows, drops.num_rows * sudden_share * (1 - sudden_share))
@@ -131,17 +169,3 @@ def test_top_fifth_of_erroring_controllers_produce_at_least_90_percent_of_ces(te
     top = counts[: max(1, counts.size // 5)].sum() / counts.sum()
     assert 0.90 <= top <= 1.0, top
     assert counts.size < 0.8 * 2000  # most controllers stay near zero
-
-
-def test_ues_with_a_precursor_show_rising_ces_before_the_ue(telemetry):
-    rising = telemetry.execute(
-        """SELECT t.controller_id,
-             (SELECT count(*) FROM errors e WHERE e.controller_id = t.controller_id
-                AND e.record_type IN ('general_media', 'dram') AND e.descriptor = 2
-                AND e.device_ts BETWEEN t.precursor_onset_ts AND t.onset_ts)
-           FROM truth t WHERE t.kind = 'ue' AND t.precursor_onset_ts IS NOT NULL
-             AND t.precursor_onset_ts >= ?""",
-        [SimConfig().start],
-    ).fetchall()
-    assert rising, "no UE with an in-span precursor"
-    assert np.mean([n > 0 for _, n in rising]) >= 0.5

@@ -1,9 +1,11 @@
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from models.evaluation import (
     alarm_episodes,
+    failure_events,
     failure_labels,
     held_out_controllers,
     min_cost_threshold,
@@ -124,6 +126,38 @@ def test_truth_events_and_failure_labels_follow_horizon_and_minimum_lead():
         codes, onsets, 2, window_ends, horizon_ns=2 * NS_PER_HOUR, min_lead_ns=900 * S, visible_from=precursors
     )
     assert visible.tolist() == [[False, True, False, False], [True, False, False, False]]
+
+
+def test_facility_and_planned_resets_are_not_controller_failures():
+    table = truth(
+        {"controller_id": "a", "kind": "controller_reset", "onset_ts": at(60), "details": '{"cause": "sudden"}'},
+        {"controller_id": "a", "kind": "controller_reset", "onset_ts": at(120), "details": '{"cause": "rack_event"}'},
+        {"controller_id": "b", "kind": "controller_reset", "onset_ts": at(180), "details": '{"cause": "planned"}'},
+        {"controller_id": "b", "kind": "link_drop", "onset_ts": at(240), "details": '{"sudden": true}'},
+        {"controller_id": "b", "kind": "ce_storm", "onset_ts": at(300)},
+    )
+    codes, onsets = failure_events(table, Controllers(pa.array(["a", "b"])))
+    assert codes.tolist() == [0, 1]
+    assert onsets.tolist() == [int(at(t).timestamp()) * S for t in (60, 240)]
+
+
+def test_ce_ramps_rise_towards_the_failure_they_announce(fleet_dir):
+    """UEs and memory-caused resets with a precursor inside the run: threshold records (one per 256 CEs) are more
+    frequent in the last quarter of the precursor than in its first quarter, for most of them."""
+    con = duckdb.connect()
+    rises = con.execute(
+        f"""SELECT (SELECT count(*) FILTER (WHERE e.device_ts >= t.onset_ts - t.lead / 4)
+                   - count(*) FILTER (WHERE e.device_ts < t.precursor_onset_ts + t.lead / 4)
+                   FROM '{fleet_dir}/errors.parquet' e WHERE e.controller_id = t.controller_id
+                     AND e.record_type IN ('general_media', 'dram') AND e.descriptor = 2
+                     AND e.device_ts BETWEEN t.precursor_onset_ts AND t.onset_ts)
+           FROM (SELECT *, onset_ts - precursor_onset_ts AS lead FROM '{fleet_dir}/truth_faults.parquet') t
+           WHERE (t.kind = 'ue' OR json_extract_string(t.details, '$.cause') = 'memory_degradation')
+             AND t.precursor_onset_ts >= (SELECT min(ts) FROM '{fleet_dir}/errors.parquet')"""
+    ).fetchall()
+    assert len(rises) >= 5, "too few failures with an in-span precursor"
+    share = np.mean([rise > 0 for (rise,) in rises])
+    assert share >= 0.7, (share, len(rises))
 
 
 def _table(markdown: str) -> dict[tuple[str, str], tuple[str, str]]:

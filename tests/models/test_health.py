@@ -42,6 +42,20 @@ def _features(columns: dict[str, np.ndarray]) -> WindowFeatures:
     )
 
 
+def test_a_rising_error_rate_costs_points_before_its_level_stands_out():
+    """A degrading DIMM or link shows a rate that keeps rising: the trend alone costs its reason points."""
+    columns = _fleet()
+    columns["ce_trend"] = np.random.default_rng(4).normal(0.0, 0.2, size=(100, 2))  # quiet, steady fleet
+    columns["link_error_trend"] = columns["ce_trend"][::-1].copy()
+    policy = fit_baseline(_features(columns), (np.ones(100, bool), np.ones(2, bool)), HealthPolicy())
+    columns["ce_trend"][5, 1] = np.log(20.0)  # the last 6 h at 20x the 18 h before, at an ordinary 24 h level
+    columns["link_error_trend"][6, 1] = np.log(20.0)
+    scores = score_health(_features(columns), policy)
+    rate, link = REASONS.index("error_rate"), REASONS.index("link_instability")
+    assert scores.points[5, 1, rate] > 10 and scores.points[6, 1, link] > 10
+    assert scores.health[5, 1] < scores.health[5, 0] and scores.health[6, 1] < scores.health[6, 0]
+
+
 def test_scores_explain_themselves_and_only_excess_over_the_fleet_costs_points():
     columns = _fleet()
     train = _features(columns)

@@ -86,7 +86,7 @@ def test_repository_spec_is_valid():
     assert {s.window for s in slos.values()} <= {"7d", "28d", "30d"}
     per_controller = slos["read-latency-per-controller"]
     assert (per_controller.objective, per_controller.sli.threshold_ns, per_controller.group_columns) == (
-        99.9,
+        99.5,
         1024,
         ("controller_id",),
     )

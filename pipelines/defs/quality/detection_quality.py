@@ -18,13 +18,13 @@ from models.anomaly import load_model
 from models.evaluation import (
     EventScore,
     RankingScore,
+    failure_events,
     failure_labels,
     held_out_controllers,
     score_detections,
     score_ranking,
-    truth_events,
 )
-from models.holdout import FAILURE_KINDS, Protocol
+from models.holdout import Protocol
 from models.series import NS_PER_HOUR, NS_PER_S, Controllers, equals, timestamps_ns
 from pipelines.assets import FOLLOW_INPUTS, mart_asset, publish
 from pipelines.features import ANOMALY_MODEL_KEY, TEST_FRACTION, anomaly_model_dir
@@ -135,7 +135,7 @@ def _risk_ranking(
     if negate_from is not None:
         risk = negate_from - risk
     keep = (codes >= 0) & held_out[np.maximum(codes, 0)] & (ends > trained_until)
-    event_codes, onsets = truth_events(truth, controllers, FAILURE_KINDS)
+    event_codes, onsets = failure_events(truth, controllers)
     window_ends = np.unique(ends[keep])
     labels = failure_labels(
         event_codes,
