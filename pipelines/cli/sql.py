@@ -1,17 +1,30 @@
-"""`leo-fleet sql`: read-only SQL over the lake for SREs, safe to run while the loader writes."""
+"""`leo-fleet sql`: read-only SQL over the lake for SREs, safe to run while the loader writes.
+
+Read-only three times over: the lake is attached READ_ONLY; only SELECT (and EXPLAIN of a SELECT) statements are
+accepted, so COPY, ATTACH, INSTALL/LOAD, CREATE, INSERT, SET, ... are refused before they run; and after the attach
+the session may touch no file outside the lake's data path (`enable_external_access = false`) and its
+configuration is locked, so no statement can turn that back on. Without -c or -f on a terminal it is a REPL.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
+import re
 import sys
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ingest.settings import Settings
 from pipelines.cli.errors import CliError
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,51 +33,189 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run read-only SQL over the lake (raw.errors, raw.link, raw.latency, raw.inventory, ...)",
         description=(
             "Query the DuckLake the loader writes, read-only and with snapshot isolation, so it never blocks "
-            "ingestion. Tables live in schema raw. Without -c or -f the query is read from standard input."
+            "ingestion. Raw tables live in schema raw, the marts in marts, the SRE views and macros in sre (see "
+            "docs/sql.md). Without -c or -f: an interactive prompt on a terminal, else the query from standard input."
         ),
     )
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("-c", "--command", metavar="QUERY", help="SQL to run")
+    source.add_argument("-c", "--command", dest="query", metavar="QUERY", help="SQL to run")
     source.add_argument("-f", "--file", metavar="FILE", type=Path, help="file of SQL to run")
     parser.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import duckdb
-
-    from ingest import lake
-
+    if not (args.query or args.file) and sys.stdin.isatty():
+        con = _open()
+        try:
+            repl(con, args.format)
+        finally:
+            con.close()
+        return 0
     query = _query(args)
+    con = _open()
     try:
-        con = lake.connect(Settings.from_env(), read_only=True)
-    except FileNotFoundError as exc:
-        raise CliError(str(exc)) from None
-    try:
-        con.execute("SET TimeZone = 'UTC'")  # one fleet, one clock: never the reader's local time
-        cursor = con.execute(query)
-        if cursor.description is None:
-            return 0
-        headers = [column[0] for column in cursor.description]
-        rows = cursor.fetchall()
-    except duckdb.Error as exc:
-        raise CliError(" ".join(str(exc).split())) from None
+        headers, rows = execute(con, query)
     finally:
         con.close()
-    _write(args.format, headers, rows)
+    if headers:
+        _write(args.format, headers, rows)
     return 0
 
 
+def _open() -> duckdb.DuckDBPyConnection:
+    from ingest import lake
+
+    settings = Settings.from_env()
+    try:
+        con = lake.connect(settings, read_only=True)
+    except FileNotFoundError as exc:
+        raise CliError(str(exc)) from None
+    lock_down(con, settings.data_path)
+    return con
+
+
+def lock_down(con: duckdb.DuckDBPyConnection, data_path: str) -> None:
+    """No file access outside the lake's data path from here on, and no way to change that (or any setting)."""
+    con.execute("SET TimeZone = 'UTC'")  # one fleet, one clock: never the reader's local time
+    con.execute("SET allowed_directories = $dirs", {"dirs": [data_path]})
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
+_EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?:ANALY[SZ]E\s+)?", re.IGNORECASE)
+# Table functions a SELECT may call that maintain the lake (they may delete or rewrite Parquet files inside the
+# allowed data path before the read-only catalog refuses the commit), and those that run SQL built from strings.
+_MAINTENANCE = re.compile(
+    r"\b(ducklake_(?:expire_snapshots|cleanup_old_files|delete_orphaned_files|merge_adjacent_files|"
+    r"rewrite_data_files|flush_inlined_data|set_option|add_data_files|set_commit_message)|query|query_table)\s*\(",
+    re.IGNORECASE,
+)
+
+
+def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
+    """Refuse the whole input unless every statement only reads: SELECT (SHOW, DESCRIBE, FROM, WITH, PRAGMA
+    show_tables are SELECTs too), or EXPLAIN [ANALYZE] of one (EXPLAIN ANALYZE runs its statement)."""
+    import duckdb
+
+    for statement in con.extract_statements(query):
+        kind = statement.type
+        if kind == duckdb.StatementType.EXPLAIN:
+            inner = con.extract_statements(_EXPLAIN.sub("", statement.query, count=1))
+            kind = next((s.type for s in inner if s.type != duckdb.StatementType.SELECT), duckdb.StatementType.SELECT)
+        if kind != duckdb.StatementType.SELECT:
+            raise CliError(f"read-only: {kind.name} statements are refused (only SELECT and EXPLAIN SELECT run here)")
+    called = _MAINTENANCE.search(query)
+    if called:
+        raise CliError(f"read-only: {called[1]}() is refused here (it maintains the lake or runs SQL from a string)")
+
+
+def execute(con: duckdb.DuckDBPyConnection, query: str) -> tuple[list[str], list[tuple]]:
+    """Run read-only SQL (several statements: the last one's result); any error becomes one line."""
+    import duckdb
+
+    try:
+        check_read_only(con, query)
+        cursor = con.execute(query)
+        if cursor.description is None:
+            return [], []
+        return [column[0] for column in cursor.description], cursor.fetchall()
+    except duckdb.Error as exc:
+        raise CliError(" ".join(str(exc).split())) from None
+
+
+PROMPT, CONTINUATION = "leo-fleet> ", "      ...> "
+HELP = (
+    "End a statement with ';' (it may span lines). .tables lists tables and views, .help shows this, "
+    ".quit (or Ctrl-D) leaves. Read-only: only SELECT runs."
+)
+TABLES_SQL = """
+    SELECT schema_name AS schema, table_name AS name, 'table' AS kind FROM duckdb_tables()
+    WHERE database_name = current_database()
+    UNION ALL
+    SELECT schema_name, view_name, 'view' FROM duckdb_views() WHERE database_name = current_database() AND NOT internal
+    ORDER BY schema, name"""
+
+
+def repl(
+    con: duckdb.DuckDBPyConnection,
+    output_format: str = "table",
+    read_line: Callable[[str], str] = input,
+) -> None:
+    """Prompt, collect lines until one ends with ';', run, print; an error prints one line and the loop goes on."""
+    _history()
+    print(f"leo-fleet sql (read-only). {HELP}")
+    lines: list[str] = []
+    while True:
+        try:
+            line = read_line(CONTINUATION if lines else PROMPT)
+        except EOFError:
+            print()
+            return
+        except KeyboardInterrupt:
+            print()
+            lines.clear()
+            continue
+        command = line.strip()
+        if not lines and command.startswith("."):
+            if command in (".quit", ".exit"):
+                return
+            _dot(con, command, output_format)
+            continue
+        if command:
+            lines.append(line)
+        if command.endswith(";"):
+            query, lines = "\n".join(lines), []
+            _run_and_print(con, query, output_format)
+
+
+def _dot(con: duckdb.DuckDBPyConnection, command: str, output_format: str) -> None:
+    if command == ".tables":
+        _run_and_print(con, TABLES_SQL, output_format)
+    elif command == ".help":
+        print(HELP)
+    else:
+        print(f"error: unknown command {command} ({HELP})", file=sys.stderr)
+
+
+def _run_and_print(con: duckdb.DuckDBPyConnection, query: str, output_format: str) -> None:
+    try:
+        headers, rows = execute(con, query)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return
+    if headers:
+        _write(output_format, headers, rows)
+
+
+def _history() -> None:
+    """Arrow-key editing and a history file, where readline exists (it is optional: not on every platform)."""
+    try:
+        import readline
+    except ImportError:
+        return
+    path = Path.home() / ".leo_fleet_sql_history"
+    with contextlib.suppress(OSError):
+        readline.read_history_file(path)
+    readline.set_history_length(1000)
+    import atexit
+
+    atexit.register(_save_history, readline, path)
+
+
+def _save_history(readline, path: Path) -> None:
+    with contextlib.suppress(OSError):
+        readline.write_history_file(path)
+
+
 def _query(args: argparse.Namespace) -> str:
-    if args.command:
-        return args.command
+    if args.query:
+        return args.query
     if args.file:
         try:
             return args.file.read_text()
         except OSError as exc:
             raise CliError(f"cannot read {args.file}: {exc.strerror}") from None
-    if sys.stdin.isatty():
-        raise CliError("give a query with -c QUERY or -f FILE (or pipe it in)")
     return sys.stdin.read()
 
 

@@ -1,0 +1,60 @@
+"""`leo-fleet report --date D [--period day|week|month]`: regenerate any past SLO report from the lake.
+
+The same code as the scheduled Dagster assets (pipelines/reports), read-only against the lake, so a regenerated
+report matches the one the schedule wrote for that period (given the same marts).
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date
+
+from ingest.settings import Settings
+from pipelines.cli.errors import CliError
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a date like 2026-01-05, got {text!r}") from None
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="write the SLO report (HTML, Markdown, CSV) for a past day, week or month",
+        description=(
+            "Regenerate the SLO report of the day, ISO week or month that contains --date from the lake's marts, "
+            "into <data dir>/reports/slo/<label>/ (label 2026-01-05, 2026-W02 or 2026-01)."
+        ),
+    )
+    parser.add_argument("--date", required=True, type=_day, metavar="YYYY-MM-DD", help="a day in the period")
+    parser.add_argument("--period", default="day", help="day, week (ISO, Monday to Monday) or month (default: day)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from ingest import lake
+    from pipelines.reports import PERIODS, MissingViews, period_window, write_report
+
+    if args.period not in PERIODS:
+        raise CliError(f"--period must be one of {', '.join(PERIODS)}, got {args.period!r}")
+    settings = Settings.from_env()
+    try:
+        con = lake.connect(settings, read_only=True)
+    except FileNotFoundError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        report = write_report(con, settings.reports_dir, args.period, period_window(args.period, args.date))
+    except MissingViews as exc:
+        raise CliError(f"{exc}") from None
+    except duckdb.Error as exc:
+        raise CliError(" ".join(str(exc).split())) from None
+    finally:
+        con.close()
+    print(report.html)
+    print(report.directory / "report.md")
+    return 0

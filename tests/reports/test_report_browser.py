@@ -1,0 +1,57 @@
+"""The HTML report renders in headless Chromium with every chart loaded and every section present; the
+screenshot is kept in test-artifacts/report/."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+from pipelines.reports.render import SECTIONS
+from tests.dagster.conftest import Materialized
+from tests.dagster.ui.test_webserver import CHROMEDRIVER, CHROMIUM, REPO
+
+ARTIFACTS = REPO / "test-artifacts" / "report"
+LABELS = ("2026-01-05", "2026-W02", "2026-01")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.fail(
+            "the report test needs Debian's chromium and chromium-driver: apt-get install chromium chromium-driver"
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    options.add_argument("--window-size=1200,900")
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_the_report_renders_with_every_chart(sre_lake: Materialized, browser: WebDriver, label: str) -> None:
+    page = sre_lake.data_dir / "reports" / "slo" / label / "report.html"
+    browser.get(page.as_uri())
+    WebDriverWait(browser, 30).until(lambda driver: driver.execute_script("return document.readyState") == "complete")
+    headings = [element.text for element in browser.find_elements(By.TAG_NAME, "h2")]
+    assert headings == [section.heading for section in SECTIONS] + ["SLO compliance per group"]
+    images = browser.find_elements(By.TAG_NAME, "img")
+    assert [image.get_attribute("alt") for image in images] == [section.heading for section in SECTIONS]
+    for image in images:
+        loaded = browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image)
+        assert loaded and loaded > 100, image.get_attribute("alt")
+    height = browser.execute_script("return document.body.scrollHeight")
+    browser.set_window_size(1200, height + 100)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(Path(ARTIFACTS, f"slo-report-{label}.png")))
