@@ -8,11 +8,15 @@ dropping it. A message is accepted or rejected as a whole.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ingest import contract
+from ingest.settings import Settings
 
 # Producers aim for messages well inside 64–512 KB (local_kafka.md: Tansu stalls near 1 MiB).
 TARGET_MESSAGE_BYTES = 256 * 1024
@@ -40,6 +44,22 @@ ENUM_COLUMNS: dict[str, tuple[str, ...]] = {
     "op": contract.LATENCY_OPS,
     "sku": contract.SKUS,
 }
+
+
+# Value ranges beyond the types (docs/reliability_part_b.md, "Rules for bad input"). 0 GT/s and x0 mean link down.
+LINK_DOWN = 0
+ALLOWED_VALUES: dict[str, tuple[float, ...]] = {
+    "cur_speed_gts": (LINK_DOWN, *contract.PCIE_SPEEDS_GTS),
+    "max_speed_gts": contract.PCIE_SPEEDS_GTS,
+    "max_link_speed_gts": contract.PCIE_SPEEDS_GTS,
+    "cur_width": (LINK_DOWN, *contract.PCIE_WIDTHS),
+    "max_width": contract.PCIE_WIDTHS,
+    "max_link_width": contract.PCIE_WIDTHS,
+}
+# Float columns that hold a latency or a count of nanoseconds: finite and never negative.
+NON_NEGATIVE_FLOATS = ("sum_ns",)
+# No CXL device reported telemetry before this; earlier timestamps are a broken clock or a unit error.
+EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class Rejected(Exception):
@@ -75,8 +95,18 @@ def encode_arrow(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def decode(topic: str, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> pa.Table:
-    """The message's rows in the contract schema of `topic`, or `Rejected` saying exactly what is wrong."""
+def decode(
+    topic: str,
+    value: bytes | None,
+    headers: Sequence[tuple[str, bytes]],
+    *,
+    max_skew_s: float = Settings.max_clock_skew_s,
+    now: datetime | None = None,
+) -> pa.Table:
+    """The message's rows in the contract schema of `topic`, or `Rejected` saying exactly what is wrong.
+
+    A row time more than `max_skew_s` after `now` (default: the wall clock) is a sender clock gone wrong, not data.
+    """
     expected = contract.TELEMETRY_SCHEMAS.get(topic)
     if expected is None:
         raise Rejected("unknown_topic", topic)
@@ -100,7 +130,9 @@ def decode(topic: str, value: bytes | None, headers: Sequence[tuple[str, bytes]]
         table = _read_jsonl(value, expected)
     else:
         raise Rejected("unknown_content_type", content_type)
-    return _validate(table, expected)
+    table = _validate(table, expected)
+    _check_values(table, topic, (now or datetime.now(UTC)) + timedelta(seconds=max_skew_s))
+    return table
 
 
 def _header_map(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
@@ -130,8 +162,12 @@ def _read_ipc(value: bytes) -> pa.Table:
             if decoded > MAX_DECODED_BYTES:
                 raise Rejected("oversize", f"decodes to more than {MAX_DECODED_BYTES} bytes")
             batches.append(batch)
-        return pa.Table.from_batches(batches, schema=reader.schema)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError) as exc:
+        table = pa.Table.from_batches(batches, schema=reader.schema)
+        # Corrupt buffers can carry valid metadata: bad offsets, dictionary indices or UTF-8 would otherwise
+        # reach DuckDB, which fails the whole lake transaction (a poison message) or reads out of bounds.
+        table.validate(full=True)
+        return table
+    except (pa.ArrowException, OSError) as exc:
         raise Rejected("undecodable_ipc", _short(exc)) from None
 
 
@@ -149,7 +185,7 @@ def _validate(table: pa.Table, expected: pa.Schema) -> pa.Table:
         actual = table.schema.field(field.name).type
         if not _equivalent(actual, field.type):
             raise Rejected("retyped_column", f"{field.name}: {actual}, contract says {field.type}")
-        nulls = table.column(field.name).null_count
+        nulls = _null_count(table.column(field.name))
         if nulls and not field.nullable:
             raise Rejected("null_in_required", f"{field.name}: {nulls} nulls")
     table = contract.conform(table.select(expected.names), expected)
@@ -157,6 +193,44 @@ def _validate(table: pa.Table, expected: pa.Schema) -> pa.Table:
         if column in expected.names:
             _check_enum(table.column(column), column, allowed)
     return table
+
+
+def _null_count(column: pa.ChunkedArray) -> int:
+    """Nulls as readers see them: a dictionary index may point at a null dictionary entry."""
+    if pa.types.is_dictionary(column.type) and any(chunk.dictionary.null_count for chunk in column.chunks):
+        return pc.sum(pc.is_null(column)).as_py()
+    return column.null_count
+
+
+def _check_values(table: pa.Table, topic: str, latest: datetime) -> None:
+    """Ranges the Arrow types cannot express: PCIe speeds and widths, latencies, plausible row times."""
+    for name, allowed in ALLOWED_VALUES.items():
+        if name in table.column_names:
+            column = table.column(name)
+            bad = pc.invert(pc.is_in(column, pa.array(allowed, column.type)))
+            if pc.any(bad).as_py():
+                raise Rejected("out_of_range", f"{name}: {_first(column, bad)!r} not in {list(allowed)}")
+    for name in NON_NEGATIVE_FLOATS:
+        if name in table.column_names:
+            column = table.column(name)
+            bad = pc.invert(pc.and_(pc.is_finite(column), pc.greater_equal(column, 0)))
+            if pc.any(bad).as_py():
+                raise Rejected("out_of_range", f"{name}: {_first(column, bad)!r} is negative or not finite")
+    time_column = contract.TIME_COLUMNS.get(topic)
+    if time_column and table.num_rows:
+        first, last = pc.min_max(table.column(time_column)).values()
+        if first.value < _ns(EARLIEST_TIMESTAMP):
+            raise Rejected("out_of_range", f"{time_column}: {first.value} ns is before {EARLIEST_TIMESTAMP:%Y-%m-%d}")
+        if last.value > _ns(latest):
+            raise Rejected("future_timestamp", f"{time_column}: {last.value} ns is after {latest:%Y-%m-%dT%H:%M:%SZ}")
+
+
+def _ns(moment: datetime) -> int:
+    return math.floor(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1_000
+
+
+def _first(column: pa.ChunkedArray, mask: pa.ChunkedArray) -> object:
+    return column.filter(mask)[0].as_py()
 
 
 def _equivalent(actual: pa.DataType, expected: pa.DataType) -> bool:
@@ -191,7 +265,7 @@ def _read_jsonl(value: bytes, expected: pa.Schema) -> pa.Table:
             continue
         try:
             row = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise Rejected("bad_json", f"line {number}: {_short(exc)}") from None
         if not isinstance(row, dict):
             raise Rejected("bad_json", f"line {number}: not a JSON object")
@@ -225,6 +299,8 @@ def _json_values(kind: pa.DataType, values: list) -> pa.Array:
     if pa.types.is_timestamp(kind):
         return pa.array(values, pa.string()).cast(kind)
     if pa.types.is_fixed_size_binary(kind):
+        if any(v is not None and not isinstance(v, str) for v in values):
+            raise TypeError(f"expected hex strings, got {_first_not(str, values)!r}")
         return pa.array([None if v is None else bytes.fromhex(v.replace("-", "")) for v in values], kind)
     if pa.types.is_list(kind):
         if any(v is not None and not isinstance(v, list) for v in values):

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import duckdb_extensions
 
-from ingest.settings import Settings
+from ingest.settings import Settings, restrict_new_files
 
 LAKE_ALIAS = "lake"
 _EXTENSIONS = ("ducklake", "sqlite")
@@ -39,6 +39,7 @@ def connect(settings: Settings | None = None, *, read_only: bool = False) -> duc
     Readers pass `read_only=True`: the attachment then refuses every write, whatever SQL they send.
     """
     settings = settings or Settings.from_env()
+    restrict_new_files()
     catalog = settings.catalog
     if catalog.startswith("sqlite:"):
         catalog_path = Path(catalog.removeprefix("sqlite:"))

@@ -6,6 +6,11 @@ per-partition watermark in one transaction. On assignment the consumer seeks to 
 committed to Kafka only after the lake commit (for lag monitoring; the lake stays the source of truth).
 When the writer falls behind, the loader pauses its partitions and keeps polling, which keeps it in the group.
 
+A topic that was recreated (a broker restarted without storage, as the local one does) restarts its offsets at
+0 while the lake's watermark is higher; resuming from the watermark would silently skip the new messages. The
+loader detects it (the topic id in the broker's metadata changed while it ran, or on assignment the partition
+ends below the watermark), records a `raw.offset_resets` row and reads the partition from its beginning.
+
 `load_run_directory` puts a simulator Parquet run directory through the same `write_batch`.
 """
 
@@ -27,6 +32,7 @@ import pyarrow.parquet as pq
 from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
 
 from ingest import codec, contract, lake
+from ingest.fault_injection import crash_point
 from ingest.lake_writer import LakeWriter
 from ingest.raw_tables import (
     ROW_SCHEMAS,
@@ -34,6 +40,7 @@ from ingest.raw_tables import (
     Batch,
     Position,
     Quarantined,
+    Reset,
     Rows,
     WriteResult,
     commit_batch,
@@ -70,6 +77,7 @@ class _Pending:
     decoded_bytes: int = 0
     wire_bytes: int = 0
     started: float = 0.0
+    max_skew_s: float = Settings.max_clock_skew_s  # rows further ahead of the clock are quarantined
 
     def add(self, record, now: float) -> None:
         if not self.batch.positions:
@@ -78,7 +86,7 @@ class _Pending:
         self.batch.positions.append(position)
         self.wire_bytes += len(record.value or b"")
         try:
-            rows = codec.decode(record.topic, record.value, record.headers)
+            rows = codec.decode(record.topic, record.value, record.headers, max_skew_s=self.max_skew_s)
         except codec.Rejected as rejected:
             self.batch.quarantined.append(
                 Quarantined(
@@ -111,9 +119,12 @@ class Loader:
         self.loader_id = f"{socket.gethostname()}:{os.getpid()}"
         self._on_status = on_status or (lambda status: None)
         self._stop = threading.Event()
-        self._pending = _Pending()
+        self._pending = _Pending(max_skew_s=self.settings.max_clock_skew_s)
         self._submitted: deque[tuple[int, int]] = deque()  # (wire bytes, messages) per batch in flight
         self._marks: dict[tuple[str, int], int] = {}
+        self._topic_ids: dict[str, object] = {}
+        self._seen_ends: dict[tuple[str, int], int] = {}  # last end offset seen per partition, for resets
+        self._newly_assigned: set[TopicPartition] = set()  # checked for a reset after the poll that assigned them
         self._paused = False
         self._started = time.monotonic()
         self._last_write = self._started
@@ -152,6 +163,7 @@ class Loader:
             auto_offset_reset="earliest",
             max_poll_records=self.options.max_poll_records,
             **FETCH_CONFIG,
+            allow_auto_create_topics=False,  # ensure_topics creates them, with the configured partitions
         )
         try:
             self._consumer.subscribe(list(TELEMETRY_TOPICS), listener=_SeekToWatermark(self))
@@ -169,9 +181,22 @@ class Loader:
         while not self._stop.is_set():
             polled = self._consumer.poll(timeout_ms=200)
             now = time.monotonic()
-            for records in polled.values():
+            recreated = self._recreated_topics()
+            for tp, records in polled.items():
+                if tp.topic in recreated:
+                    continue  # fetched from the new topic before we noticed: re-read from its beginning
                 for record in records:
                     self._pending.add(record, now)
+                self._seen_ends[(tp.topic, tp.partition)] = self._consumer.highwater(tp) or 0
+            if recreated:
+                self._restart(
+                    {
+                        tp: f"topic id changed to {self._topic_ids[tp.topic]}: the topic was recreated"
+                        for tp in self._consumer.assignment()
+                        if tp.topic in recreated
+                    }
+                )
+            self._check_assigned_ends()
             if polled:
                 last_record = now
             self._absorb(self._writer.results())
@@ -198,7 +223,7 @@ class Loader:
         batch.status = self._status_row(state)
         self._submitted.append((self._pending.wire_bytes, len(batch.positions)))
         self._writer.submit(batch)
-        self._pending = _Pending()
+        self._pending = _Pending(max_skew_s=self.settings.max_clock_skew_s)
         self._last_write = time.monotonic()
 
     def drain(self, final_state: str = "running") -> None:
@@ -231,6 +256,7 @@ class Loader:
                 if (tp.topic, tp.partition) in self._marks
             }
             if offsets:
+                crash_point("after_lake_commit")
                 self._consumer.commit_async(offsets)
 
     def _set_paused(self, paused: bool) -> None:
@@ -239,10 +265,56 @@ class Loader:
             (self._consumer.pause if paused else self._consumer.resume)(*assigned)
             self._paused = paused
 
+    def _recreated_topics(self) -> set[str]:
+        """Subscribed topics whose id (KIP-516) changed since the last poll; kafka-python keeps ids only in its
+        cluster metadata, hence the private attribute."""
+        cluster = self._consumer._client.cluster
+        ids = {topic: cluster.topic_id(topic) for topic in TELEMETRY_TOPICS}
+        changed = {topic for topic, id_ in ids.items() if id_ is not None and self._topic_ids.get(topic, id_) != id_}
+        self._topic_ids.update({topic: id_ for topic, id_ in ids.items() if id_ is not None})
+        return changed
+
+    def _restart(self, reasons: dict[TopicPartition, str]) -> None:
+        """Record that these partitions start over at offset 0 (and why), then read them from their beginning."""
+        if not reasons:
+            return
+        self.drain()
+        ends = self._consumer.end_offsets(list(reasons))
+        resets = [
+            Reset(tp.topic, tp.partition, self._marks[key], self._seen_ends.get(key), ends.get(tp), reason)
+            for tp, reason in reasons.items()
+            if (key := (tp.topic, tp.partition)) in self._marks
+        ]
+        if resets:
+            self._pending.batch.resets = resets
+            self._submit("running")
+            self._absorb(self._writer.results(wait=True))
+        for tp in reasons:
+            self._marks.pop((tp.topic, tp.partition), None)
+            self._seen_ends.pop((tp.topic, tp.partition), None)
+            self._consumer.seek_to_beginning(tp)
+
+    def _check_assigned_ends(self) -> None:
+        """A partition assigned with a watermark beyond its end belongs to a recreated topic (outside the rebalance
+        callback, where kafka-python cannot block on a request)."""
+        checked = [tp for tp in self._newly_assigned if (tp.topic, tp.partition) in self._marks]
+        self._newly_assigned = set()
+        if not checked:
+            return
+        ends = self._consumer.end_offsets(checked)
+        self._restart(
+            {
+                tp: f"log end offset {end} is below the lake's watermark {mark}: the topic was recreated"
+                for tp, end in ends.items()
+                if end < (mark := self._marks[(tp.topic, tp.partition)]) + 1
+            }
+        )
+
     def seek_to_watermarks(self, assigned: set[TopicPartition]) -> None:
         self.assigned_at = self.assigned_at or time.monotonic()
         self._paused = False  # a new assignment starts unpaused, and drain() emptied the buffer before it
         self._marks.update(watermarks(self._reader))
+        self._newly_assigned |= set(assigned)
         for tp in assigned:
             mark = self._marks.get((tp.topic, tp.partition))
             if mark is None:

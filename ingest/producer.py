@@ -4,16 +4,19 @@ Rows are grouped by the partition Kafka's default partitioner assigns their cont
 packed many to a message; each message's key is the controller_id of its first row, which hashes to the same
 partition as every other row in it. Per-partition buffers carry rows over between `send` calls so messages
 stay near the target size; `flush` sends the remainders. kafka-python retries failed deliveries until
-`delivery_timeout_ms`; after that the failure is raised, never swallowed.
+`delivery_timeout_ms`; after that the failure is raised, never swallowed: `DeliveryError` names how many messages
+and rows were lost and how many Kafka acknowledged (`delivered_rows`), the only rows a caller may count as sent.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 
 import numpy as np
 import pyarrow as pa
 from kafka import KafkaProducer
+from kafka.errors import KafkaTimeoutError
 
 from ingest import codec, contract
 from ingest.settings import Settings
@@ -27,27 +30,48 @@ PRODUCER_CONFIG = {
     "linger_ms": 5,
     "batch_size": codec.MAX_PRODUCED_BYTES + 64 * 1024,
     "max_request_size": 1024 * 1024,
+    # A broker that lost its topics (the local one after a restart) must not get them back with its defaults.
+    "allow_auto_create_topics": False,
 }
 
 
 class DeliveryError(RuntimeError):
     """Messages that Kafka did not acknowledge after all retries."""
 
+    def __init__(self, message: str, failed_messages: int = 0, failed_rows: int = 0, delivered_rows: int = 0) -> None:
+        super().__init__(message)
+        self.failed_messages = failed_messages
+        self.failed_rows = failed_rows
+        self.delivered_rows = delivered_rows
+
 
 class TelemetryProducer:
     """One KafkaProducer for all telemetry topics; use as a context manager so remainders are flushed."""
 
-    def __init__(self, settings: Settings, target_bytes: int = codec.TARGET_MESSAGE_BYTES) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        target_bytes: int = codec.TARGET_MESSAGE_BYTES,
+        config: dict[str, object] | None = None,
+    ) -> None:
+        """`config` overrides PRODUCER_CONFIG (e.g. a short `delivery_timeout_ms` in the outage tests)."""
         ensure_topics(settings)
-        self._producer = KafkaProducer(**settings.kafka.client_config(), **PRODUCER_CONFIG)
+        config = {**PRODUCER_CONFIG, **(config or {})}
+        self._producer = KafkaProducer(**settings.kafka.client_config(), **config)
+        # How long a message may take to succeed or fail: bounds every wait on a broker that is gone.
+        self._delivery_timeout_s = (
+            config.get("delivery_timeout_ms", KafkaProducer.DEFAULT_CONFIG["delivery_timeout_ms"]) / 1000
+        )
         self._target = target_bytes
         self._partitions = {topic: self._partition_count(topic) for topic in contract.TELEMETRY_SCHEMAS}
         self._bytes_per_row: dict[str, float] = {}
         self._pending: dict[tuple[str, int], list[pa.Table]] = defaultdict(list)
-        self._failures: list[BaseException] = []
+        self._failures: list[BaseException] = []  # one per message Kafka gave up on
         self.messages = 0
         self.bytes = 0
         self.rows = 0
+        self.delivered_messages = 0
+        self.delivered_rows = 0
 
     def _partition_count(self, topic: str) -> int:
         partitions = self._producer.partitions_for(topic)
@@ -63,7 +87,7 @@ class TelemetryProducer:
             if exc_type is None:
                 self.flush()
         finally:
-            self._producer.close()
+            self._producer.close(timeout=self._delivery_timeout_s)
 
     def send(self, topic: str, table: pa.Table) -> None:
         """Queue `table`'s rows; full-size messages go out now, the rest on a later send or `flush`."""
@@ -86,8 +110,8 @@ class TelemetryProducer:
         """Send every buffered row and wait until Kafka has acknowledged all messages."""
         for topic, partition in list(self._pending):
             self._drain(topic, partition, complete_only=False)
-        self._producer.flush()
-        self._raise_failures()
+        self._settle()
+        self._raise_failures(settled=True)
 
     def _drain(self, topic: str, partition: int, complete_only: bool) -> None:
         pending = self._pending[(topic, partition)]
@@ -114,21 +138,47 @@ class TelemetryProducer:
             payload = codec.encode_arrow(rows)
         self._bytes_per_row[topic] = 0.5 * self._bytes_per_row[topic] + 0.5 * len(payload) / rows.num_rows
         key = rows.column("controller_id")[0].as_py().encode()
-        future = self._producer.send(
-            topic,
-            value=payload,
-            key=key,
-            partition=partition,
-            headers=codec.message_headers(contract.TELEMETRY_SCHEMAS[topic]),
-        )
+        try:
+            future = self._producer.send(
+                topic,
+                value=payload,
+                key=key,
+                partition=partition,
+                headers=codec.message_headers(contract.TELEMETRY_SCHEMAS[topic]),
+            )
+        except KafkaTimeoutError as error:  # no metadata or buffer space within max_block_ms: the broker is gone
+            self.messages += 1
+            self.rows += rows.num_rows
+            self._failures.append(error)
+            self._raise_failures()
+        future.add_callback(self._delivered, rows.num_rows)
         future.add_errback(self._failures.append)
         self.messages += 1
         self.bytes += len(payload)
         self.rows += rows.num_rows
         return rows.num_rows
 
-    def _raise_failures(self) -> None:
-        if self._failures:
-            raise DeliveryError(
-                f"{len(self._failures)} message(s) were not delivered after retries: {self._failures[0]!r}"
-            )
+    def _delivered(self, rows: int, _metadata) -> None:
+        self.delivered_messages += 1
+        self.delivered_rows += rows
+
+    def _settle(self) -> None:
+        """Wait until every message sent is acknowledged or failed; a broker that is gone bounds the wait."""
+        with contextlib.suppress(KafkaTimeoutError):
+            self._producer.flush(timeout=2 * self._delivery_timeout_s)
+
+    def _raise_failures(self, settled: bool = False) -> None:
+        """Raise DeliveryError once a message failed (or, `settled`, is still unacknowledged), counting them all."""
+        if not (self._failures or (settled and self.delivered_messages < self.messages)):
+            return
+        if not settled:
+            self._settle()
+        undelivered, undelivered_rows = self.messages - self.delivered_messages, self.rows - self.delivered_rows
+        cause = repr(self._failures[0]) if self._failures else "no acknowledgement within the delivery timeout"
+        raise DeliveryError(
+            f"{undelivered} message(s) ({undelivered_rows} rows) were not delivered after retries "
+            f"({self.delivered_rows} rows were acknowledged): {cause}",
+            undelivered,
+            undelivered_rows,
+            self.delivered_rows,
+        )

@@ -44,13 +44,15 @@ def publish_simulation(
     on_chunk: Callable[[SimChunk], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     now: Callable[[], float] = time.monotonic,
+    producer_config: dict[str, object] | None = None,
 ) -> PublishSummary:
+    """Publish every chunk; raises DeliveryError (with the acknowledged row count) if Kafka loses a message."""
     started = time.perf_counter()
     con = lake.connect(settings)
     ensure_tables(con)
     truth_rows = 0
     try:
-        with TelemetryProducer(settings) as producer:
+        with TelemetryProducer(settings, config=producer_config) as producer:
             producer.send(contract.TOPIC_INVENTORY, simulation.inventory)
             producer.flush()
             clock = _LiveClock(simulation.config.start, speed, sleep, now) if speed else None

@@ -3,9 +3,10 @@
 `raw.<stream>` holds the contract's columns plus provenance: `kafka_topic`, `kafka_partition`, `kafka_offset`
 for rows that came through Kafka, `source_file` for rows loaded from a Parquet run directory. DuckLake has no
 UNIQUE constraints, so exactly-once comes from `write_batch`: in ONE transaction it reads the per-partition
-watermark (append-only `raw.ingest_offsets`, read with max()) and the digests of files already loaded, drops
-anything at or below them (replay filter), and appends rows of every table, quarantined messages, the new
-watermarks and the loader's status row. A crash before COMMIT leaves nothing; a replay after it is filtered.
+watermark (append-only `raw.ingest_offsets`, read with max() over the rows since the partition's last
+`raw.offset_resets` row) and the digests of files already loaded, drops anything at or below them (replay
+filter), and appends rows of every table, quarantined messages, the new watermarks and the loader's status row.
+A crash before COMMIT leaves nothing; a replay after it is filtered.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from ingest import contract
+from ingest.fault_injection import crash_point
 
 RAW = "raw"
 TRUTH_TABLE = "truth_faults"
@@ -29,6 +31,7 @@ OFFSETS_TABLE = "ingest_offsets"
 QUARANTINE_TABLE = "quarantine"
 STATUS_TABLE = "loader_status"
 FILES_TABLE = "ingest_files"
+RESETS_TABLE = "offset_resets"
 
 TS_US = pa.timestamp("us", tz="UTC")
 PROVENANCE_FIELDS = [
@@ -89,8 +92,23 @@ FILES_SCHEMA = pa.schema(
         ("loaded_at", TS_US),
     ]
 )
+# A partition whose topic was recreated (its offsets restart at 0): ingest_offsets rows committed before
+# `detected_at` no longer count towards its watermark. The previous watermark and the last end offset the loader
+# saw on the old topic bound the messages lost with it (docs/reliability.md).
+RESETS_SCHEMA = pa.schema(
+    [
+        ("kafka_topic", pa.string()),
+        ("kafka_partition", pa.int32()),
+        ("previous_offset", pa.int64()),
+        ("last_seen_end_offset", pa.int64()),
+        ("log_end_offset", pa.int64()),
+        ("detected_at", TS_US),
+        ("reason", pa.string()),
+    ]
+)
 BOOKKEEPING_SCHEMAS = {
     OFFSETS_TABLE: OFFSETS_SCHEMA,
+    RESETS_TABLE: RESETS_SCHEMA,
     QUARANTINE_TABLE: QUARANTINE_SCHEMA,
     STATUS_TABLE: STATUS_SCHEMA,
     FILES_TABLE: FILES_SCHEMA,
@@ -155,6 +173,18 @@ class Quarantined:
     headers: list[tuple[str, bytes]]
 
 
+@dataclass(frozen=True)
+class Reset:
+    """A partition that starts over at offset 0 (see RESETS_SCHEMA)."""
+
+    topic: str
+    partition: int
+    previous_offset: int
+    last_seen_end_offset: int | None
+    log_end_offset: int | None
+    reason: str
+
+
 @dataclass
 class Batch:
     rows: list[Rows] = field(default_factory=list)
@@ -163,6 +193,8 @@ class Batch:
     positions: list[Position] = field(default_factory=list)
     # Files in this batch: path -> sha256; a digest already in raw.ingest_files is skipped.
     files: dict[str, str] = field(default_factory=dict)
+    # Partition resets; the loader sends them alone, so they never share a commit time with new offsets.
+    resets: list[Reset] = field(default_factory=list)
     status: dict | None = None
 
     @property
@@ -170,7 +202,7 @@ class Batch:
         return sum(part.rows.num_rows for part in self.rows)
 
     def __bool__(self) -> bool:
-        return bool(self.rows or self.quarantined or self.positions or self.status)
+        return bool(self.rows or self.quarantined or self.positions or self.resets or self.status)
 
 
 @dataclass(frozen=True)
@@ -184,8 +216,14 @@ class WriteResult:
 
 
 def watermarks(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, int], int]:
-    """Last offset stored per (topic, partition): the source of truth for where consumption resumes."""
-    sql = f"SELECT kafka_topic, kafka_partition, max(last_offset) FROM {RAW}.{OFFSETS_TABLE} GROUP BY ALL"
+    """Last offset stored per (topic, partition) since its last reset: where consumption resumes."""
+    sql = f"""
+        SELECT kafka_topic, kafka_partition, max(last_offset)
+        FROM {RAW}.{OFFSETS_TABLE} AS o
+        LEFT JOIN (SELECT kafka_topic, kafka_partition, max(detected_at) AS reset_at
+                   FROM {RAW}.{RESETS_TABLE} GROUP BY ALL) AS r USING (kafka_topic, kafka_partition)
+        WHERE r.reset_at IS NULL OR o.committed_at > r.reset_at
+        GROUP BY ALL"""
     return {(topic, partition): offset for topic, partition, offset in con.execute(sql).fetchall()}
 
 
@@ -212,6 +250,8 @@ def commit_batch(con: duckdb.DuckDBPyConnection, batch: Batch, give_up_after_s: 
 def write_batch(con: duckdb.DuckDBPyConnection, batch: Batch, now: datetime) -> WriteResult:
     """Append the batch in one transaction, minus anything already stored (see module docstring)."""
     started = time.perf_counter()
+    if batch.positions:
+        crash_point("before_write")
     con.execute("BEGIN TRANSACTION")
     try:
         marks = watermarks(con)
@@ -232,8 +272,11 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: Batch, now: datetime) -> 
         _append(con, OFFSETS_TABLE, _offsets_table(new_marks, now))
         _append(con, QUARANTINE_TABLE, _quarantine_table(quarantined))
         _append(con, FILES_TABLE, _files_table(batch, rows, loaded, now))
+        _append(con, RESETS_TABLE, _resets_table(batch.resets, now))
         if batch.status is not None:
             _append(con, STATUS_TABLE, pa.Table.from_pylist([{**batch.status, "ts": now}], schema=STATUS_SCHEMA))
+        if positions:
+            crash_point("mid_transaction")
         con.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(duckdb.TransactionException):  # a failed COMMIT has already rolled back
@@ -303,6 +346,24 @@ def _offsets_table(marks: dict[tuple[str, int], int], now: datetime) -> pa.Table
             for (topic, partition), offset in sorted(marks.items())
         ],
         schema=OFFSETS_SCHEMA,
+    )
+
+
+def _resets_table(resets: list[Reset], now: datetime) -> pa.Table:
+    return pa.Table.from_pylist(
+        [
+            {
+                "kafka_topic": r.topic,
+                "kafka_partition": r.partition,
+                "previous_offset": r.previous_offset,
+                "last_seen_end_offset": r.last_seen_end_offset,
+                "log_end_offset": r.log_end_offset,
+                "detected_at": now,
+                "reason": r.reason,
+            }
+            for r in resets
+        ],
+        schema=RESETS_SCHEMA,
     )
 
 

@@ -11,6 +11,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ENV_PREFIX = "LEO_FLEET_"
+# Files and directories this project creates (lake, reports, broker state, Dagster storage) are its user's alone.
+PRIVATE_UMASK = 0o077
+
+
+def restrict_new_files() -> None:
+    """Set the process umask so everything created from here on is owner-only (0600 files, 0700 directories).
+
+    Called by every entry point: `leo-fleet` (main), the lake connection (Dagster runs, benchmarks) and the
+    Dagster code location; telemetry, reports and the instance's event log are not for other local users.
+    """
+    os.umask(PRIVATE_UMASK)
 
 
 def default_data_dir() -> Path:
@@ -57,6 +68,8 @@ class Settings:
     # Parquet data path: under data_dir by default, or an object-store URL such as "s3://bucket/lake/".
     lake_data_path: str | None = None
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    # How far a row's time may run ahead of the loader's clock before the message is quarantined (clock skew).
+    max_clock_skew_s: float = 900.0
 
     @property
     def catalog(self) -> str:
@@ -100,4 +113,5 @@ class Settings:
             lake_catalog=get(ENV_PREFIX + "LAKE_CATALOG"),
             lake_data_path=get(ENV_PREFIX + "LAKE_DATA_PATH"),
             kafka=kafka,
+            max_clock_skew_s=float(get(ENV_PREFIX + "MAX_CLOCK_SKEW_S") or cls.max_clock_skew_s),
         )

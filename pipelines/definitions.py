@@ -10,8 +10,11 @@ from pathlib import Path
 
 import dagster as dg
 
+from ingest.settings import restrict_new_files
 from pipelines.marts import MARTS
 from pipelines.resources import LakeResource
+
+restrict_new_files()  # `dagster dev` and run workers load this module: their reports and models stay private
 
 
 @dg.definitions

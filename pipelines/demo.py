@@ -31,6 +31,9 @@ INSTANCE_CONFIG = REPO / "dagster.yaml"
 # Written into the data directory by the demo: its presence means the lake there holds demo data only.
 MARKER = ".leo-fleet-demo"
 DEMO_OUTPUTS = ("lake", "models", "reports", "dagster")
+# The printed `dagster dev` command binds the UI to loopback explicitly: it has no authentication (docs/security.md).
+UI_HOST = "127.0.0.1"
+UI_PORT = 3000
 
 
 class DemoError(Exception):
@@ -216,11 +219,13 @@ def where_to_look(data_dir: Path, span: Window, console: Console) -> None:
     lines = [
         "",
         "[bold]Where to look[/bold]",
-        f"  Dagster UI:  {env} DAGSTER_HOME={data_dir / 'dagster'} .venv/bin/dagster dev",
-        "               then open http://127.0.0.1:3000 (asset graph, metadata, checks, run history)",
-        f"  SLO report:  {report} (+ compliance.csv, slo-burn.png)",
-        f'  SQL:         {env} .venv/bin/leo-fleet sql -c "SELECT controller_id, min(health) AS worst '
-        'FROM marts.health_scores GROUP BY ALL ORDER BY worst LIMIT 10"',
+        f"  Dagster UI:  {env} DAGSTER_HOME={data_dir / 'dagster'} .venv/bin/dagster dev -h {UI_HOST} -p {UI_PORT}",
+        f"               then open http://{UI_HOST}:{UI_PORT} (asset graph, metadata, checks, run history)",
+        f"  SLO report:  {report.with_suffix('.html')}",
+        f"               summary {report}, CSV tables and charts alongside",
+        f"               any other day, week or month: {env} .venv/bin/leo-fleet report --date D --period week",
+        f'  SQL:         {env} .venv/bin/leo-fleet sql -c "FROM sre.fleet_health ORDER BY health LIMIT 10"',
+        "               or interactively: leo-fleet sql; the views and questions answered in SQL: docs/sql.md",
     ]
     for line in lines:
         console.print(line, soft_wrap=True)  # commands stay on one line, ready to copy

@@ -15,6 +15,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ingest.fault_injection import MART_STAGE, crash_point
 from pipelines.partitions import Window
 
 MARTS = "marts"
@@ -115,6 +116,7 @@ def replace_window(
                 f"DELETE FROM {MARTS}.{name} WHERE {time_column} {lower} $start AND {time_column} {upper} $end",
                 {"start": window.start, "end": window.end},
             )
+            crash_point(MART_STAGE)
             con.execute(f"INSERT INTO {MARTS}.{name} BY NAME SELECT * FROM incoming")
             con.execute("COMMIT")
         except BaseException:

@@ -5,15 +5,23 @@ Assets are grouped into stages by dependency level and partitioning: the hourly 
 one single-run backfill over the span, then the fitted models, then the hourly scores that need them, then the
 daily assets. Each stage is one Dagster run recorded in the given instance, so `dagster dev` on the same
 DAGSTER_HOME shows its history, metadata and check results afterwards.
+
+Each run is tagged with the host and pid of the process that runs it. A process killed mid-run leaves its run
+STARTED and its `lake_write` pool slot claimed, which would block every later writer of the lake: before each
+run, runs whose worker process is gone are marked failed and their slots freed (what Dagster's run monitoring
+daemon does for launched runs; in-process runs have no monitor).
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import dagster as dg
+import psutil
 from dagster._core.definitions.partitions.utils.time_window import TimeWindow
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
@@ -22,6 +30,8 @@ from pipelines.resources import LakeResource
 
 # In-process runs log every event to the console at DEBUG by default; the instance's event log keeps them anyway.
 QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+WORKER_TAG = "leo-fleet/worker"  # "host:pid" of the process executing an in-process run
+UNFINISHED = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 
 @dataclass(frozen=True)
@@ -31,7 +41,7 @@ class Stage:
 
     @property
     def label(self) -> str:
-        kind = {HOURLY: "hourly", DAILY: "daily"}.get(self.partitions_def, "unpartitioned")
+        kind = {HOURLY: "hourly", DAILY: "daily", None: "unpartitioned"}.get(self.partitions_def, "partitioned")
         return f"{kind}: {', '.join(key.path[-1] for key in self.keys)}"
 
     def partition_keys(self, span: Window) -> list[str]:
@@ -92,27 +102,56 @@ def materialize_span(
 
     `config` gives run config per asset (e.g. the training span of the fitted models).
     """
-    graph = defs.resolve_asset_graph()
-    assets = [defs.get_assets_def(key) for key in graph.get_all_asset_keys() if graph.get(key).is_materializable]
-    checks = list(defs.asset_checks or ())
     runs = []
     for stage in stages(defs):
         on_stage(stage)
-        keys = stage.partition_keys(span)
-        started = time.perf_counter()
-        result = None
-        if keys or stage.partitions_def is None:
-            tags = {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]} if keys else {}
-            ops = {"__".join(key.path): {"config": dict(c)} for key, c in (config or {}).items() if key in stage.keys}
-            result = dg.materialize(
-                [*assets, *checks],
-                selection=list(stage.keys),
-                instance=instance,
-                resources={"lake": lake},
-                tags=tags,
-                run_config={"ops": ops, **QUIET_RUN},
-            )
-        run = StageRun(stage, len(keys), time.perf_counter() - started, result)
+        run = run_stage(defs, lake, stage, span, instance, config=config)
         on_done(run)
         runs.append(run)
     return runs
+
+
+def run_stage(
+    defs: dg.Definitions,
+    lake: LakeResource,
+    stage: Stage,
+    span: Window,
+    instance: dg.DagsterInstance,
+    *,
+    config: Mapping[dg.AssetKey, Mapping[str, object]] | None = None,
+) -> StageRun:
+    """One stage's assets over `span` as a single Dagster run (a partition range for partitioned stages)."""
+    release_dead_runs(instance)
+    graph = defs.resolve_asset_graph()
+    assets = [defs.get_assets_def(key) for key in graph.get_all_asset_keys() if graph.get(key).is_materializable]
+    checks = list(defs.asset_checks or ())
+    keys = stage.partition_keys(span)
+    started = time.perf_counter()
+    result = None
+    if keys or stage.partitions_def is None:
+        tags = {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]} if keys else {}
+        tags[WORKER_TAG] = f"{socket.gethostname()}:{os.getpid()}"
+        ops = {"__".join(key.path): {"config": dict(c)} for key, c in (config or {}).items() if key in stage.keys}
+        result = dg.materialize(
+            [*assets, *checks],
+            selection=list(stage.keys),
+            instance=instance,
+            resources={"lake": lake},
+            tags=tags,
+            run_config={"ops": ops, **QUIET_RUN},
+        )
+    return StageRun(stage, len(keys), time.perf_counter() - started, result)
+
+
+def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Fail the unfinished in-process runs whose worker process on this host is gone and free their pool slots."""
+    host = socket.gethostname()
+    released = []
+    for record in instance.get_run_records(filters=dg.RunsFilter(statuses=UNFINISHED)):
+        run = record.dagster_run
+        worker_host, _, pid = run.tags.get(WORKER_TAG, "").rpartition(":")
+        if worker_host == host and pid.isdigit() and not psutil.pid_exists(int(pid)):
+            instance.report_run_failed(run, f"run worker {pid} died mid-run")
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            released.append(run.run_id)
+    return released

@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from ingest.settings import Settings
+from ingest.settings import Settings, restrict_new_files
 from pipelines.cli.errors import CliError, OneLineArgumentParser
 
 # Subcommand name -> module exposing `register(subparsers)`.
@@ -21,6 +21,7 @@ SUBCOMMAND_MODULES = (
     "pipelines.cli.ingest",
     "pipelines.cli.load",
     "pipelines.cli.sql",
+    "pipelines.cli.report",
     "pipelines.cli.demo",
 )
 
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    restrict_new_files()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

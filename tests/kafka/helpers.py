@@ -58,6 +58,19 @@ def lake_count(settings: Settings, sql: str) -> int:
         con.close()
 
 
+def duplicates(settings: Settings) -> dict[str, int]:
+    """Rows beyond the first per natural key, per raw table."""
+    return {
+        name: lake_count(settings, f"SELECT count(*) - count(DISTINCT ({', '.join(keys)})) FROM raw.{name}")
+        for name, keys in NATURAL_KEYS.items()
+    }
+
+
+def stored_rows(settings: Settings) -> int:
+    """Telemetry rows in the lake, all four streams."""
+    return sum(lake_count(settings, f"SELECT count(*) FROM raw.{name}") for name in contract.TABLE_NAMES.values())
+
+
 def without_dictionaries(table: pa.Table) -> pa.Table:
     """Dictionary columns as plain strings: two encodings of the same values compare equal."""
     return as_stored(table, lake_types=False)

@@ -17,7 +17,16 @@ from ingest import contract, lake
 from ingest.publish import publish_simulation
 from ingest.raw_tables import Batch, Position, Rows, ensure_tables, write_batch
 from ingest.settings import Settings
-from tests.kafka.helpers import CLI, NATURAL_KEYS, cli_env, lake_count, run_loader, simulation
+from tests.kafka.helpers import (
+    CLI,
+    NATURAL_KEYS,
+    cli_env,
+    duplicates,
+    lake_count,
+    run_loader,
+    simulation,
+    stored_rows,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -44,7 +53,7 @@ def _load_with_kills(settings, controllers: int, hours: float, stream_s: float, 
         time.sleep(rng.uniform(0.0, 1.5))
         loader.send_signal(signal.SIGKILL)
         loader.wait()
-        killed_at.append(_stored(settings))
+        killed_at.append(stored_rows(settings))
     producer.join()
     final = run_loader(settings, idle_s=2.0)
     return {"produced": published["summary"].rows, "killed_at": killed_at, "final": final}
@@ -58,21 +67,10 @@ def _wait_until_committing(loader: subprocess.Popen, timeout_s: float = 60.0) ->
             return
 
 
-def _duplicates(settings) -> dict[str, int]:
-    return {
-        name: lake_count(settings, f"SELECT count(*) - count(DISTINCT ({', '.join(keys)})) FROM raw.{name}")
-        for name, keys in NATURAL_KEYS.items()
-    }
-
-
-def _stored(settings) -> int:
-    return sum(lake_count(settings, f"SELECT count(*) FROM raw.{name}") for name in contract.TABLE_NAMES.values())
-
-
 def _assert_exactly_once(settings, outcome: dict) -> None:
     assert len(outcome["killed_at"]) > 0
-    assert _stored(settings) == outcome["produced"]
-    assert _duplicates(settings) == dict.fromkeys(NATURAL_KEYS, 0)
+    assert stored_rows(settings) == outcome["produced"]
+    assert duplicates(settings) == dict.fromkeys(NATURAL_KEYS, 0)
 
 
 def test_killed_loaders_leave_exactly_the_produced_rows(settings):
@@ -88,7 +86,8 @@ def test_ten_kills_during_a_five_million_row_ingest(settings):
     assert outcome["produced"] >= 5_000_000
     _assert_exactly_once(settings, outcome)
     print(
-        f"\nproduced {outcome['produced']:,} rows, stored {_stored(settings):,}, duplicates {_duplicates(settings)}; "
+        f"\nproduced {outcome['produced']:,} rows, stored {stored_rows(settings):,}, "
+        f"duplicates {duplicates(settings)}; "
         f"rows stored at each kill {outcome['killed_at']}; final run {outcome['final']['rows_total']:,} rows, "
         f"{outcome['final']['replayed_messages_skipped']} replayed messages skipped"
     )

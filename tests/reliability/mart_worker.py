@@ -1,0 +1,31 @@
+"""A Dagster run worker of its own process, so a test can kill it: materializes one mart over the sample span.
+
+python -m tests.reliability.mart_worker DATA_DIR DAGSTER_HOME
+"""
+
+from __future__ import annotations
+
+import sys
+
+import dagster as dg
+
+from pipelines.definitions import defs
+from pipelines.marts import mart_key
+from pipelines.materialize import Stage, run_stage
+from pipelines.partitions import HOURLY
+from pipelines.resources import LakeResource
+from tests.dagster.conftest import SAMPLE_SPAN
+
+MART = "latency_rollups"
+
+
+def materialize_mart(data_dir: str, dagster_home: str) -> bool:
+    """One run over every hour of the sample; True if it succeeded."""
+    stage = Stage((mart_key(MART),), HOURLY)
+    instance = dg.DagsterInstance.from_config(dagster_home)
+    run = run_stage(defs(), LakeResource(data_dir=data_dir), stage, SAMPLE_SPAN, instance)
+    return run.result is not None and run.result.success
+
+
+if __name__ == "__main__":
+    sys.exit(0 if materialize_mart(*sys.argv[1:3]) else 1)

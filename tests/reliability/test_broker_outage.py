@@ -1,0 +1,121 @@
+"""The broker stopped mid-stream and started again on the same port, with a producer and a loader running.
+
+The local broker keeps topics in memory (local_kafka.md), so its restart is also a topic reset: offsets start
+again at 0 under a lake watermark that is higher. The producer must fail loudly for what it could not deliver;
+the loader, never restarted, must record the reset and load every message of the new topics exactly once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from ingest import broker, lake
+from ingest.loader import Loader, LoaderOptions
+from ingest.producer import DeliveryError, TelemetryProducer
+from ingest.publish import publish_simulation
+from ingest.raw_tables import ensure_tables
+from ingest.settings import KafkaSettings, Settings
+from ingest.sim_config import SimConfig
+from ingest.simulator import Simulation
+from ingest.topics import ensure_topics
+from tests.kafka.helpers import NATURAL_KEYS, STREAMS, duplicates, lake_count, simulated_streams, stored_rows
+
+pytestmark = pytest.mark.kafka
+
+# Short enough that the producer gives up while the broker is down, long enough to ride out a blip.
+PRODUCER_TIMEOUTS = {"request_timeout_ms": 1500, "delivery_timeout_ms": 3000, "max_block_ms": 3000}
+OUTAGE_S = 6.0
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[Settings]:
+    """A broker of this test's own: the session broker serves the other tests."""
+    kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{broker.free_port()}")
+    settings = Settings(kafka=kafka).with_data_dir(tmp_path / "data")
+    broker.start(settings)
+    yield settings
+    broker.stop(settings)
+
+
+def _wait_for(condition, timeout_s: float, what: str) -> float:
+    """Seconds until `condition()` held."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < timeout_s, f"timed out waiting for {what}"
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def _resets(settings: Settings) -> int:
+    return lake_count(settings, "SELECT count(*) FROM raw.offset_resets WHERE reason LIKE '%recreated%'")
+
+
+def test_a_broker_restart_mid_stream_loses_nothing_it_did_not_report(own_broker: Settings) -> None:
+    settings = own_broker
+    con = lake.connect(settings)
+    ensure_tables(con)  # so the test can count rows before the loader or producer has created the tables
+    con.close()
+    loader = Loader(settings, LoaderOptions(follow=True, flush_interval_s=0.5))
+    loader_thread = threading.Thread(target=loader.run, name="loader")
+    loader_thread.start()
+    before = Simulation(SimConfig(controllers=150, hours=2, seed=3))
+    outcome: dict[str, object] = {}
+
+    def produce_live() -> None:
+        try:
+            speed = before.config.hours * 3600 / 120  # paced over ~120 s: the outage comes long before the end
+            outcome["summary"] = publish_simulation(settings, before, speed=speed, producer_config=PRODUCER_TIMEOUTS)
+        except DeliveryError as error:
+            outcome["error"] = error
+
+    producer_thread = threading.Thread(target=produce_live, name="producer")
+    producer_thread.start()
+    _wait_for(lambda: stored_rows(settings) > 0, 60, "the loader's first commit")
+    assert producer_thread.is_alive(), outcome  # the outage must come mid-stream
+
+    broker.stop(settings)
+    producer_thread.join(timeout=60)
+    assert not producer_thread.is_alive()
+    time.sleep(max(0.0, OUTAGE_S - PRODUCER_TIMEOUTS["delivery_timeout_ms"] / 1000))
+    stored_before = stored_rows(settings)  # what the loader saved of the old topics before they vanished
+    broker.start(settings, port=broker.configured_port(settings))
+    restarted = time.monotonic()
+
+    # The producer failed loudly, naming what it could not deliver; what it acknowledged bounds what was stored.
+    error = outcome.get("error")
+    assert isinstance(error, DeliveryError), outcome
+    assert error.failed_messages > 0 and f"{error.failed_messages} message(s)" in str(error)
+    assert stored_before <= error.delivered_rows
+
+    # The topics come back empty; the loader, still running, records that every partition it had loaded from starts
+    # over. Only then does new telemetry arrive (see docs/reliability.md for the race when it arrives sooner).
+    ensure_topics(settings)
+    _wait_for(lambda: _resets(settings) > 0, 60, "the loader to record the topic resets")
+
+    # New telemetry (a later day of another fleet run) on the recreated topics, which start again at offset 0.
+    after = Simulation(SimConfig(controllers=150, hours=1, seed=4, start=before.config.start + timedelta(days=1)))
+    streams = simulated_streams(after)
+    with TelemetryProducer(settings) as producer:
+        for topic in STREAMS:
+            producer.send(topic, streams[topic])
+    _wait_for(lambda: stored_rows(settings) == stored_before + producer.rows, 90, "the new topics' rows in the lake")
+    recovered_s = time.monotonic() - restarted
+    loader.stop()
+    loader_thread.join(timeout=60)
+
+    assert not loader_thread.is_alive()
+    assert duplicates(settings) == dict.fromkeys(NATURAL_KEYS, 0)
+    resets = _resets(settings)
+    lost = error.delivered_rows - stored_before
+    print(
+        f"\nacknowledged before the outage {error.delivered_rows:,} rows, stored {stored_before:,}, lost with the "
+        f"broker {lost:,}; undelivered {error.failed_rows:,} rows in {error.failed_messages} messages (reported); "
+        f"after the restart {producer.rows:,} rows produced, all stored, {resets} partition resets recorded, "
+        f"lake complete {recovered_s:.1f} s after the broker restart"
+    )
