@@ -46,7 +46,7 @@ ENUM_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
-# Value ranges beyond the types (docs/reliability_part_b.md, "Rules for bad input"). 0 GT/s and x0 mean link down.
+# Value ranges beyond the types (docs/reliability.md, "Rules for bad input"). 0 GT/s and x0 mean link down.
 LINK_DOWN = 0
 ALLOWED_VALUES: dict[str, tuple[float, ...]] = {
     "cur_speed_gts": (LINK_DOWN, *contract.PCIE_SPEEDS_GTS),

@@ -27,6 +27,8 @@ CALIBRATION_ROWS = 4096
 # Whole messages per batch (a message larger than batch_size would travel alone anyway); acks from all replicas.
 PRODUCER_CONFIG = {
     "acks": "all",
+    # Retries after a lost ack carry the same producer id and sequence number, so the broker can drop the copy.
+    "enable_idempotence": True,
     "linger_ms": 5,
     "batch_size": codec.MAX_PRODUCED_BYTES + 64 * 1024,
     "max_request_size": 1024 * 1024,

@@ -1,20 +1,32 @@
-"""Shared by tests/kafka and tests/reliability: a real local broker for the whole session (free port, stopped at the
-end) and a clean slate per test.
+"""Shared across test folders: a real local broker for the whole session (free port, stopped at the end) with a
+clean slate per test, and one real `leo-fleet demo` run per session.
 
-Every test gets its own lake directory, its own consumer group and freshly created, empty telemetry topics.
+Every broker test gets its own lake directory, its own consumer group and freshly created, empty telemetry topics.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
+import subprocess
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from ingest import broker
-from ingest.settings import KafkaSettings, Settings
+from ingest.broker import free_port
+from ingest.settings import ENV_PREFIX, KafkaSettings, Settings
 from ingest.topics import reset_topics
+from pipelines.definitions import defs
+from pipelines.materialize import materialize_span
+from tests.kafka.helpers import CLI
+from tests.sample_lake import REPO, SAMPLE_SPAN, Materialized, instance_home, sample_lake
+
+DEMO_START = "2026-01-05T00:00Z"
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +50,44 @@ def settings(kafka_broker: str, tmp_path: Path) -> Settings:
 def lake_settings(tmp_path: Path) -> Settings:
     """A private lake and no Kafka: for the file-loading and SQL paths."""
     return Settings().with_data_dir(tmp_path / "data")
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    data_dir: Path
+    sasl_password: str
+    completed: subprocess.CompletedProcess[bytes]
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """`leo-fleet demo` (20 controllers x 2 h) in a subprocess, as a user runs it, once per session: the end-to-end
+    test and the security tests inspect the same run. A SASL password sits in its environment (the local broker is
+    PLAINTEXT, so it is never sent) to prove it leaks nowhere."""
+    data_dir = tmp_path_factory.mktemp("demo-run") / "demo"
+    password = f"pw-{secrets.token_hex(12)}"
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
+        "KAFKA_SASL_MECHANISM": "PLAIN",
+        "KAFKA_SASL_USERNAME": "leo",
+        "KAFKA_SASL_PASSWORD": password,
+        f"{ENV_PREFIX}DATA_DIR": str(tmp_path_factory.mktemp("unused")),  # --data-dir must win over the environment
+    }
+    args = ["demo", "--controllers", "20", "--hours", "2", "--start", DEMO_START, "--data-dir", str(data_dir)]
+    completed = subprocess.run([*CLI, *args], env=env, capture_output=True, timeout=600, check=False, cwd=REPO)
+    return DemoRun(data_dir, password, completed)
+
+
+@pytest.fixture(scope="session")
+def definitions() -> dg.Definitions:
+    return defs()
+
+
+@pytest.fixture(scope="session")
+def materialized(tmp_path_factory: pytest.TempPathFactory, definitions: dg.Definitions) -> Materialized:
+    root = tmp_path_factory.mktemp("materialized")
+    lake = sample_lake(root / "data")
+    home = instance_home(root / "dagster")
+    runs = materialize_span(definitions, lake, SAMPLE_SPAN, dg.DagsterInstance.from_config(str(home)))
+    return Materialized(root / "data", home, lake, runs)

@@ -14,7 +14,7 @@ from pipelines.defs.ingest_observe.observe import loader_observer
 from pipelines.marts import mart_key
 from pipelines.resources import LakeResource
 from pipelines.telemetry import raw_key
-from tests.dagster.conftest import Materialized
+from tests.sample_lake import Materialized
 
 RAW_STREAMS = ("errors", "link", "latency", "inventory")
 FIRST_LEVEL = ("latency_rollups", "link_events", "resets", "slo_sli")

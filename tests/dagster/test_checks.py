@@ -12,7 +12,7 @@ import pytest
 from ingest.raw_tables import Batch, Position, Quarantined, write_batch
 from pipelines.marts import mart_key
 from pipelines.resources import LakeResource
-from tests.dagster.conftest import sample_lake
+from tests.sample_lake import sample_lake
 
 CORRUPT_HOUR = ("2026-01-05 02:00:00+00", "2026-01-05 03:00:00+00")
 SLO_KEYS = [mart_key(name) for name in ("latency_rollups", "slo_sli", "slo_compliance", "slo_breaches")]

@@ -14,7 +14,7 @@ import dagster as dg
 from pipelines.marts import MARTS
 from pipelines.materialize import stages
 from pipelines.partitions import HOURLY
-from tests.dagster.conftest import REPO
+from tests.sample_lake import REPO
 
 GROUPS = {"ingest", "latency", "slo", "links", "resets", "health", "anomaly", "quality", "reports"}
 

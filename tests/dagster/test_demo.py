@@ -10,24 +10,18 @@ import dagster as dg
 import pytest
 
 from ingest import broker
-from ingest.broker import free_port
 from ingest.lake import connect
-from ingest.settings import ENV_PREFIX, Settings
-from pipelines.cli import main
+from ingest.settings import Settings
 from pipelines.demo import MARKER, DemoError, check_span, default_start, prepare_data_dir
 from pipelines.partitions import Window
+from tests.conftest import DemoRun
 
 
 @pytest.mark.kafka
-def test_demo_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    data_dir = tmp_path / "demo"
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{free_port()}")
-    monkeypatch.setenv(f"{ENV_PREFIX}DATA_DIR", str(tmp_path / "unused"))  # restored after the demo overrides it
-    code = main(
-        ["demo", "--controllers", "20", "--hours", "2", "--start", "2026-01-05T00:00Z", "--data-dir", str(data_dir)]
-    )
-    out = capsys.readouterr().out
-    assert code == 0
+def test_demo_runs_end_to_end(demo_run: DemoRun) -> None:
+    data_dir = demo_run.data_dir
+    out = demo_run.completed.stdout.decode()
+    assert demo_run.completed.returncode == 0, demo_run.completed.stderr.decode()[-2000:]
     assert f"DAGSTER_HOME={data_dir / 'dagster'}" in out and "http://127.0.0.1:3000" in out
     report = data_dir / "reports" / "slo" / "2026-01-05" / "report.md"
     assert str(report) in out and report.read_text().startswith("# SLO report 2026-01-05")

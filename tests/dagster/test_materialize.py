@@ -11,7 +11,7 @@ import pytest
 from pipelines.marts import mart_key
 from pipelines.materialize import materialize_span, stages
 from pipelines.partitions import DAILY, HOURLY, Window
-from tests.dagster.conftest import SAMPLE_SPAN, Materialized
+from tests.sample_lake import SAMPLE_SPAN, Materialized
 
 HOURS = [f"2026-01-05-{h:02d}:00" for h in range(6)]
 

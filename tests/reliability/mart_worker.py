@@ -14,7 +14,7 @@ from pipelines.marts import mart_key
 from pipelines.materialize import Stage, run_stage
 from pipelines.partitions import HOURLY
 from pipelines.resources import LakeResource
-from tests.dagster.conftest import SAMPLE_SPAN
+from tests.sample_lake import SAMPLE_SPAN
 
 MART = "latency_rollups"
 

@@ -3,7 +3,7 @@
 Each hypothesis example is one batch of Kafka-like records on a partition of its own, decoded exactly as the loader
 decodes them (`loader._Pending`) and committed by the real lake writer into a DuckLake on disk. Every record must
 then be accounted for exactly once: its rows stored under its offset, or the record in `raw.quarantine` with its
-raw bytes and a reason. Targeted mutations must get their documented reason code (docs/reliability_part_b.md).
+raw bytes and a reason. Targeted mutations must get their documented reason code (docs/reliability.md).
 
 Example counts: `FUZZ_EXAMPLES` per test in CI (derandomized, so a run is reproducible); set
 LEO_FLEET_FUZZ_EXAMPLES for a longer hunt (`LEO_FLEET_FUZZ_EXAMPLES=2000 pytest tests/reliability/test_fuzz.py`).
@@ -320,7 +320,7 @@ def fuzz_lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lake]:
     lake_ = Lake(tmp_path_factory.mktemp("fuzz") / "data")
     yield lake_
     lake_.close()
-    for test, counts in lake_.tally.items():  # the figures in docs/reliability_part_b.md (pytest -s)
+    for test, counts in lake_.tally.items():  # the figures in docs/reliability.md (pytest -s)
         print(f"\n{test}: {dict(counts)}")
 
 

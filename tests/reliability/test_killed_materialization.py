@@ -18,8 +18,8 @@ import pytest
 from ingest.fault_injection import ENV, EXIT_CODE, MART_STAGE
 from pipelines.marts import MARTS
 from pipelines.resources import LakeResource
-from tests.dagster.conftest import instance_home, sample_lake
 from tests.reliability.mart_worker import MART, materialize_mart
+from tests.sample_lake import instance_home, sample_lake
 
 WINDOW_ROWS = f"SELECT count(*) FROM {MARTS}.{MART}"
 

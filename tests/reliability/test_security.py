@@ -26,9 +26,10 @@ from rich.console import Console
 from ingest import contract, lake
 from ingest.broker import free_port
 from ingest.producer import TelemetryProducer
-from ingest.settings import ENV_PREFIX, KafkaSettings, Settings
+from ingest.settings import KafkaSettings, Settings
 from pipelines import demo
 from pipelines.partitions import Window
+from tests.conftest import DemoRun
 from tests.kafka.helpers import CLI, cli_env, simulated_streams, simulation
 
 REPO = Path(__file__).resolve().parents[2]
@@ -116,25 +117,12 @@ def _open_to_others(root: Path) -> list[str]:
 
 
 @pytest.mark.kafka
-def test_demo_output_is_owner_only_and_holds_no_password(tmp_path: Path):
-    """`leo-fleet demo` with a SASL password in the environment (the local broker is PLAINTEXT, so it is never
-    sent): the password appears in no file of the data dir (lake catalog and data, loader_status, quarantine,
-    reports, Dagster event log, broker log), not in stdout/stderr, not in any materialization's metadata; and
-    every file and directory it created is private to its user."""
-    password = _secret()
-    data_dir = tmp_path / "demo"
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
-        "KAFKA_SASL_MECHANISM": "PLAIN",
-        "KAFKA_SASL_USERNAME": "leo",
-        "KAFKA_SASL_PASSWORD": password,
-        f"{ENV_PREFIX}DATA_DIR": str(data_dir),
-    }
-    start = "2026-01-05T00:00Z"
-    args = ["demo", "--controllers", "20", "--hours", "2", "--start", start, "--data-dir", str(data_dir)]
-    done = subprocess.run([*CLI, *args], env=env, capture_output=True, timeout=600, check=False, cwd=REPO)
-
+def test_demo_output_is_owner_only_and_holds_no_password(demo_run: DemoRun):
+    """`leo-fleet demo` with a SASL password in the environment (tests/conftest.py): the password appears in no file
+    of the data dir (lake catalog and data, loader_status, quarantine, reports, Dagster event log, broker log), not
+    in stdout/stderr, not in any materialization's metadata; and every file and directory it created is private
+    to its user."""
+    data_dir, password, done = demo_run.data_dir, demo_run.sasl_password, demo_run.completed
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert password.encode() not in done.stdout + done.stderr
     files = _files(data_dir)

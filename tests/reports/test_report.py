@@ -20,7 +20,7 @@ from pipelines.marts import read_window
 from pipelines.partitions import Window
 from pipelines.reports import period_label, period_window
 from pipelines.reports.render import SECTIONS
-from tests.dagster.conftest import SAMPLE_SPAN, Materialized
+from tests.sample_lake import SAMPLE_SPAN, Materialized
 from tests.sql.helpers import plain_duckdb
 
 DAY = period_window("day", SAMPLE_SPAN.start.date())
@@ -33,8 +33,8 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def report_dir(sre_lake: Materialized, label: str) -> Path:
-    return sre_lake.data_dir / "reports" / "slo" / label
+def report_dir(materialized: Materialized, label: str) -> Path:
+    return materialized.data_dir / "reports" / "slo" / label
 
 
 def test_periods() -> None:
@@ -48,8 +48,8 @@ def test_periods() -> None:
 
 
 @pytest.mark.parametrize("period", list(LABELS))
-def test_each_period_asset_wrote_its_report(sre_lake: Materialized, period: str) -> None:
-    directory = report_dir(sre_lake, LABELS[period])
+def test_each_period_asset_wrote_its_report(materialized: Materialized, period: str) -> None:
+    directory = report_dir(materialized, LABELS[period])
     markdown = (directory / "report.md").read_text()
     page = (directory / "report.html").read_text()
     assert markdown.startswith(f"# SLO report {LABELS[period]}\n")
@@ -61,17 +61,19 @@ def test_each_period_asset_wrote_its_report(sre_lake: Materialized, period: str)
     assert {row["level"] for row in read_csv(directory / "worst.csv")} == {"controller", "host", "rack"}
 
 
-def test_metadata_points_at_the_report(sre_lake: Materialized) -> None:
-    event = sre_lake.instance.get_latest_materialization_event(dg.AssetKey(["reports", "slo_report"]))
+def test_metadata_points_at_the_report(materialized: Materialized) -> None:
+    event = materialized.instance.get_latest_materialization_event(dg.AssetKey(["reports", "slo_report"]))
     metadata = event.asset_materialization.metadata
-    assert metadata["html"].value == str(report_dir(sre_lake, LABELS["day"]) / "report.html")
+    assert metadata["html"].value == str(report_dir(materialized, LABELS["day"]) / "report.html")
     assert metadata["summary"].value.startswith("| slo")
     assert "data:image/png;base64," in metadata["burn_down"].value
 
 
-def test_report_sql_and_models_agree_on_burn_rate_and_budget(sre_lake: Materialized) -> None:
-    report = {(r["slo"], r["group_key"]): r for r in read_csv(report_dir(sre_lake, LABELS["day"]) / "compliance.csv")}
-    con = plain_duckdb(sre_lake.data_dir)
+def test_report_sql_and_models_agree_on_burn_rate_and_budget(materialized: Materialized) -> None:
+    report = {
+        (r["slo"], r["group_key"]): r for r in read_csv(report_dir(materialized, LABELS["day"]) / "compliance.csv")
+    }
+    con = plain_duckdb(materialized.data_dir)
     try:
         con.execute("USE warehouse")
         sql = con.execute("FROM sre.slo_budget($start, $end)", {"start": DAY.start, "end": DAY.end}).fetchall()
@@ -79,7 +81,7 @@ def test_report_sql_and_models_agree_on_burn_rate_and_budget(sre_lake: Materiali
     finally:
         con.close()
     views = {(row["slo"], row["group_key"]): row for row in (dict(zip(columns, r, strict=True)) for r in sql)}
-    with sre_lake.lake.connection(read_only=True) as lake_con:
+    with materialized.lake.connection(read_only=True) as lake_con:
         series = read_window(lake_con, "marts.slo_sli", "ts", DAY)
     compared = 0
     for slo in spec.load():
@@ -100,11 +102,11 @@ def test_report_sql_and_models_agree_on_burn_rate_and_budget(sre_lake: Materiali
     assert compared > 200  # every controller of the per-controller SLO, plus racks and the fleet
 
 
-def test_report_sql_and_models_agree_on_tail_latency(sre_lake: Materialized) -> None:
+def test_report_sql_and_models_agree_on_tail_latency(materialized: Materialized) -> None:
     """Report: hourly rollups merged by models.histogram; SQL: leo_quantiles over the view; Python: the raw
     one-minute histograms of the sample merged directly. Merging is associative, so all three must agree."""
-    report = {(r["memory_tier"], r["op"]): r for r in read_csv(report_dir(sre_lake, LABELS["day"]) / "latency.csv")}
-    con = plain_duckdb(sre_lake.data_dir)
+    report = {(r["memory_tier"], r["op"]): r for r in read_csv(report_dir(materialized, LABELS["day"]) / "latency.csv")}
+    con = plain_duckdb(materialized.data_dir)
     try:
         con.execute("USE warehouse")
         rows = con.execute(
@@ -115,7 +117,7 @@ def test_report_sql_and_models_agree_on_tail_latency(sre_lake: Materialized) -> 
     finally:
         con.close()
     sql = {(tier, op, q): value for tier, op, _, q, value in rows}
-    with sre_lake.lake.connection(read_only=True) as lake_con:
+    with materialized.lake.connection(read_only=True) as lake_con:
         raw = read_window(lake_con, "raw.latency", "window_start", SAMPLE_SPAN)  # the span the marts were built on
     models = with_quantiles(merge_table(raw, ["memory_tier", "op"]), (0.99, 0.999)).to_pylist()
     assert len(models) == len(report) == 4
@@ -128,11 +130,11 @@ def test_report_sql_and_models_agree_on_tail_latency(sre_lake: Materialized) -> 
 
 
 def test_the_cli_regenerates_the_scheduled_report(
-    sre_lake: Materialized, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+    materialized: Materialized, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    directory = report_dir(sre_lake, LABELS["day"])
+    directory = report_dir(materialized, LABELS["day"])
     scheduled = {name: (directory / name).read_text() for name in ("compliance.csv", "latency.csv", "worst.csv")}
-    monkeypatch.setenv("LEO_FLEET_DATA_DIR", str(sre_lake.data_dir))
+    monkeypatch.setenv("LEO_FLEET_DATA_DIR", str(materialized.data_dir))
     assert main(["report", "--date", "2026-01-05"]) == 0
     assert capsys.readouterr().out.splitlines() == [str(directory / "report.html"), str(directory / "report.md")]
     assert {name: (directory / name).read_text() for name in scheduled} == scheduled

@@ -14,8 +14,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from pipelines.reports.render import SECTIONS
-from tests.dagster.conftest import Materialized
 from tests.dagster.ui.test_webserver import CHROMEDRIVER, CHROMIUM, REPO
+from tests.sample_lake import Materialized
 
 ARTIFACTS = REPO / "test-artifacts" / "report"
 LABELS = ("2026-01-05", "2026-W02", "2026-01")
@@ -40,8 +40,8 @@ def browser() -> Iterator[WebDriver]:
 
 
 @pytest.mark.parametrize("label", LABELS)
-def test_the_report_renders_with_every_chart(sre_lake: Materialized, browser: WebDriver, label: str) -> None:
-    page = sre_lake.data_dir / "reports" / "slo" / label / "report.html"
+def test_the_report_renders_with_every_chart(materialized: Materialized, browser: WebDriver, label: str) -> None:
+    page = materialized.data_dir / "reports" / "slo" / label / "report.html"
     browser.get(page.as_uri())
     WebDriverWait(browser, 30).until(lambda driver: driver.execute_script("return document.readyState") == "complete")
     headings = [element.text for element in browser.find_elements(By.TAG_NAME, "h2")]

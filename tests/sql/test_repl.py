@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from pipelines.cli.sql import CONTINUATION, PROMPT, repl
-from tests.dagster.conftest import Materialized
+from tests.sample_lake import Materialized
 from tests.sql.helpers import sre_session
 
 
@@ -25,9 +25,9 @@ def scripted(lines: list[str], prompts: list[str]) -> object:
     return read_line
 
 
-def test_a_session(sre_lake: Materialized, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOME", str(sre_lake.data_dir))  # the history file goes to a throwaway home
-    con = sre_session(sre_lake.data_dir)
+def test_a_session(materialized: Materialized, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(materialized.data_dir))  # the history file goes to a throwaway home
+    con = sre_session(materialized.data_dir)
     prompts: list[str] = []
     lines = [
         "SELECT 6 * 7",
@@ -52,8 +52,8 @@ def test_a_session(sre_lake: Materialized, capsys: pytest.CaptureFixture, monkey
     assert "no_such_column" in errors[0] and "DELETE statements are refused" in errors[1] and ".nonsense" in errors[2]
 
 
-def test_quit_ends_the_session(sre_lake: Materialized, capsys: pytest.CaptureFixture) -> None:
-    con = sre_session(sre_lake.data_dir)
+def test_quit_ends_the_session(materialized: Materialized, capsys: pytest.CaptureFixture) -> None:
+    con = sre_session(materialized.data_dir)
     prompts: list[str] = []
     try:
         repl(con, "table", scripted([".quit", "SELECT 1;"], prompts))

@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -18,8 +19,8 @@ from ingest.sim_config import SimConfig
 from ingest.simulator import Simulation
 from ingest.topics import reset_topics
 from pipelines.cli.sql import execute
-from tests.dagster.conftest import SAMPLE_SPAN, Materialized
 from tests.kafka.helpers import CLI, cli_env
+from tests.sample_lake import SAMPLE_SPAN, Materialized, copy_lake
 from tests.sql.helpers import documented_queries, sre_session
 
 QUERIES = documented_queries()
@@ -36,8 +37,8 @@ def test_the_doc_answers_at_least_12_questions() -> None:
 
 
 @pytest.mark.parametrize("number, question, sql, columns", QUERIES, ids=[f"q{q[0]}" for q in QUERIES])
-def test_documented_query(sre_lake: Materialized, number: int, question: str, sql: str, columns: list[str]) -> None:
-    con = sre_session(sre_lake.data_dir)
+def test_documented_query(materialized: Materialized, number: int, question: str, sql: str, columns: list[str]) -> None:
+    con = sre_session(materialized.data_dir)
     try:
         headers, rows = execute(con, sql)
     finally:
@@ -48,11 +49,14 @@ def test_documented_query(sre_lake: Materialized, number: int, question: str, sq
 
 
 @pytest.mark.kafka
-def test_every_documented_query_runs_while_the_loader_writes(sre_lake: Materialized, kafka_broker: str) -> None:
-    """The loader streams one more simulated hour (after the sample's span, so the marts stay as built) into the
-    shared lake while the queries run pass after pass, each pass in a fresh read-only session."""
+def test_every_documented_query_runs_while_the_loader_writes(
+    materialized: Materialized, kafka_broker: str, tmp_path: Path
+) -> None:
+    """The loader streams one more simulated hour (after the sample's span) into a copy of the materialized lake
+    while the queries run pass after pass, each pass in a fresh read-only session."""
+    data_dir = copy_lake(materialized.data_dir, tmp_path / "data")
     kafka = KafkaSettings(bootstrap_servers=kafka_broker, consumer_group=f"docs-{uuid.uuid4().hex[:8]}")
-    settings = Settings(kafka=kafka).with_data_dir(sre_lake.data_dir)
+    settings = Settings(kafka=kafka).with_data_dir(data_dir)
     reset_topics(settings)
     loader = subprocess.Popen(
         [*CLI, "ingest", "--follow", "--json"], env=cli_env(settings), stdout=subprocess.PIPE, text=True
@@ -69,7 +73,7 @@ def test_every_documented_query_runs_while_the_loader_writes(sre_lake: Materiali
     try:
         while producer.is_alive() or not passes or passes[-1] < passes[0] + streamed:
             assert time.monotonic() < deadline, f"the loader stored {passes[-1] - passes[0]} of {streamed} rows"
-            con = sre_session(sre_lake.data_dir)
+            con = sre_session(data_dir)
             try:
                 passes.append(con.execute("SELECT count(*) FROM raw.latency").fetchone()[0])
                 for number, _, sql, columns in QUERIES:

@@ -12,7 +12,7 @@ import pytest
 from pipelines.cli import main
 from pipelines.cli.errors import CliError
 from pipelines.cli.sql import execute
-from tests.dagster.conftest import Materialized
+from tests.sample_lake import Materialized
 from tests.sql.helpers import sre_session
 
 COUNTS = """SELECT (SELECT count(*) FROM raw.inventory), (SELECT count(*) FROM raw.latency),
@@ -50,9 +50,9 @@ def refused_statements(data_path: str, out: Path) -> list[str]:
     ]
 
 
-def test_every_write_is_refused_and_nothing_changes(sre_lake: Materialized, tmp_path: Path) -> None:
-    con = sre_session(sre_lake.data_dir)
-    data_path = sre_lake.lake.settings.data_path
+def test_every_write_is_refused_and_nothing_changes(materialized: Materialized, tmp_path: Path) -> None:
+    con = sre_session(materialized.data_dir)
+    data_path = materialized.lake.settings.data_path
     try:
         before = con.execute(COUNTS).fetchone()
         for statement in refused_statements(data_path, tmp_path / "out.csv"):
@@ -80,9 +80,9 @@ def test_every_write_is_refused_and_nothing_changes(sre_lake: Materialized, tmp_
     ],
 )
 def test_the_session_refuses_writes_even_without_the_statement_check(
-    sre_lake: Materialized, tmp_path: Path, statement: str, error: type[Exception]
+    materialized: Materialized, tmp_path: Path, statement: str, error: type[Exception]
 ) -> None:
-    con = sre_session(sre_lake.data_dir)
+    con = sre_session(materialized.data_dir)
     try:
         with pytest.raises(error):
             con.execute(statement.format(tmp=tmp_path))
@@ -93,9 +93,9 @@ def test_the_session_refuses_writes_even_without_the_statement_check(
 
 
 def test_the_cli_refuses_in_one_line(
-    sre_lake: Materialized, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+    materialized: Materialized, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    monkeypatch.setenv("LEO_FLEET_DATA_DIR", str(sre_lake.data_dir))
+    monkeypatch.setenv("LEO_FLEET_DATA_DIR", str(materialized.data_dir))
     assert main(["sql", "-c", "DELETE FROM raw.inventory"]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""

@@ -12,7 +12,7 @@ from ingest import lake
 from ingest.raw_tables import ensure_tables
 from ingest.settings import Settings
 from pipelines.sql import VIEWS_FILE, install_views
-from tests.dagster.conftest import Materialized
+from tests.sample_lake import Materialized
 from tests.sql.helpers import plain_duckdb
 
 DEFINED = re.findall(r"CREATE OR REPLACE (VIEW|MACRO) sre\.(\w+)", VIEWS_FILE.read_text())
@@ -25,8 +25,8 @@ def test_views_file_defines_what_the_issue_asks_for() -> None:
     assert {name for kind, name in DEFINED if kind == "VIEW"} >= REQUIRED
 
 
-def test_a_plain_duckdb_client_sees_every_view_and_macro(sre_lake: Materialized) -> None:
-    con = plain_duckdb(sre_lake.data_dir)
+def test_a_plain_duckdb_client_sees_every_view_and_macro(materialized: Materialized) -> None:
+    con = plain_duckdb(materialized.data_dir)
     try:
         con.execute("USE warehouse")
         views = {
@@ -44,9 +44,9 @@ def test_a_plain_duckdb_client_sees_every_view_and_macro(sre_lake: Materialized)
         con.close()
 
 
-def test_reinstalling_is_idempotent(sre_lake: Materialized) -> None:
+def test_reinstalling_is_idempotent(materialized: Materialized) -> None:
     definitions = "SELECT view_name, sql FROM duckdb_views() WHERE schema_name = 'sre' ORDER BY view_name"
-    with sre_lake.lake.connection() as con:
+    with materialized.lake.connection() as con:
         before = con.execute(definitions).fetchall()
         first, second = install_views(con), install_views(con)
         after = con.execute(definitions).fetchall()
@@ -68,8 +68,8 @@ def test_views_over_missing_marts_are_skipped(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("alias", ["lake", "fleet"])
-def test_macros_resolve_under_any_alias_once_used(sre_lake: Materialized, alias: str) -> None:
-    con = plain_duckdb(sre_lake.data_dir, alias)
+def test_macros_resolve_under_any_alias_once_used(materialized: Materialized, alias: str) -> None:
+    con = plain_duckdb(materialized.data_dir, alias)
     try:
         con.execute(f"USE {alias}")
         (n,) = con.execute("SELECT count(*) FROM leo_merge_histograms('marts.latency_rollups', ['op'])").fetchone()

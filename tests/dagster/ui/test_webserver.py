@@ -25,7 +25,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from ingest.broker import free_port
 from ingest.settings import ENV_PREFIX
-from tests.dagster.conftest import REPO, Materialized
+from tests.sample_lake import REPO, Materialized
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

@@ -1,6 +1,6 @@
 """A real lake built from sample_data/ (the loader's bulk path) and a Dagster instance in which every asset has
-been materialized over the sample's six hours: built once per session, shared by the content, metadata and UI
-tests (the build is the expensive part)."""
+been materialized over the sample's six hours. tests/conftest.py builds it once per session for the Dagster, SQL
+and report tests (the build is the expensive part); they only read it."""
 
 from __future__ import annotations
 
@@ -10,16 +10,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
+from ingest.lake import LAKE_ALIAS, connect
 from ingest.loader import load_run_directory
 from ingest.settings import Settings
-from pipelines.definitions import defs
-from pipelines.materialize import StageRun, materialize_span
+from pipelines.materialize import StageRun
 from pipelines.partitions import Window
 from pipelines.resources import LakeResource
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = REPO / "sample_data"
 # sample_data/README.md: 200 controllers x 6 h from the simulator's default start.
 SAMPLE_SPAN = Window(datetime(2026, 1, 5, tzinfo=UTC), datetime(2026, 1, 5, 6, tzinfo=UTC))
@@ -48,15 +47,14 @@ def instance_home(path: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def definitions() -> dg.Definitions:
-    return defs()
-
-
-@pytest.fixture(scope="session")
-def materialized(tmp_path_factory: pytest.TempPathFactory, definitions: dg.Definitions) -> Materialized:
-    root = tmp_path_factory.mktemp("materialized")
-    lake = sample_lake(root / "data")
-    home = instance_home(root / "dagster")
-    runs = materialize_span(definitions, lake, SAMPLE_SPAN, dg.DagsterInstance.from_config(str(home)))
-    return Materialized(root / "data", home, lake, runs)
+def copy_lake(source_dir: Path, target_dir: Path) -> Path:
+    """A private, writable copy of the lake under `source_dir` (tables, views, macros), for a test that writes:
+    the shared lake stays exactly as built for every reader."""
+    source, target = Settings().with_data_dir(source_dir), Settings().with_data_dir(target_dir)
+    con = connect(target)
+    try:
+        con.execute(f"ATTACH 'ducklake:{source.catalog}' AS source (DATA_PATH '{source.data_path}', READ_ONLY)")
+        con.execute(f"COPY FROM DATABASE source TO {LAKE_ALIAS}")
+    finally:
+        con.close()
+    return target_dir
