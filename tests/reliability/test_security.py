@@ -10,7 +10,6 @@ import ast
 import json
 import os
 import secrets
-import signal
 import stat
 import subprocess
 import time
@@ -31,6 +30,7 @@ from pipelines import demo
 from pipelines.partitions import Window
 from tests.conftest import DemoRun
 from tests.kafka.helpers import CLI, cli_env, simulated_streams, simulation
+from tests.processes import stop_process_group
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCES = ("ingest", "pipelines", "bench")
@@ -214,9 +214,4 @@ def test_the_dagster_ui_command_the_demo_prints_listens_on_loopback_only(tmp_pat
             time.sleep(0.5)
         assert {ip for ip, _ in listening} <= {"127.0.0.1", "::1"}, listening
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 import urllib.request
@@ -25,6 +24,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from ingest.broker import free_port
 from ingest.settings import ENV_PREFIX
+from tests.processes import stop_process_group
 from tests.sample_lake import REPO, Materialized
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -74,12 +74,7 @@ def webserver(materialized: Materialized) -> Iterator[str]:
                 time.sleep(0.5)
         yield url
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process)
 
 
 @pytest.fixture(scope="module")
