@@ -49,7 +49,8 @@ def column_schema(schema: pa.Schema) -> dg.TableSchema:
     )
 
 
-def _cell(value: object) -> object:
+def cell(value: object) -> object:
+    """A table cell as people read it: floats to four significant digits, everything else as is."""
     if isinstance(value, float):
         return f"{value:.4g}"
     return value
@@ -63,7 +64,7 @@ def markdown_table(
 ) -> dg.MetadataValue:
     """The first `limit` rows of `table` (already sorted worst first) as a Markdown table."""
     shown = table.select(list(columns or table.column_names)).slice(0, limit)
-    rows = [[_cell(v) for v in row.values()] for row in shown.to_pylist()]
+    rows = [[cell(v) for v in row.values()] for row in shown.to_pylist()]
     if not rows:
         return dg.MetadataValue.md(empty)
     return dg.MetadataValue.md(tabulate(rows, headers=shown.column_names, tablefmt="pipe"))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from pipelines.metadata import markdown_table
+from pipelines.metadata import cell, markdown_table
 from pipelines.reports import charts
 from pipelines.reports.figures import Figures
 
@@ -92,7 +92,7 @@ def _markdown(title: str, figures: Figures) -> str:
 
 
 def _cell(value: object) -> str:
-    return html.escape(f"{value:.4g}" if isinstance(value, float) else "" if value is None else str(value))
+    return "" if value is None else html.escape(str(cell(value)))
 
 
 def _html_table(table: pa.Table | None, limit: int = 20) -> str:

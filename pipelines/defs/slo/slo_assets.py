@@ -176,8 +176,11 @@ def slo_compliance(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.
     slos = spec.load()
     series = _read_series(lake, window, slos)
     states = [_hour_end_states(series, slo, window) for slo in slos if _has_events(series, slo)]
-    rows = _compliance(pa.concat_tables(states), _hourly_events(lake, window)) if states else None
-    rows = COMPLIANCE_SCHEMA.empty_table() if rows is None else rows
+    rows = (
+        _compliance(pa.concat_tables(states), _hourly_events(lake, window))
+        if states
+        else COMPLIANCE_SCHEMA.empty_table()
+    )
     return publish(lake, COMPLIANCE, rows, window, "hour", describe=_describe_compliance)
 
 
@@ -206,7 +209,10 @@ def slo_breaches(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
         for slo in slos
         if _has_events(series, slo)
     ]
-    rows = pa.concat_tables([p.select(BREACHES_SCHEMA.names).cast(BREACHES_SCHEMA) for p in parts]) if parts else None
-    rows = BREACHES_SCHEMA.empty_table() if rows is None else rows
+    rows = (
+        pa.concat_tables([p.select(BREACHES_SCHEMA.names).cast(BREACHES_SCHEMA) for p in parts])
+        if parts
+        else BREACHES_SCHEMA.empty_table()
+    )
     # An episode's start is an evaluation time: the end of the step in which the condition first held.
     return publish(lake, BREACHES, rows, window, "start", closed="right", describe=_describe_breaches)
