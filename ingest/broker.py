@@ -17,10 +17,9 @@ from pathlib import Path
 
 import psutil
 
-from ingest.settings import Settings
+from ingest.settings import Settings, bootstrap_addresses
 
 HOST = "127.0.0.1"
-DEFAULT_PORT = 9092
 LOOPBACK_NAMES = ("127.0.0.1", "localhost")
 
 
@@ -55,15 +54,26 @@ def _paths(settings: Settings) -> tuple[Path, Path, Path]:
 
 
 def configured_port(settings: Settings) -> int:
-    """The port of the configured bootstrap server, which must be this machine's loopback interface."""
-    servers = settings.kafka.bootstrap_servers.split(",")
-    host, _, port = servers[0].rpartition(":")
-    if len(servers) != 1 or host not in LOOPBACK_NAMES:
+    """The port of the configured bootstrap server, which must be this machine's loopback interface.
+
+    A malformed value raises SettingsError: the broker never falls back to a port nobody asked for.
+    """
+    (host, port), *others = bootstrap_addresses(settings.kafka.bootstrap_servers)
+    if others or host not in LOOPBACK_NAMES:
         raise BrokerError(
             f"KAFKA_BOOTSTRAP_SERVERS={settings.kafka.bootstrap_servers} is not a local broker; "
             "the local broker only serves 127.0.0.1"
         )
-    return int(port) if port.isdigit() else DEFAULT_PORT
+    return port
+
+
+def is_local(settings: Settings) -> bool:
+    """Whether the configured bootstrap server is the one `start` would run."""
+    try:
+        configured_port(settings)
+    except BrokerError:
+        return False
+    return True
 
 
 def _read_int(path: Path) -> int | None:

@@ -6,11 +6,26 @@ Every entry point (CLI, loader, Dagster resources, benchmarks, tests) reads its 
 
 from __future__ import annotations
 
+import math
 import os
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ENV_PREFIX = "LEO_FLEET_"
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+# kafka-python's SASL mechanisms that need only a username and password, the credentials these settings carry
+# (its GSSAPI, OAUTHBEARER and AWS_MSK_IAM need configuration objects an environment variable cannot hold).
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+# The catalogs ingest/lake.py knows how to attach (it loads the matching DuckDB extension).
+CATALOG_KINDS = ("sqlite:", "postgres:")
+MAX_PORT = 65_535
+MAX_PARTITIONS = 1_000
+# A row this far ahead of the loader's clock is a broken sender clock, not skew; also keeps `now + skew` in range.
+MAX_CLOCK_SKEW_S = 7 * 86_400
+# A host name or IPv4 address, or an IPv6 literal in brackets ([::1]).
+_HOST = re.compile(r"[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]")
 # Files and directories this project creates (lake, reports, broker state, Dagster storage) are its user's alone.
 PRIVATE_UMASK = 0o077
 
@@ -91,27 +106,121 @@ class Settings:
         return replace(self, data_dir=data_dir)
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        env = dict(os.environ if env is None else env)
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read and check every setting; a value that cannot work raises SettingsError naming its variable.
+
+        An empty variable counts as unset (its default applies), so `VAR= leo-fleet ...` clears a setting.
+        """
+        env = os.environ if env is None else env
 
         def get(name: str) -> str | None:
             return env.get(name) or None
 
         kafka = KafkaSettings(
-            bootstrap_servers=get("KAFKA_BOOTSTRAP_SERVERS") or KafkaSettings.bootstrap_servers,
-            security_protocol=get("KAFKA_SECURITY_PROTOCOL") or KafkaSettings.security_protocol,
-            sasl_mechanism=get("KAFKA_SASL_MECHANISM"),
+            bootstrap_servers=_servers(get("KAFKA_BOOTSTRAP_SERVERS") or KafkaSettings.bootstrap_servers),
+            security_protocol=_security_protocol(get),
+            sasl_mechanism=_sasl_mechanism(get),
             sasl_username=get("KAFKA_SASL_USERNAME"),
             sasl_password=get("KAFKA_SASL_PASSWORD"),
             ssl_cafile=get("KAFKA_SSL_CAFILE"),
-            partitions=int(get(ENV_PREFIX + "PARTITIONS") or KafkaSettings.partitions),
+            partitions=_number(get, ENV_PREFIX + "PARTITIONS", int, KafkaSettings.partitions, 1, MAX_PARTITIONS),
             consumer_group=get(ENV_PREFIX + "CONSUMER_GROUP") or KafkaSettings.consumer_group,
         )
-        data_dir = get(ENV_PREFIX + "DATA_DIR")
+        skew = _number(get, ENV_PREFIX + "MAX_CLOCK_SKEW_S", float, cls.max_clock_skew_s, 0, MAX_CLOCK_SKEW_S)
         return cls(
-            data_dir=Path(data_dir).expanduser() if data_dir else default_data_dir(),
-            lake_catalog=get(ENV_PREFIX + "LAKE_CATALOG"),
-            lake_data_path=get(ENV_PREFIX + "LAKE_DATA_PATH"),
+            data_dir=_data_dir(get(ENV_PREFIX + "DATA_DIR")),
+            lake_catalog=_catalog(get(ENV_PREFIX + "LAKE_CATALOG")),
+            lake_data_path=_quotable(ENV_PREFIX + "LAKE_DATA_PATH", get(ENV_PREFIX + "LAKE_DATA_PATH")),
             kafka=kafka,
-            max_clock_skew_s=float(get(ENV_PREFIX + "MAX_CLOCK_SKEW_S") or cls.max_clock_skew_s),
+            max_clock_skew_s=skew,
         )
+
+
+class SettingsError(ValueError):
+    """A setting that cannot work: the message names the environment variable and says what it accepts."""
+
+
+def bootstrap_addresses(servers: str) -> list[tuple[str, int]]:
+    """(host, port) of each comma-separated `host:port`: the one parser of KAFKA_BOOTSTRAP_SERVERS."""
+    addresses = []
+    for server in servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        if not (_HOST.fullmatch(host) and port.isascii() and port.isdigit() and 1 <= int(port) <= MAX_PORT):
+            raise SettingsError(
+                f"KAFKA_BOOTSTRAP_SERVERS must be comma-separated host:port pairs with ports 1-{MAX_PORT}, "
+                f"got {servers!r}"
+            )
+        addresses.append((host, int(port)))
+    return addresses
+
+
+def _servers(servers: str) -> str:
+    return ",".join(f"{host}:{port}" for host, port in bootstrap_addresses(servers))
+
+
+def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise SettingsError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def _security_protocol(get: Callable[[str], str | None]) -> str:
+    return _one_of("KAFKA_SECURITY_PROTOCOL", get("KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT", SECURITY_PROTOCOLS)
+
+
+def _sasl_mechanism(get: Callable[[str], str | None]) -> str | None:
+    """The mechanism, required (with a username and password) when the protocol authenticates with SASL."""
+    mechanism = get("KAFKA_SASL_MECHANISM")
+    if mechanism is not None:
+        _one_of("KAFKA_SASL_MECHANISM", mechanism, SASL_MECHANISMS)
+    if (get("KAFKA_SECURITY_PROTOCOL") or "").startswith("SASL_"):
+        missing = [
+            name for name in ("KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD") if get(name) is None
+        ]
+        if missing:
+            raise SettingsError(f"KAFKA_SECURITY_PROTOCOL={get('KAFKA_SECURITY_PROTOCOL')} needs {', '.join(missing)}")
+    return mechanism
+
+
+def _number(get: Callable[[str], str | None], name: str, kind: type, default: float, low: float, high: float):
+    """`kind(value)` within [low, high], or `default` when unset."""
+    text = get(name)
+    if text is None:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        value = math.nan
+    if not low <= value <= high:  # NaN fails too
+        what = "a whole number" if kind is int else "a number"
+        raise SettingsError(f"{name} must be {what} from {low:g} to {high:g}, got {text!r}")
+    return value
+
+
+def _data_dir(text: str | None) -> Path:
+    if text is None:
+        return default_data_dir()
+    name = ENV_PREFIX + "DATA_DIR"
+    try:
+        path = Path(text).expanduser().absolute()
+        usable = path.is_dir() or not path.exists()
+    except (OSError, RuntimeError) as exc:  # a name too long, ~nosuchuser
+        raise SettingsError(f"{name}={text!r} is not a usable path: {exc}") from None
+    if not usable:
+        raise SettingsError(f"{name}={text!r} is not a directory")
+    return path
+
+
+def _quotable(name: str, value: str | None) -> str | None:
+    """Catalog and data path go into a quoted SQL string (ATTACH ... DATA_PATH '...'): no quote may end it."""
+    if value is not None and "'" in value:
+        raise SettingsError(f"{name} must not contain a single quote, got {value!r}")
+    return value
+
+
+def _catalog(value: str | None) -> str | None:
+    name = ENV_PREFIX + "LAKE_CATALOG"
+    kind = next((kind for kind in CATALOG_KINDS if value and value.startswith(kind)), None)
+    if value is not None and (kind is None or not value.removeprefix(kind).strip()):
+        raise SettingsError(f"{name} must be sqlite:<path> or postgres:<conninfo>, got {value!r}")
+    return _quotable(name, value)

@@ -11,8 +11,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from ingest.settings import Settings, restrict_new_files
-from pipelines.cli.errors import CliError, OneLineArgumentParser
+from ingest.settings import Settings, SettingsError, restrict_new_files
+from pipelines.cli.errors import EXIT_FAILURE, EXIT_USAGE, CliError, OneLineArgumentParser, one_line
 
 # Subcommand name -> module exposing `register(subparsers)`.
 SUBCOMMAND_MODULES = (
@@ -43,17 +43,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; anything the user can fix ends as one line on stderr and exit status 2."""
     restrict_new_files()
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SettingsError as exc:  # the parser's help text reads the settings
+        return _fail("leo-fleet", exc, EXIT_USAGE)
+    name = f"leo-fleet {args.command}"
     try:
         return int(args.run(args) or 0)
-    except CliError as exc:
-        print(f"leo-fleet {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    except (CliError, SettingsError) as exc:
+        return _fail(name, exc, EXIT_USAGE)
+    except OSError as exc:  # a path that cannot be created, read or written: the data dir, --out, --data-dir
+        return _fail(name, _describe(exc), EXIT_USAGE)
+    except MemoryError:
+        return _fail(name, "out of memory", EXIT_FAILURE)
     except KeyboardInterrupt:
-        print(f"leo-fleet {args.command}: interrupted", file=sys.stderr)
+        print(f"{name}: interrupted", file=sys.stderr)
         return 130
+
+
+def _fail(name: str, problem: object, status: int) -> int:
+    print(f"{name}: error: {one_line(str(problem))}", file=sys.stderr)
+    return status
+
+
+def _describe(exc: OSError) -> str:
+    """'cannot use /proc/nope: No such file or directory', or the error itself when it names no file."""
+    if exc.filename is None:
+        return str(exc)
+    return f"cannot use {exc.filename}: {exc.strerror or exc}"
 
 
 if __name__ == "__main__":

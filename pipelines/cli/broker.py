@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ingest.settings import Settings
-from pipelines.cli.errors import CliError, positive_int
+from ingest.settings import MAX_PORT, Settings
+from pipelines.cli.errors import CliError, whole_number
 
 EXIT_NOT_RUNNING = 3  # the LSB convention for "program is not running"
 
@@ -22,10 +22,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("action", choices=("start", "stop", "status"))
     parser.add_argument(
-        "--port", type=positive_int, help="port to listen on (default: the port of KAFKA_BOOTSTRAP_SERVERS, 9092)"
+        "--port", type=whole_number(1, MAX_PORT), help=f"port to listen on (default: {_default_port()})"
     )
     parser.add_argument("--json", action="store_true", help="print the status as JSON")
     parser.set_defaults(run=run)
+
+
+def _default_port() -> str:
+    """What `start` listens on without --port, as the help shows it."""
+    from ingest import broker
+
+    try:
+        return f"{broker.configured_port(Settings.from_env())}, the port of KAFKA_BOOTSTRAP_SERVERS"
+    except broker.BrokerError as exc:
+        return f"none: {exc}"
 
 
 def run(args: argparse.Namespace) -> int:

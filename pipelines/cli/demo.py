@@ -7,15 +7,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ingest.settings import Settings
-from pipelines.cli.errors import CliError, non_negative_int, positive_float, positive_int
+from pipelines.cli.errors import CliError
+from pipelines.cli.kafka_errors import kafka_error, require_reachable
+from pipelines.cli.simulate import CONTROLLERS, HOURS, SEED, check_scale
 
 
 def _utc_time(text: str) -> datetime:
+    """An ISO time (UTC unless it says otherwise) in the past: a span can only be simulated once it is over."""
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        moment = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
         raise argparse.ArgumentTypeError(f"must be an ISO time like 2026-01-05T00:00Z, got {text!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if moment > datetime.now(UTC):
+        raise argparse.ArgumentTypeError(f"must be in the past, got {text!r}")
+    return moment
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,9 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "and print where to look. The demo replaces its own previous output in the data directory."
         ),
     )
-    parser.add_argument("--controllers", type=positive_int, default=500, help="fleet size (default 500)")
-    parser.add_argument("--hours", type=positive_float, default=24.0, help="simulated span in hours (default 24)")
-    parser.add_argument("--seed", type=non_negative_int, default=7, help="simulation seed (default 7)")
+    parser.add_argument("--controllers", type=CONTROLLERS, default=500, help="fleet size (default 500)")
+    parser.add_argument("--hours", type=HOURS, default=24.0, help="simulated span in hours (default 24)")
+    parser.add_argument("--seed", type=SEED, default=7, help="simulation seed (default 7)")
     parser.add_argument(
         "--start",
         type=_utc_time,
@@ -42,17 +48,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kafka.errors import KafkaError
     from rich.console import Console
 
-    from ingest.broker import BrokerError
+    from ingest import broker
     from pipelines.demo import DemoError, DemoOptions, run_demo
 
+    check_scale(args.controllers, args.hours)
     settings = Settings.from_env()
     if args.data_dir:
         settings = settings.with_data_dir(args.data_dir.expanduser().resolve())
+    if not broker.is_local(settings):  # a local one is started by the demo itself
+        require_reachable(settings)
     options = DemoOptions(args.controllers, args.hours, args.seed, args.start, args.fresh)
     try:
         run_demo(settings, options, Console(stderr=False))
-    except (DemoError, BrokerError) as exc:
+    except (DemoError, broker.BrokerError) as exc:
         raise CliError(str(exc)) from None
+    except KafkaError as exc:
+        raise kafka_error(settings, exc) from None
     return 0

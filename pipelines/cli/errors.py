@@ -1,10 +1,19 @@
-"""One-line errors for bad input: a user who mistypes an argument gets a sentence, never a traceback."""
+"""One-line errors for bad input: a user who mistypes an argument gets a sentence, never a traceback.
+
+Every number an argument takes has an upper bound as well as a lower one, so an absurd value (a trillion
+controllers, 1e300) is refused before it reaches numpy instead of failing deep inside it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import NoReturn
+
+# Exit statuses: 2 for anything the user can fix (arguments, settings, paths); 1 for a run that failed anyway.
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
 
 
 class CliError(Exception):
@@ -13,29 +22,37 @@ class CliError(Exception):
 
 class OneLineArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
-        sys.exit(2)
+        print(f"{self.prog}: error: {one_line(message)} (see --help)", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
 
 
-def positive_int(text: str) -> int:
-    value = _parse(int, text, "a whole number")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
-    return value
+def one_line(text: str) -> str:
+    """`text` with every run of whitespace (newlines included) folded into one space."""
+    return " ".join(str(text).split())
 
 
-def non_negative_int(text: str) -> int:
-    value = _parse(int, text, "a whole number")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be zero or a positive whole number, got {text!r}")
-    return value
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` to `high`."""
+
+    def parse(text: str) -> int:
+        value = _parse(int, text, "a whole number")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low:,} to {high:,}, got {text!r}")
+        return value
+
+    return parse
 
 
-def positive_float(text: str) -> float:
-    value = _parse(float, text, "a number")
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text!r}")
-    return value
+def number(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a number above `low` (exclusive) and at most `high`."""
+
+    def parse(text: str) -> float:
+        value = _parse(float, text, "a number")
+        if not low < value <= high:  # NaN fails too
+            raise argparse.ArgumentTypeError(f"must be a number above {low:g} and at most {high:g}, got {text!r}")
+        return value
+
+    return parse
 
 
 def _parse(kind: type, text: str, what: str):

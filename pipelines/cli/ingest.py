@@ -8,8 +8,8 @@ import signal
 from dataclasses import replace
 
 from ingest.settings import Settings
-from pipelines.cli.errors import CliError, positive_float, positive_int
-from pipelines.cli.kafka_errors import kafka_error
+from pipelines.cli.errors import CliError, number, whole_number
+from pipelines.cli.kafka_errors import kafka_error, require_reachable
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,13 +29,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="print status as JSON lines instead of a live table")
     parser.add_argument("--group", help="consumer group (default: LEO_FLEET_CONSUMER_GROUP or leo-loader)")
     parser.add_argument(
-        "--idle-seconds", type=positive_float, default=2.0, help="quiet time before --until-idle checks for the end"
+        "--idle-seconds", type=number(0, 3600), default=2.0, help="quiet time before --until-idle checks for the end"
     )
     parser.add_argument(
-        "--flush-rows", type=positive_int, default=500_000, help="decoded rows that trigger a lake transaction"
+        "--flush-rows",
+        type=whole_number(1, 100_000_000),
+        default=500_000,
+        help="decoded rows that trigger a lake transaction",
     )
     parser.add_argument(
-        "--flush-seconds", type=positive_float, default=5.0, help="longest time decoded rows wait for the lake"
+        "--flush-seconds", type=number(0, 3600), default=5.0, help="longest time decoded rows wait for the lake"
     )
     parser.set_defaults(run=run)
 
@@ -49,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if args.group:
         settings = replace(settings, kafka=replace(settings.kafka, consumer_group=args.group))
+    require_reachable(settings)
     options = LoaderOptions(
         follow=args.follow,
         idle_s=args.idle_seconds,

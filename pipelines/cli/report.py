@@ -38,17 +38,24 @@ def run(args: argparse.Namespace) -> int:
     import duckdb
 
     from ingest import lake
-    from pipelines.reports import PERIODS, MissingViews, period_window, write_report
+    from pipelines.reports import PERIODS, MissingViews, missing_data, period_label, period_window, write_report
 
     if args.period not in PERIODS:
         raise CliError(f"--period must be one of {', '.join(PERIODS)}, got {args.period!r}")
+    try:
+        window = period_window(args.period, args.date)
+    except OverflowError:
+        raise CliError(f"--date {args.date}: the {args.period} that contains it ends after 9999-12-31") from None
     settings = Settings.from_env()
     try:
         con = lake.connect(settings, read_only=True)
     except FileNotFoundError as exc:
         raise CliError(str(exc)) from None
     try:
-        report = write_report(con, settings.reports_dir, args.period, period_window(args.period, args.date))
+        reason = missing_data(con, window)
+        if reason:
+            raise CliError(f"no data for {period_label(args.period, window)} ({window}): {reason}")
+        report = write_report(con, settings.reports_dir, args.period, window)
     except MissingViews as exc:
         raise CliError(f"{exc}") from None
     except duckdb.Error as exc:

@@ -6,8 +6,8 @@ import argparse
 import sys
 
 from ingest.settings import Settings
-from pipelines.cli.errors import CliError, positive_float
-from pipelines.cli.kafka_errors import kafka_error
+from pipelines.cli.errors import CliError, number
+from pipelines.cli.kafka_errors import kafka_error, require_reachable
 
 
 def add_kafka_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,7 +19,7 @@ def add_kafka_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--speed",
-        type=positive_float,
+        type=number(0, 1e6),
         help="with --to-kafka: emit at wall-clock pace times SPEED (60 = one simulated hour per minute); "
         "default: as fast as possible",
     )
@@ -39,6 +39,7 @@ def run_to_kafka(args: argparse.Namespace, config) -> int:
     if config.raw_samples:
         raise CliError("--raw-samples is a Parquet-only debug stream: use it with --out, not --to-kafka")
     settings = Settings.from_env()
+    require_reachable(settings)
     simulation = Simulation(config)
     progress = Progress(
         TextColumn("{task.description}"),

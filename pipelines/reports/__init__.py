@@ -8,11 +8,11 @@ from pathlib import Path
 import duckdb
 
 from pipelines.partitions import Window
-from pipelines.reports.figures import MissingViews, collect
+from pipelines.reports.figures import MissingViews, collect, missing_data
 from pipelines.reports.periods import PERIODS, period_label, period_window
 from pipelines.reports.render import Report, write
 
-__all__ = ["PERIODS", "MissingViews", "Report", "period_label", "period_window", "write_report"]
+__all__ = ["PERIODS", "MissingViews", "Report", "missing_data", "period_label", "period_window", "write_report"]
 
 
 def report_directory(reports_dir: Path, period: str, window: Window) -> Path:

@@ -9,7 +9,7 @@ materialized yet) is None, and the report says so instead of failing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import duckdb
 import pyarrow as pa
@@ -204,11 +204,28 @@ def anomalies(con: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:
     return _rows(con, sql, window)
 
 
-def collect(con: duckdb.DuckDBPyConnection, window: Window) -> Figures:
-    """Every figure of the report for `window`."""
+def _require_views(con: duckdb.DuckDBPyConnection) -> set[str]:
     present = _views(con)
     if not {"slo_status", "slo_budget", "slo_breaches", "inventory"} <= present:
         raise MissingViews("the lake has no sre views yet: materialize the marts and sre/views first")
+    return present
+
+
+def missing_data(con: duckdb.DuckDBPyConnection, window: Window) -> str | None:
+    """Why `window` has nothing to report (every figure would be empty), or None when it has SLO data."""
+    _require_views(con)
+    if _rows(con, "SELECT 1 FROM sre.slo_status WHERE hour >= $start AND hour < $end LIMIT 1", window).num_rows:
+        return None
+    first, last = con.execute("SELECT min(hour), max(hour) FROM sre.slo_status").fetchone()
+    if first is None:
+        return "the lake's SLO marts are empty: materialize them first"
+    first, last = (f"{hour.astimezone(UTC):%Y-%m-%d %H:%M}" for hour in (first, last))
+    return f"the lake's SLO marts hold the hours from {first} to {last} UTC"
+
+
+def collect(con: duckdb.DuckDBPyConnection, window: Window) -> Figures:
+    """Every figure of the report for `window`."""
+    present = _require_views(con)
     slos = spec.load()
     tails, hourly = latency(con, window)
     links_and_resets = incidents(con, window) if {"link_events", "controller_resets"} <= present else (None, None)
