@@ -1,3 +1,5 @@
+import re
+
 import duckdb
 import numpy as np
 import pyarrow as pa
@@ -9,6 +11,7 @@ from models.evaluation import (
     failure_labels,
     held_out_controllers,
     min_cost_threshold,
+    pr_auc_gain_interval,
     score_events,
     score_ranking,
     truth_events,
@@ -79,6 +82,25 @@ def test_counting_ranges_keep_edge_alarms_from_becoming_false_or_missed():
         episodes_counted=(0, 4000 * S),
     )
     assert (score.events, score.detected, score.episodes, score.false_episodes) == (1, 1, 1, 0)
+
+
+def test_pr_auc_gain_interval_resamples_whole_controllers():
+    rng = np.random.default_rng(3)
+    labels = rng.random((300, 20)) < 0.1
+    informative = labels + rng.normal(0, 0.5, labels.shape)
+    noise = rng.normal(size=labels.shape)
+    low, high = pr_auc_gain_interval(labels, informative, noise, resamples=200)
+    gain = score_ranking(labels, informative).pr_auc - score_ranking(labels, noise).pr_auc
+    assert 0 < low < gain < high
+    # Two rankings that are the same ranking: no gain, in every resample.
+    assert pr_auc_gain_interval(labels, noise, 2 * noise + 1, resamples=50) == (0.0, 0.0)
+    # Identical controllers: any draw of whole controllers holds the same hours in the same proportions.
+    copies = np.repeat(labels[:1] | np.eye(1, 20, 3, dtype=bool), 50, axis=0)
+    risk = np.repeat(noise[:1], 50, axis=0)
+    low, high = pr_auc_gain_interval(copies, risk, np.zeros(copies.shape), resamples=50)
+    assert low == pytest.approx(high)
+    with pytest.raises(ValueError, match="grids of one shape"):
+        pr_auc_gain_interval(labels.ravel(), noise.ravel(), noise.ravel())
 
 
 def test_ranking_metrics_and_the_cost_optimal_threshold():
@@ -160,13 +182,28 @@ def test_ce_ramps_rise_towards_the_failure_they_announce(fleet_dir):
     assert share >= 0.7, (share, len(rises))
 
 
-def _table(markdown: str) -> dict[tuple[str, str], tuple[str, str]]:
-    rows = [line.strip("|").split(" | ") for line in markdown.splitlines()[2:]]
-    return {(r[0].strip(), r[1].strip()): (r[2].strip(), r[3].strip()) for r in rows}
+def _rows(markdown: str) -> list[list[str]]:
+    lines = markdown.splitlines()
+    assert lines[:2] == ["| section | metric | detector | static baseline |", "|---|---|---:|---:|"]
+    cells = (line.strip().removeprefix("|").removesuffix("|").split(" | ") for line in lines[2:])
+    rows = [[cell.strip() for cell in row] for row in cells]
+    assert rows and all(len(row) == 4 and row[0] and row[1] for row in rows), rows
+    return rows
+
+
+def _unit(cell: str) -> bool:
+    """A figure that must lie in [0, 1] (recall, precision, F1, AUCs); NaN and 'n/a' do not."""
+    return 0.0 <= float(cell) <= 1.0
+
+
+GAIN_CELL = re.compile(r"^([+-]\d\.\d{4}) \(([+-]\d\.\d{4}) to ([+-]\d\.\d{4})\)$")
 
 
 def test_held_out_evaluation_command_reports_every_detector_beside_its_baseline(fleet_dir, tmp_path, capsys):
-    from models.holdout import main
+    """The command's output, not the detectors' quality: which of two predictors ranks better on a fixture this
+    small is within noise (the gain intervals straddle 0); the held-out figures and their margins are in
+    docs/detector_quality.md."""
+    from models.holdout import GAIN, WARNING, main
 
     out = tmp_path / "quality.md"
     models = tmp_path / "models"
@@ -175,15 +212,56 @@ def test_held_out_evaluation_command_reports_every_detector_beside_its_baseline(
         == 0
     )
     assert "Held-out detector quality" in capsys.readouterr().out
-    table = _table(out.read_text())
+    rows = _rows(out.read_text())
+    table = {(section, metric): (detector, baseline) for section, metric, detector, baseline in rows}
+    assert len(table) == len(rows), "a (section, metric) pair is reported twice"
+    sections = list(dict.fromkeys(section for section, *_ in rows))
+    forest = next(s for s in sections if s.startswith("isolation forest v1"))
+    health = "health score (fails within 24 h)"
+    assert sections == [
+        "protocol",
+        "resets",
+        "link drops",
+        "link drops (MTTR; right column = truth)",
+        health,
+        "ceiling from truth (not a detector)",
+        WARNING,
+        forest,
+        "event-rate anomalies (test period, whole fleet)",
+    ]
     interval = float(table["protocol", "link snapshot interval (s)"][0])
+
+    # After-the-fact detectors: event-window figures beside the baseline's, and their targets (fault_model.md §5).
+    for section in ("resets", "link drops", WARNING, forest):
+        assert int(table[section, "true events"][0]) == int(table[section, "true events"][1]) > 0
+        for metric in ("event recall", "episode precision", "F1"):
+            # Precision is undefined (n/a) for a rule that raised no alarm episode at all.
+            assert all(_unit(c) or (c == "n/a" and metric == "episode precision") for c in table[section, metric])
+        assert all(float(cell) >= 0 for cell in table[section, "false alarms per controller-day"])
     for section in ("resets", "link drops"):
         f1, baseline_f1 = map(float, table[section, "F1"])
         assert f1 >= 0.95 and f1 > baseline_f1
         assert float(table[section, "median delay (s)"][0]) <= interval
     assert float(table["resets", "silent resets: recall"][0]) >= 0.9
-    warning, static = map(float, table["early warning (UE/reset/drop in 24 h)", "PR-AUC (random = base rate)"])
-    assert warning > static
+
+    # Predictors: every ranking beside the static rule's on the same controller-hours, with the bootstrap interval
+    # of its PR-AUC gain; figures in range and consistent with each other.
+    counts = {table[section, "positive / all controller-hours"][0] for section in (health, WARNING, forest)}
+    assert len(counts) == 1, counts
+    positives, total = map(int, counts.pop().split(" / "))
+    assert 0 < positives < total
+    for section in (health, WARNING, forest):
+        assert float(table[section, "base rate"][0]) == pytest.approx(positives / total, rel=1e-3)
+        assert all(map(_unit, table[section, "PR-AUC (random = base rate)"] + table[section, "ROC-AUC"])), section
+        pr_auc, static_pr_auc = map(float, table[section, "PR-AUC (random = base rate)"])
+        gain, low, high = map(float, GAIN_CELL.match(table[section, GAIN][0]).groups())
+        assert gain == pytest.approx(pr_auc - static_pr_auc, abs=2e-4)
+        assert -1 <= low <= high <= 1
+        assert table[section, GAIN][1] == ""
+    # The early-warning model learned something: far above a random ranking, held out (measured: 6x the base rate).
+    assert float(table[WARNING, "PR-AUC (random = base rate)"][0]) > 2 * positives / total
+    threshold, rule = table[WARNING, "alarm threshold (cost-optimal, out-of-fold on train)"]
+    assert 0 <= float(threshold) <= 1 and rule == "count >= limit"
     assert (models / "iforest-v1.json").exists()
 
 
