@@ -6,10 +6,12 @@ per-partition watermark in one transaction. On assignment the consumer seeks to 
 committed to Kafka only after the lake commit (for lag monitoring; the lake stays the source of truth).
 When the writer falls behind, the loader pauses its partitions and keeps polling, which keeps it in the group.
 
-A topic that was recreated (a broker restarted without storage, as the local one does) restarts its offsets at
-0 while the lake's watermark is higher; resuming from the watermark would silently skip the new messages. The
-loader detects it (the topic id in the broker's metadata changed while it ran, or on assignment the partition
-ends below the watermark), records a `raw.offset_resets` row and reads the partition from its beginning.
+Watermarks belong to one incarnation of a topic, named by its topic id (KIP-516). A topic that was recreated (a
+broker restarted without storage, as the local one does) has a new id and restarts its offsets at 0: the loader
+reads it from its beginning, whether it notices the new id on assignment (no watermark under it, one under an older
+id) or while it runs. Offsets that look inconsistent under the same id (the log ends below the watermark, the
+first fetch starts past it) never move the loader: they are recorded in `raw.offset_resets`, logged once, and the
+watermark stands. Whatever the loader decides, `write_batch`'s message ledger stores no message twice.
 
 `load_run_directory` puts a simulator Parquet run directory through the same `write_batch`.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import socket
 import threading
@@ -35,9 +38,12 @@ from ingest import codec, contract, lake
 from ingest.fault_injection import crash_point
 from ingest.lake_writer import LakeWriter
 from ingest.raw_tables import (
+    RAW,
+    RESETS_TABLE,
     ROW_SCHEMAS,
     TRUTH_TABLE,
     Batch,
+    PartitionKey,
     Position,
     Quarantined,
     Reset,
@@ -45,6 +51,8 @@ from ingest.raw_tables import (
     WriteResult,
     commit_batch,
     ensure_tables,
+    message_digest,
+    watermark_for,
     watermarks,
 )
 from ingest.settings import Settings
@@ -54,6 +62,12 @@ from ingest.topics import TELEMETRY_TOPICS, ensure_topics
 GROUP_TIMEOUTS = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
 # Wait for a few messages' worth per fetch rather than returning every record the moment it lands.
 FETCH_CONFIG = {"fetch_min_bytes": 64 * 1024, "fetch_max_wait_ms": 200}
+# raw.offset_resets kinds (RESETS_SCHEMA): only a new topic id moves the loader back to a partition's beginning.
+RECREATED = "topic_recreated"
+END_BELOW_WATERMARK = "end_below_watermark"
+FETCH_PAST_WATERMARK = "fetch_past_watermark"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -79,10 +93,10 @@ class _Pending:
     started: float = 0.0
     max_skew_s: float = Settings.max_clock_skew_s  # rows further ahead of the clock are quarantined
 
-    def add(self, record, now: float) -> None:
+    def add(self, record, now: float, topic_id: str | None = None) -> None:
         if not self.batch.positions:
             self.started = now
-        position = Position(record.topic, record.partition, record.offset)
+        position = Position(record.topic, record.partition, record.offset, topic_id, message_digest(record.value))
         self.batch.positions.append(position)
         self.wire_bytes += len(record.value or b"")
         try:
@@ -121,10 +135,13 @@ class Loader:
         self._stop = threading.Event()
         self._pending = _Pending(max_skew_s=self.settings.max_clock_skew_s)
         self._submitted: deque[tuple[int, int]] = deque()  # (wire bytes, messages) per batch in flight
-        self._marks: dict[tuple[str, int], int] = {}
-        self._topic_ids: dict[str, object] = {}
+        self._marks: dict[tuple[str, int], int] = {}  # watermark per assigned partition, current incarnation
+        self._topic_ids: dict[str, str | None] = {}  # the incarnation being read, per topic
         self._seen_ends: dict[tuple[str, int], int] = {}  # last end offset seen per partition, for resets
-        self._newly_assigned: set[TopicPartition] = set()  # checked for a reset after the poll that assigned them
+        self._newly_assigned: set[TopicPartition] = set()  # end offsets checked after the poll that assigned them
+        self._expected_first: dict[TopicPartition, int] = {}  # offset the first fetch after a seek should start at
+        self._anomalies: list[Reset] = []  # found inside the rebalance callback, recorded after the poll
+        self._logged: set[tuple[PartitionKey, str]] = set()
         self._paused = False
         self._started = time.monotonic()
         self._last_write = self._started
@@ -140,6 +157,7 @@ class Loader:
             "messages": 0,
             "quarantined": 0,
             "replayed": 0,
+            "duplicates": 0,
             "lake_write_s": 0.0,
             "lake_retries": 0,
         }
@@ -185,17 +203,13 @@ class Loader:
             for tp, records in polled.items():
                 if tp.topic in recreated:
                     continue  # fetched from the new topic before we noticed: re-read from its beginning
+                self._check_first_fetch(tp, records[0].offset)
+                topic_id = self._topic_ids.get(tp.topic)
                 for record in records:
-                    self._pending.add(record, now)
+                    self._pending.add(record, now, topic_id)
                 self._seen_ends[(tp.topic, tp.partition)] = self._consumer.highwater(tp) or 0
             if recreated:
-                self._restart(
-                    {
-                        tp: f"topic id changed to {self._topic_ids[tp.topic]}: the topic was recreated"
-                        for tp in self._consumer.assignment()
-                        if tp.topic in recreated
-                    }
-                )
+                self._rewind_recreated(recreated)
             self._check_assigned_ends()
             if polled:
                 last_record = now
@@ -241,10 +255,11 @@ class Loader:
             self.totals["bytes"] += wire_bytes
             self.totals["messages"] += messages
             self.totals["quarantined"] += result.quarantined
-            self.totals["replayed"] += result.skipped_messages
+            self.totals["replayed"] += result.replayed
+            self.totals["duplicates"] += result.duplicates
             self.totals["lake_write_s"] += result.seconds
             self.totals["lake_retries"] += result.retries
-            self._marks.update(result.watermarks)
+            self._adopt(result.watermarks)
             self._last_commit_at = datetime.now(UTC)
             if result.rows:
                 self.last_rows_committed_at = time.monotonic()
@@ -265,62 +280,133 @@ class Loader:
             (self._consumer.pause if paused else self._consumer.resume)(*assigned)
             self._paused = paused
 
+    def _topic_id(self, topic: str) -> str | None:
+        """The topic's id (KIP-516) in the consumer's cluster metadata, None if the broker has none; kafka-python
+        keeps ids only there, hence the private attribute."""
+        id_ = self._consumer._client.cluster.topic_id(topic)
+        return None if id_ is None or id_.int == 0 else str(id_)
+
+    def _key(self, tp: TopicPartition) -> PartitionKey:
+        return (tp.topic, tp.partition, self._topic_ids.get(tp.topic))
+
+    def _adopt(self, marks: dict[PartitionKey, int]) -> None:
+        """Take the lake's watermarks of the incarnations being read."""
+        for tp in self._consumer.assignment():
+            mark = watermark_for(marks, self._key(tp))
+            if mark is not None:
+                self._marks[(tp.topic, tp.partition)] = mark
+
     def _recreated_topics(self) -> set[str]:
-        """Subscribed topics whose id (KIP-516) changed since the last poll; kafka-python keeps ids only in its
-        cluster metadata, hence the private attribute."""
-        cluster = self._consumer._client.cluster
-        ids = {topic: cluster.topic_id(topic) for topic in TELEMETRY_TOPICS}
+        """Subscribed topics whose id changed since the last poll."""
+        ids = {topic: self._topic_id(topic) for topic in TELEMETRY_TOPICS}
         changed = {topic for topic, id_ in ids.items() if id_ is not None and self._topic_ids.get(topic, id_) != id_}
         self._topic_ids.update({topic: id_ for topic, id_ in ids.items() if id_ is not None})
         return changed
 
-    def _restart(self, reasons: dict[TopicPartition, str]) -> None:
-        """Record that these partitions start over at offset 0 (and why), then read them from their beginning."""
-        if not reasons:
-            return
+    def _rewind_recreated(self, topics: set[str]) -> None:
+        """Topics that got a new id while the loader ran: record it, then read them from their beginning."""
+        tps = [tp for tp in self._consumer.assignment() if tp.topic in topics]
         self.drain()
-        ends = self._consumer.end_offsets(list(reasons))
-        resets = [
-            Reset(tp.topic, tp.partition, self._marks[key], self._seen_ends.get(key), ends.get(tp), reason)
-            for tp, reason in reasons.items()
-            if (key := (tp.topic, tp.partition)) in self._marks
-        ]
-        if resets:
-            self._pending.batch.resets = resets
-            self._submit("running")
-            self._absorb(self._writer.results(wait=True))
-        for tp in reasons:
+        ends = self._consumer.end_offsets(tps)
+        self._record(
+            [
+                Reset(
+                    self._key(tp),
+                    RECREATED,
+                    self._marks[(tp.topic, tp.partition)],
+                    self._seen_ends.get((tp.topic, tp.partition)),
+                    ends.get(tp),
+                    f"topic id changed to {self._topic_ids[tp.topic]}: the topic was recreated",
+                )
+                for tp in tps
+                if (tp.topic, tp.partition) in self._marks
+            ]
+        )
+        for tp in tps:
             self._marks.pop((tp.topic, tp.partition), None)
             self._seen_ends.pop((tp.topic, tp.partition), None)
+            self._expected_first.pop(tp, None)
             self._consumer.seek_to_beginning(tp)
 
+    def _record(self, anomalies: list[Reset]) -> None:
+        """Store offset anomalies in raw.offset_resets, after what is pending, and log each once per process."""
+        anomalies = [*self._anomalies, *anomalies]
+        self._anomalies = []
+        if not anomalies:
+            return
+        self.drain()
+        self._pending.batch.resets = anomalies
+        self._submit("running")
+        self._absorb(self._writer.results(wait=True))
+        for anomaly in anomalies:
+            if (anomaly.key, anomaly.kind) not in self._logged:
+                self._logged.add((anomaly.key, anomaly.kind))
+                topic, partition, _ = anomaly.key
+                log.warning("%s/%d: %s (%s)", topic, partition, anomaly.reason, anomaly.kind)
+
     def _check_assigned_ends(self) -> None:
-        """A partition assigned with a watermark beyond its end belongs to a recreated topic (outside the rebalance
-        callback, where kafka-python cannot block on a request)."""
+        """Under the same topic id, a log that ends below the watermark is the broker's inconsistency (or a
+        truncation), never a reason to re-read: recorded, and the watermark stands. Done outside the rebalance
+        callback, where kafka-python cannot block on a request."""
         checked = [tp for tp in self._newly_assigned if (tp.topic, tp.partition) in self._marks]
         self._newly_assigned = set()
-        if not checked:
-            return
-        ends = self._consumer.end_offsets(checked)
-        self._restart(
-            {
-                tp: f"log end offset {end} is below the lake's watermark {mark}: the topic was recreated"
+        ends = self._consumer.end_offsets(checked) if checked else {}
+        self._record(
+            [
+                Reset(
+                    self._key(tp),
+                    END_BELOW_WATERMARK,
+                    mark,
+                    self._seen_ends.get((tp.topic, tp.partition)),
+                    end,
+                    f"log end offset {end} is below the lake's watermark {mark} + 1 under the same topic id",
+                )
                 for tp, end in ends.items()
                 if end < (mark := self._marks[(tp.topic, tp.partition)]) + 1
-            }
+            ]
         )
 
+    def _check_first_fetch(self, tp: TopicPartition, first_offset: int) -> None:
+        """The first record after a seek to watermark + 1 lies further on: the offsets between were never read
+        (retention, truncation, compaction). Recorded; the loader goes on from there."""
+        expected = self._expected_first.pop(tp, None)
+        if expected is not None and first_offset > expected:
+            self._anomalies.append(
+                Reset(
+                    self._key(tp),
+                    FETCH_PAST_WATERMARK,
+                    expected - 1,
+                    self._seen_ends.get((tp.topic, tp.partition)),
+                    self._consumer.highwater(tp),
+                    f"first fetched offset {first_offset} is past the lake's watermark {expected - 1} + 1",
+                )
+            )
+
     def seek_to_watermarks(self, assigned: set[TopicPartition]) -> None:
+        """Resume each partition after its watermark under the topic's current id; a partition with watermarks only
+        under older ids belongs to a recreated topic and is read from its beginning."""
         self.assigned_at = self.assigned_at or time.monotonic()
         self._paused = False  # a new assignment starts unpaused, and drain() emptied the buffer before it
-        self._marks.update(watermarks(self._reader))
-        self._newly_assigned |= set(assigned)
+        marks = watermarks(self._reader)
+        recorded = _recorded_recreations(self._reader)
+        for topic in {tp.topic for tp in assigned}:
+            self._topic_ids[topic] = self._topic_id(topic)
         for tp in assigned:
-            mark = self._marks.get((tp.topic, tp.partition))
-            if mark is None:
-                self._consumer.seek_to_beginning(tp)
-            else:
+            key = self._key(tp)
+            mark = watermark_for(marks, key)
+            if mark is not None:
+                self._marks[(tp.topic, tp.partition)] = mark
+                self._newly_assigned.add(tp)
+                self._expected_first[tp] = mark + 1
                 self._consumer.seek(tp, mark + 1)
+                continue
+            self._marks.pop((tp.topic, tp.partition), None)
+            self._consumer.seek_to_beginning(tp)
+            older = {id_: m for (t, p, id_), m in marks.items() if (t, p) == (tp.topic, tp.partition)}
+            if older and key not in recorded:
+                previous_id, previous = max(older.items(), key=lambda item: item[1])
+                reason = f"topic id changed from {previous_id} to {key[2]}: the topic was recreated"
+                self._anomalies.append(Reset(key, RECREATED, previous, None, None, reason))
 
     def _caught_up(self) -> bool:
         assigned = self._consumer.assignment()
@@ -353,6 +439,7 @@ class Loader:
             "messages_total": self.totals["messages"],
             "quarantined_total": self.totals["quarantined"],
             "replayed_messages_skipped": self.totals["replayed"],
+            "duplicate_messages_skipped": self.totals["duplicates"],
             "rows_per_s": (self.totals["rows"] - rows_then) / elapsed,
             "bytes_per_s": (self.totals["bytes"] - bytes_then) / elapsed,
             "lake_write_s": round(self.totals["lake_write_s"], 3),
@@ -369,6 +456,8 @@ class Loader:
             **row,
             "rows_total": status["rows_total"],
             "quarantined_total": status["quarantined_total"],
+            "replayed_total": status["replayed_messages_skipped"],
+            "duplicates_total": status["duplicate_messages_skipped"],
             "lag_by_partition": json.dumps(status["lag_by_partition"]),
         }
 
@@ -376,6 +465,12 @@ class Loader:
         if now - self._last_status[0] >= self.options.status_interval_s:
             self._on_status(self.status())
             self._last_status = (now, self.totals["rows"], self.totals["bytes"])
+
+
+def _recorded_recreations(con) -> set[PartitionKey]:
+    """Partitions of topic incarnations already recorded as recreated, so a restarted loader records them once."""
+    sql = f"SELECT DISTINCT kafka_topic, kafka_partition, kafka_topic_id FROM {RAW}.{RESETS_TABLE} WHERE kind = ?"
+    return set(con.execute(sql, [RECREATED]).fetchall())
 
 
 class _SeekToWatermark(ConsumerRebalanceListener):

@@ -2,16 +2,24 @@
 
 `raw.<stream>` holds the contract's columns plus provenance: `kafka_topic`, `kafka_partition`, `kafka_offset`
 for rows that came through Kafka, `source_file` for rows loaded from a Parquet run directory. DuckLake has no
-UNIQUE constraints, so exactly-once comes from `write_batch`: in ONE transaction it reads the per-partition
-watermark (append-only `raw.ingest_offsets`, read with max() over the rows since the partition's last
-`raw.offset_resets` row) and the digests of files already loaded, drops anything at or below them (replay
-filter), and appends rows of every table, quarantined messages, the new watermarks and the loader's status row.
-A crash before COMMIT leaves nothing; a replay after it is filtered.
+UNIQUE constraints, so exactly-once comes from `write_batch`, which in ONE transaction applies two independent
+filters and then appends rows of every table, quarantined messages, the new watermarks, the message ledger and
+the loader's status row:
+
+1. the watermark: the last offset stored per partition of each topic incarnation (topic id, KIP-516), from the
+   append-only `raw.ingest_offsets`; anything at or below it is a replay;
+2. the ledger: `raw.ingest_messages` keeps every stored message's (topic, partition, offset) and a digest of its
+   bytes; a message already there is a duplicate, whatever the watermark said (a broker that answered offsets
+   inconsistently, a loader that rewound, a topic recreated under a stale id).
+
+Files loaded by `leo-fleet load` are skipped by their sha256 in `raw.ingest_files`. A crash before COMMIT leaves
+nothing; a replay after it is filtered.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import random
 import time
 from collections import defaultdict
@@ -21,6 +29,7 @@ from datetime import UTC, datetime
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ingest import contract
 from ingest.fault_injection import crash_point
@@ -32,6 +41,7 @@ QUARANTINE_TABLE = "quarantine"
 STATUS_TABLE = "loader_status"
 FILES_TABLE = "ingest_files"
 RESETS_TABLE = "offset_resets"
+MESSAGES_TABLE = "ingest_messages"
 
 TS_US = pa.timestamp("us", tz="UTC")
 PROVENANCE_FIELDS = [
@@ -50,6 +60,8 @@ ROW_SCHEMAS: dict[str, pa.Schema] = {
 OFFSETS_SCHEMA = pa.schema(
     [
         ("kafka_topic", pa.string()),
+        # The topic's id (KIP-516) when the offsets were read: a recreated topic gets a new id and new offsets.
+        ("kafka_topic_id", pa.string()),
         ("kafka_partition", pa.int32()),
         ("last_offset", pa.int64()),
         ("committed_at", TS_US),
@@ -79,6 +91,9 @@ STATUS_SCHEMA = pa.schema(
         ("rows_per_s", pa.float64()),
         ("bytes_per_s", pa.float64()),
         ("lag_total", pa.int64()),
+        # Messages skipped since the loader started: at or below the watermark, or already in the ledger.
+        ("replayed_total", pa.int64()),
+        ("duplicates_total", pa.int64()),
         # JSON object {"topic/partition": messages behind}, so Dagster can show lag without a Kafka client.
         ("lag_by_partition", pa.string()),
     ]
@@ -92,13 +107,17 @@ FILES_SCHEMA = pa.schema(
         ("loaded_at", TS_US),
     ]
 )
-# A partition whose topic was recreated (its offsets restart at 0): ingest_offsets rows committed before
-# `detected_at` no longer count towards its watermark. The previous watermark and the last end offset the loader
-# saw on the old topic bound the messages lost with it (docs/reliability.md).
+# Offsets the broker answered that do not fit the lake's watermark, one row per partition and detection. `kind`:
+# `topic_recreated` (a new topic id: the partition is read from its beginning under the new id; the previous
+# watermark and the last end offset seen on the old topic bound the messages lost with it), `end_below_watermark`
+# (the log ends before the watermark under the same id) and `fetch_past_watermark` (the first fetched offset lies
+# beyond watermark + 1: retention, truncation). The last two never move the watermark (docs/reliability.md).
 RESETS_SCHEMA = pa.schema(
     [
         ("kafka_topic", pa.string()),
+        ("kafka_topic_id", pa.string()),
         ("kafka_partition", pa.int32()),
+        ("kind", pa.string()),
         ("previous_offset", pa.int64()),
         ("last_seen_end_offset", pa.int64()),
         ("log_end_offset", pa.int64()),
@@ -106,8 +125,22 @@ RESETS_SCHEMA = pa.schema(
         ("reason", pa.string()),
     ]
 )
+# One row per Kafka message stored (as rows or in quarantine): the second line of defence against duplicates.
+MESSAGES_SCHEMA = pa.schema(
+    [
+        ("kafka_topic", pa.string()),
+        ("kafka_topic_id", pa.string()),
+        ("kafka_partition", pa.int32()),
+        ("kafka_offset", pa.int64()),
+        ("digest", pa.binary()),  # BLAKE2b-128 of the message value
+        ("table_name", pa.string()),  # the raw table its rows went to; NULL when quarantined
+        ("rows", pa.int64()),
+        ("committed_at", TS_US),
+    ]
+)
 BOOKKEEPING_SCHEMAS = {
     OFFSETS_TABLE: OFFSETS_SCHEMA,
+    MESSAGES_TABLE: MESSAGES_SCHEMA,
     RESETS_TABLE: RESETS_SCHEMA,
     QUARANTINE_TABLE: QUARANTINE_SCHEMA,
     STATUS_TABLE: STATUS_SCHEMA,
@@ -122,21 +155,27 @@ def row_table_schema(table_name: str) -> pa.Schema:
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection, attempts: int = 5) -> None:
-    """Create the `raw` schema and its tables if missing; retried because DDL from two processes can conflict."""
+    """Create the `raw` schema and its tables if missing, and add columns a newer version defined to tables an
+    older one created; retried because DDL from two processes can conflict."""
     shapes = {name: row_table_schema(name) for name in ROW_SCHEMAS} | BOOKKEEPING_SCHEMAS
     for attempt in range(attempts):
         try:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW}")
-            existing = {
-                name
-                for (name,) in con.execute(
-                    "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [RAW]
-                ).fetchall()
-            }
+            existing: dict[str, set[str]] = defaultdict(set)
+            for table, column in con.execute(
+                "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = ?", [RAW]
+            ).fetchall():
+                existing[table].add(column)
             for name, schema in shapes.items():
-                if name not in existing:
-                    con.register("empty_shape", schema.empty_table())
-                    con.execute(f"CREATE TABLE IF NOT EXISTS {RAW}.{name} AS SELECT * FROM empty_shape")
+                con.register("empty_shape", schema.empty_table())
+                try:
+                    if name not in existing:
+                        con.execute(f"CREATE TABLE IF NOT EXISTS {RAW}.{name} AS SELECT * FROM empty_shape")
+                        continue
+                    for column, kind, *_ in con.execute("DESCRIBE SELECT * FROM empty_shape").fetchall():
+                        if column not in existing[name]:
+                            con.execute(f'ALTER TABLE {RAW}.{name} ADD COLUMN IF NOT EXISTS "{column}" {kind}')
+                finally:
                     con.unregister("empty_shape")
             return
         except duckdb.TransactionException:
@@ -147,9 +186,26 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, attempts: int = 5) -> None:
 
 @dataclass(frozen=True)
 class Position:
+    """Where a Kafka message sits, and what identifies it in the lake: its topic's incarnation (the topic id, None
+    when the broker has none) and a digest of its bytes."""
+
     topic: str
     partition: int
     offset: int
+    topic_id: str | None = None
+    digest: bytes | None = None
+
+    @property
+    def partition_key(self) -> PartitionKey:
+        return (self.topic, self.partition, self.topic_id)
+
+
+# (topic, partition, topic id): one partition of one incarnation of a topic.
+PartitionKey = tuple[str, int, str | None]
+
+
+def message_digest(value: bytes | None) -> bytes:
+    return hashlib.blake2b(value or b"", digest_size=16).digest()
 
 
 @dataclass(frozen=True)
@@ -175,10 +231,10 @@ class Quarantined:
 
 @dataclass(frozen=True)
 class Reset:
-    """A partition that starts over at offset 0 (see RESETS_SCHEMA)."""
+    """Offsets of a partition that do not fit the lake's watermark (see RESETS_SCHEMA)."""
 
-    topic: str
-    partition: int
+    key: PartitionKey
+    kind: str
     previous_offset: int
     last_seen_end_offset: int | None
     log_end_offset: int | None
@@ -193,7 +249,7 @@ class Batch:
     positions: list[Position] = field(default_factory=list)
     # Files in this batch: path -> sha256; a digest already in raw.ingest_files is skipped.
     files: dict[str, str] = field(default_factory=dict)
-    # Partition resets; the loader sends them alone, so they never share a commit time with new offsets.
+    # Offset anomalies; the loader sends a reset alone, so it never shares a commit time with new offsets.
     resets: list[Reset] = field(default_factory=list)
     status: dict | None = None
 
@@ -209,22 +265,30 @@ class Batch:
 class WriteResult:
     rows: int
     quarantined: int
-    skipped_messages: int
-    watermarks: dict[tuple[str, int], int]
+    replayed: int  # messages at or below the watermark
+    duplicates: int  # messages above it that the ledger already holds
+    watermarks: dict[PartitionKey, int]
     seconds: float
     retries: int = 0
 
+    @property
+    def skipped_messages(self) -> int:
+        return self.replayed + self.duplicates
 
-def watermarks(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, int], int]:
-    """Last offset stored per (topic, partition) since its last reset: where consumption resumes."""
-    sql = f"""
-        SELECT kafka_topic, kafka_partition, max(last_offset)
-        FROM {RAW}.{OFFSETS_TABLE} AS o
-        LEFT JOIN (SELECT kafka_topic, kafka_partition, max(detected_at) AS reset_at
-                   FROM {RAW}.{RESETS_TABLE} GROUP BY ALL) AS r USING (kafka_topic, kafka_partition)
-        WHERE r.reset_at IS NULL OR o.committed_at > r.reset_at
-        GROUP BY ALL"""
-    return {(topic, partition): offset for topic, partition, offset in con.execute(sql).fetchall()}
+
+def watermarks(con: duckdb.DuckDBPyConnection) -> dict[PartitionKey, int]:
+    """Last offset stored per partition of each topic incarnation: where consumption resumes."""
+    sql = (
+        f"SELECT kafka_topic, kafka_partition, kafka_topic_id, max(last_offset) FROM {RAW}.{OFFSETS_TABLE} GROUP BY ALL"
+    )
+    return {(topic, partition, id_): offset for topic, partition, id_, offset in con.execute(sql).fetchall()}
+
+
+def watermark_for(marks: dict[PartitionKey, int], key: PartitionKey) -> int | None:
+    """The partition's watermark under its topic id; watermarks stored without an id (a broker without topic ids,
+    or a lake written before ids were kept) belong to whichever incarnation the loader reads first."""
+    topic, partition, _ = key
+    return marks.get(key, marks.get((topic, partition, None)))
 
 
 def commit_batch(con: duckdb.DuckDBPyConnection, batch: Batch, give_up_after_s: float = 120.0) -> WriteResult:
@@ -256,26 +320,26 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: Batch, now: datetime) -> 
     try:
         marks = watermarks(con)
         loaded = {digest for (digest,) in con.execute(f"SELECT sha256 FROM {RAW}.{FILES_TABLE}").fetchall()}
+        after_mark = [p for p in batch.positions if p.offset > _stored_up_to(marks, p)]
+        stored = _in_ledger(con, after_mark)
+        fresh = {p for p in after_mark if p not in stored}
 
-        def fresh(position: Position | None) -> bool:
-            return position is None or position.offset > marks.get((position.topic, position.partition), -1)
-
-        rows = [p for p in batch.rows if fresh(p.position) and batch.files.get(p.source_file) not in loaded]
-        quarantined = [q for q in batch.quarantined if fresh(q.position)]
-        positions = [p for p in batch.positions if fresh(p)]
+        rows = [p for p in batch.rows if _is_new(p.position, fresh) and batch.files.get(p.source_file) not in loaded]
+        quarantined = [q for q in batch.quarantined if q.position in fresh]
         by_table: dict[str, list[Rows]] = defaultdict(list)
         for part in rows:
             by_table[part.table_name].append(part)
         for table_name, parts in by_table.items():
             _append(con, table_name, _with_provenance(table_name, parts))
-        new_marks = _last_offsets(positions)
+        new_marks = _last_offsets(after_mark)
         _append(con, OFFSETS_TABLE, _offsets_table(new_marks, now))
+        _append(con, MESSAGES_TABLE, _messages_table(rows, quarantined, now))
         _append(con, QUARANTINE_TABLE, _quarantine_table(quarantined))
         _append(con, FILES_TABLE, _files_table(batch, rows, loaded, now))
         _append(con, RESETS_TABLE, _resets_table(batch.resets, now))
         if batch.status is not None:
             _append(con, STATUS_TABLE, pa.Table.from_pylist([{**batch.status, "ts": now}], schema=STATUS_SCHEMA))
-        if positions:
+        if after_mark:
             crash_point("mid_transaction")
         con.execute("COMMIT")
     except BaseException:
@@ -285,10 +349,49 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: Batch, now: datetime) -> 
     return WriteResult(
         rows=sum(p.rows.num_rows for p in rows),
         quarantined=len(quarantined),
-        skipped_messages=len(batch.positions) - len(positions),
+        replayed=len(batch.positions) - len(after_mark),
+        duplicates=len(stored),
         watermarks={**marks, **new_marks},
         seconds=time.perf_counter() - started,
     )
+
+
+def _stored_up_to(marks: dict[PartitionKey, int], position: Position) -> int:
+    mark = watermark_for(marks, position.partition_key)
+    return -1 if mark is None else mark
+
+
+def _is_new(position: Position | None, fresh: set[Position]) -> bool:
+    return position is None or position in fresh
+
+
+def _in_ledger(con: duckdb.DuckDBPyConnection, positions: list[Position]) -> set[Position]:
+    """The positions whose message (same topic, partition, offset and bytes) the lake already holds, under any
+    topic id: a message re-read after a wrong rewind or under a stale id is the same message."""
+    if not positions:
+        return set()
+    incoming = pa.table(
+        {
+            "i": pa.array(range(len(positions)), pa.int64()),
+            "kafka_topic": [p.topic for p in positions],
+            "kafka_partition": pa.array([p.partition for p in positions], pa.int32()),
+            "kafka_offset": pa.array([p.offset for p in positions], pa.int64()),
+            "digest": pa.array([p.digest for p in positions], pa.binary()),
+        }
+    )
+    offsets = incoming["kafka_offset"]
+    con.register("incoming_messages", incoming)
+    try:
+        # The offset range is a constant filter, so DuckLake skips ledger files by their column statistics.
+        found = con.execute(
+            f"""SELECT DISTINCT i FROM incoming_messages
+                SEMI JOIN (SELECT * FROM {RAW}.{MESSAGES_TABLE} WHERE kafka_offset BETWEEN $low AND $high) AS m
+                USING (kafka_topic, kafka_partition, kafka_offset, digest)""",
+            {"low": pc.min(offsets).as_py(), "high": pc.max(offsets).as_py()},
+        ).fetchall()
+    finally:
+        con.unregister("incoming_messages")
+    return {positions[i] for (i,) in found}
 
 
 def _append(con: duckdb.DuckDBPyConnection, table_name: str, table: pa.Table) -> None:
@@ -331,21 +434,47 @@ def duckdb_safe(table: pa.Table) -> pa.Table:
     return table
 
 
-def _last_offsets(positions: list[Position]) -> dict[tuple[str, int], int]:
-    last: dict[tuple[str, int], int] = {}
+def _last_offsets(positions: list[Position]) -> dict[PartitionKey, int]:
+    last: dict[PartitionKey, int] = {}
     for p in positions:
-        key = (p.topic, p.partition)
-        last[key] = max(last.get(key, -1), p.offset)
+        last[p.partition_key] = max(last.get(p.partition_key, -1), p.offset)
     return last
 
 
-def _offsets_table(marks: dict[tuple[str, int], int], now: datetime) -> pa.Table:
+def _offsets_table(marks: dict[PartitionKey, int], now: datetime) -> pa.Table:
     return pa.Table.from_pylist(
         [
-            {"kafka_topic": topic, "kafka_partition": partition, "last_offset": offset, "committed_at": now}
-            for (topic, partition), offset in sorted(marks.items())
+            {
+                "kafka_topic": topic,
+                "kafka_topic_id": topic_id,
+                "kafka_partition": partition,
+                "last_offset": offset,
+                "committed_at": now,
+            }
+            for (topic, partition, topic_id), offset in marks.items()
         ],
         schema=OFFSETS_SCHEMA,
+    )
+
+
+def _messages_table(rows: list[Rows], quarantined: list[Quarantined], now: datetime) -> pa.Table:
+    stored = [(part.position, part.table_name, part.rows.num_rows) for part in rows if part.position is not None]
+    stored += [(q.position, None, 0) for q in quarantined]
+    return pa.Table.from_pylist(
+        [
+            {
+                "kafka_topic": p.topic,
+                "kafka_topic_id": p.topic_id,
+                "kafka_partition": p.partition,
+                "kafka_offset": p.offset,
+                "digest": p.digest,
+                "table_name": table_name,
+                "rows": count,
+                "committed_at": now,
+            }
+            for p, table_name, count in stored
+        ],
+        schema=MESSAGES_SCHEMA,
     )
 
 
@@ -353,8 +482,10 @@ def _resets_table(resets: list[Reset], now: datetime) -> pa.Table:
     return pa.Table.from_pylist(
         [
             {
-                "kafka_topic": r.topic,
-                "kafka_partition": r.partition,
+                "kafka_topic": r.key[0],
+                "kafka_partition": r.key[1],
+                "kafka_topic_id": r.key[2],
+                "kind": r.kind,
                 "previous_offset": r.previous_offset,
                 "last_seen_end_offset": r.last_seen_end_offset,
                 "log_end_offset": r.log_end_offset,

@@ -21,7 +21,7 @@ from ingest.contract import (
     TOPIC_LATENCY,
     TOPIC_LINK,
 )
-from ingest.raw_tables import OFFSETS_TABLE, PROVENANCE_COLUMNS, QUARANTINE_TABLE, RAW
+from ingest.raw_tables import MESSAGES_TABLE, PROVENANCE_COLUMNS, QUARANTINE_TABLE, RAW
 from pipelines.metadata import markdown_table
 from pipelines.partitions import Window
 from pipelines.telemetry import raw_table
@@ -152,14 +152,11 @@ def telemetry_gaps(con: duckdb.DuckDBPyConnection, window: Window, lookback: Win
 def quarantine_share(con: duckdb.DuckDBPyConnection, topic: str) -> Finding:
     """Messages of `topic` the loader consumed, and how many of them it quarantined (with their reasons).
 
-    Consumed messages come from the loader's watermarks (offsets start at 0 on the local broker and on a new
-    topic); rows loaded from Parquet files bypass Kafka and are not counted.
+    Consumed messages are the loader's ledger of stored messages (rows or quarantine), which counts each message
+    once across topic incarnations and replays; rows loaded from Parquet files bypass Kafka and are not counted.
     """
     (consumed,) = con.execute(
-        f"""SELECT coalesce(sum(last_offset + 1), 0) FROM (
-                SELECT kafka_partition, max(last_offset) AS last_offset FROM {RAW}.{OFFSETS_TABLE}
-                WHERE kafka_topic = $topic GROUP BY ALL)""",
-        {"topic": topic},
+        f"SELECT count(*) FROM {RAW}.{MESSAGES_TABLE} WHERE kafka_topic = $topic", {"topic": topic}
     ).fetchone()
     reasons = con.execute(
         f"""SELECT reason_code, count(*) AS messages, any_value(reason) AS example

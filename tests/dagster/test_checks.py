@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ingest.raw_tables import Batch, Position, Quarantined, write_batch
+from ingest.raw_tables import ROW_SCHEMAS, Batch, Position, Quarantined, Rows, message_digest, write_batch
 from pipelines.marts import mart_key
 from pipelines.resources import LakeResource
 from tests.sample_lake import sample_lake
@@ -88,14 +88,17 @@ def test_raw_table_checks_catch_schema_drift_and_quarantined_messages(
     definitions: dg.Definitions, corrupted_lake: LakeResource
 ) -> None:
     now = datetime.now(UTC)
-    position = Position("leo.link", 0, 9)  # the tenth message of the partition, after nine clean ones
+    # Nine clean messages (empty ones, so the sample's rows stay as they are), then a quarantined tenth.
+    clean = [Position("leo.link", 0, offset, digest=message_digest(b"%d" % offset)) for offset in range(9)]
+    position = Position("leo.link", 0, 9, digest=message_digest(b"{oops"))
     with corrupted_lake.connection() as con:
         con.execute("ALTER TABLE raw.errors ADD COLUMN firmware_note VARCHAR")
         write_batch(
             con,
             Batch(
+                rows=[Rows("link", ROW_SCHEMAS["link"].empty_table(), p) for p in clean],
                 quarantined=[Quarantined(position, now, "bad_json", "line 1: not JSON", b"{oops", None, [])],
-                positions=[position],
+                positions=[*clean, position],
             ),
             now,
         )

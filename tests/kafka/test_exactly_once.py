@@ -15,7 +15,7 @@ import pytest
 
 from ingest import contract, lake
 from ingest.publish import publish_simulation
-from ingest.raw_tables import Batch, Position, Rows, ensure_tables, write_batch
+from ingest.raw_tables import Batch, Position, Rows, ensure_tables, message_digest, write_batch
 from ingest.settings import Settings
 from tests.kafka.helpers import (
     CLI,
@@ -110,3 +110,29 @@ def test_a_replayed_batch_is_filtered_by_the_watermark(tmp_path):
     assert (again.rows, again.skipped_messages) == (0, 1)
     assert lake_count(settings, "SELECT count(*) FROM raw.inventory") == 3
     assert lake_count(settings, "SELECT max(last_offset) FROM raw.ingest_offsets") == 41
+
+
+def test_the_ledger_stores_no_message_twice_whatever_the_watermark_says(tmp_path):
+    """The second line of defence on its own: the same messages under another topic id (a loader that rewound on a
+    wrong guess, or fetched a recreated topic under its stale id) are skipped and counted; a message at the same
+    offset with other bytes is new and stored."""
+    settings = Settings().with_data_dir(tmp_path)
+    con = lake.connect(settings)
+    ensure_tables(con)
+    inventory = simulation(controllers=3, hours=1).inventory
+    other = simulation(controllers=2, hours=1, seed=8).inventory
+
+    def batch(table, topic_id: str, value: bytes) -> Batch:
+        position = Position(contract.TOPIC_INVENTORY, 0, 5, topic_id, message_digest(value))
+        return Batch(rows=[Rows("inventory", table, position)], positions=[position])
+
+    first = write_batch(con, batch(inventory, "id-1", b"message"), datetime.now(UTC))
+    same_bytes = write_batch(con, batch(inventory, "id-2", b"message"), datetime.now(UTC))
+    new_bytes = write_batch(con, batch(other, "id-3", b"another message"), datetime.now(UTC))
+    con.close()
+
+    assert (first.rows, first.duplicates, first.replayed) == (3, 0, 0)
+    assert (same_bytes.rows, same_bytes.duplicates, same_bytes.replayed) == (0, 1, 0)
+    assert (new_bytes.rows, new_bytes.duplicates) == (2, 0)
+    assert lake_count(settings, "SELECT count(*) FROM raw.inventory") == 5
+    assert lake_count(settings, "SELECT count(*) FROM raw.ingest_messages") == 2

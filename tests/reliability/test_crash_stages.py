@@ -48,9 +48,10 @@ def _group_offsets(settings: Settings, partitions: list[tuple[str, int]]) -> dic
 
 
 def _lake_watermarks(settings: Settings) -> dict[tuple[str, int], int]:
+    """Per (topic, partition): the topics were created once, so each has one incarnation."""
     con = lake.connect(settings, read_only=True)
     try:
-        return watermarks(con)
+        return {(topic, partition): mark for (topic, partition, _), mark in watermarks(con).items()}
     finally:
         con.close()
 
