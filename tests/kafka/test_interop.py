@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+
 import pyarrow.compute as pc
 import pytest
 from confluent_kafka import Producer
@@ -11,6 +16,7 @@ from ingest.producer import TelemetryProducer
 from ingest.topics import key_partition
 from tests.kafka.helpers import NATURAL_KEYS, lake_rows, run_loader, simulated_streams, simulation, sorted_by
 from tests.kafka.jsonl import to_jsonl
+from tests.sample_lake import REPO
 
 pytestmark = pytest.mark.kafka
 
@@ -51,3 +57,22 @@ def test_json_lines_from_confluent_kafka_land_like_our_arrow_messages(settings):
         columns = list(contract.TELEMETRY_SCHEMAS[topic].names)
         keys = NATURAL_KEYS[name]
         assert sorted_by(via_json.select(columns), keys).equals(sorted_by(via_arrow.select(columns), keys)), name
+
+
+def test_the_readme_interop_example_runs_as_written(settings, tmp_path):
+    """The README's confluent-kafka example, extracted and run as a reader would, against this test's broker."""
+    readme = (REPO / "README.md").read_text()
+    example = re.search(r"# e\.g\. one health snapshot.*?<<'PY'\n(.*?)\nPY\n", readme, re.S)
+    assert example, "the README's interop example is gone"
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers}
+    completed = subprocess.run(
+        [sys.executable, "-"], input=example.group(1), text=True, cwd=tmp_path, env=env, capture_output=True, timeout=60
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert (tmp_path / "health_rows.jsonl").is_file()
+
+    status = run_loader(settings)
+
+    assert (status["rows_total"], status["quarantined_total"]) == (1, 0)
+    stored = lake_rows(settings, "errors", ["controller_id", "record_type", "device_temp_c"]).to_pylist()
+    assert stored == [{"controller_id": "0x1d9af1ed1e760347", "record_type": "health_snapshot", "device_temp_c": 49}]
