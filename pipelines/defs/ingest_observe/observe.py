@@ -60,7 +60,14 @@ def load_until_idle(
         None,
         metadata={
             key: final[key]
-            for key in ("rows_total", "messages_total", "quarantined_total", "replayed_messages_skipped", "elapsed_s")
+            for key in (
+                "rows_total",
+                "messages_total",
+                "quarantined_total",
+                "replayed_messages_skipped",
+                "duplicate_messages_skipped",
+                "elapsed_s",
+            )
         },
     )
 
