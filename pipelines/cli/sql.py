@@ -1,9 +1,11 @@
 """`leo-fleet sql`: read-only SQL over the lake for SREs, safe to run while the loader writes.
 
-Read-only three times over: the lake is attached READ_ONLY; only SELECT (and EXPLAIN of a SELECT) statements are
-accepted, so COPY, ATTACH, INSTALL/LOAD, CREATE, INSERT, SET, ... are refused before they run; and after the attach
-the session may touch no file outside the lake's data path (`enable_external_access = false`) and its
-configuration is locked, so no statement can turn that back on. Without -c or -f on a terminal it is a REPL.
+Read-only and lake-only, checked before anything runs and enforced again by the session: only SELECT (and EXPLAIN
+of a SELECT) statements are accepted, so COPY, ATTACH, INSTALL/LOAD, CREATE, INSERT, SET, ... are refused; a query
+may read only the lake (the allowlist of `sql_guard`: no sqlite_scan, read_csv, glob, ...); the lake is attached
+READ_ONLY; and after the attach the session may touch no file outside the lake's data path
+(`enable_external_access = false`), spills to a private directory under the data dir, and its configuration is
+locked, so no statement can change any of that. Without -c or -f on a terminal it is a REPL.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not (args.query or args.file) and sys.stdin.isatty():
+    if args.query is None and args.file is None and sys.stdin.isatty():
         con = _open()
         try:
             repl(con, args.format)
@@ -71,43 +73,54 @@ def _open() -> duckdb.DuckDBPyConnection:
         con = lake.connect(settings, read_only=True)
     except FileNotFoundError as exc:
         raise CliError(str(exc)) from None
-    lock_down(con, settings.data_path)
+    lock_down(con, settings)
     return con
 
 
-def lock_down(con: duckdb.DuckDBPyConnection, data_path: str) -> None:
+def temp_dir(settings: Settings) -> Path:
+    """Where the session spills sorts and joins that outgrow memory: the user's own, never the working directory."""
+    return settings.data_dir / "tmp" / "sql"
+
+
+def lock_down(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
     """No file access outside the lake's data path from here on, and no way to change that (or any setting)."""
+    spill = temp_dir(settings)
+    spill.mkdir(mode=0o700, parents=True, exist_ok=True)
+    spill.chmod(0o700)  # also when an older run left it with looser bits
     con.execute("SET TimeZone = 'UTC'")  # one fleet, one clock: never the reader's local time
-    con.execute("SET allowed_directories = $dirs", {"dirs": [data_path]})
+    con.execute("SET temp_directory = $dir", {"dir": str(spill)})
+    con.execute("SET allowed_directories = $dirs", {"dirs": [settings.data_path]})
+    # Nothing the query names may load an extension or come from Python variables of this process.
+    con.execute("SET autoinstall_known_extensions = false; SET autoload_known_extensions = false")
+    con.execute("SET python_enable_replacements = false")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
 
 
 _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?:ANALY[SZ]E\s+)?", re.IGNORECASE)
-# Table functions a SELECT may call that maintain the lake (they may delete or rewrite Parquet files inside the
-# allowed data path before the read-only catalog refuses the commit), and those that run SQL built from strings.
-_MAINTENANCE = re.compile(
-    r"\b(ducklake_(?:expire_snapshots|cleanup_old_files|delete_orphaned_files|merge_adjacent_files|"
-    r"rewrite_data_files|flush_inlined_data|set_option|add_data_files|set_commit_message)|query|query_table)\s*\(",
-    re.IGNORECASE,
-)
 
 
-def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
-    """Refuse the whole input unless every statement only reads: SELECT (SHOW, DESCRIBE, FROM, WITH, PRAGMA
-    show_tables are SELECTs too), or EXPLAIN [ANALYZE] of one (EXPLAIN ANALYZE runs its statement)."""
+def check(con: duckdb.DuckDBPyConnection, query: str) -> None:
+    """Refuse the whole input unless every statement only reads the lake: SELECT (SHOW, DESCRIBE, FROM, WITH,
+    VALUES are SELECTs too), or EXPLAIN [ANALYZE] of one (EXPLAIN ANALYZE runs its statement), each within the
+    allowlist of `sql_guard`."""
     import duckdb
 
-    for statement in con.extract_statements(query):
-        kind = statement.type
+    from pipelines.cli.sql_guard import Guard  # imports duckdb: not at `leo-fleet --help` time
+
+    statements = con.extract_statements(query)
+    if not statements:
+        raise CliError("nothing to run: the input holds no SQL statement (only blanks, comments or ';')")
+    guard = Guard(con)
+    for statement in statements:
+        kind, text = statement.type, statement.query
         if kind == duckdb.StatementType.EXPLAIN:
-            inner = con.extract_statements(_EXPLAIN.sub("", statement.query, count=1))
+            text = _EXPLAIN.sub("", text, count=1)
+            inner = con.extract_statements(text)
             kind = next((s.type for s in inner if s.type != duckdb.StatementType.SELECT), duckdb.StatementType.SELECT)
         if kind != duckdb.StatementType.SELECT:
             raise CliError(f"read-only: {kind.name} statements are refused (only SELECT and EXPLAIN SELECT run here)")
-    called = _MAINTENANCE.search(query)
-    if called:
-        raise CliError(f"read-only: {called[1]}() is refused here (it maintains the lake or runs SQL from a string)")
+        guard.check(text)
 
 
 def execute(con: duckdb.DuckDBPyConnection, query: str) -> tuple[list[str], list[tuple]]:
@@ -115,13 +128,17 @@ def execute(con: duckdb.DuckDBPyConnection, query: str) -> tuple[list[str], list
     import duckdb
 
     try:
-        check_read_only(con, query)
+        check(con, query)
         cursor = con.execute(query)
         if cursor.description is None:
             return [], []
         return [column[0] for column in cursor.description], cursor.fetchall()
     except duckdb.Error as exc:
         raise CliError(" ".join(str(exc).split())) from None
+    except RuntimeError as exc:  # DuckDB's Python client reports Ctrl-C during a query as "Query interrupted"
+        if "interrupted" not in str(exc):
+            raise
+        raise KeyboardInterrupt from None
 
 
 PROMPT, CONTINUATION = "leo-fleet> ", "      ...> "
@@ -179,13 +196,15 @@ def _dot(con: duckdb.DuckDBPyConnection, command: str, output_format: str) -> No
 
 
 def _run_and_print(con: duckdb.DuckDBPyConnection, query: str, output_format: str) -> None:
+    """One statement of the REPL: whatever it does, at most one error line, then back to the prompt."""
     try:
         headers, rows = execute(con, query)
+        if headers:
+            _write(output_format, headers, rows)
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return
-    if headers:
-        _write(output_format, headers, rows)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
 
 
 def _history() -> None:
@@ -209,7 +228,7 @@ def _save_history(readline, path: Path) -> None:
 
 
 def _query(args: argparse.Namespace) -> str:
-    if args.query:
+    if args.query is not None:
         return args.query
     if args.file:
         try:

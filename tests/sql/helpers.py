@@ -30,7 +30,7 @@ def sre_session(data_dir: Path) -> duckdb.DuckDBPyConnection:
     """What `leo-fleet sql` opens: the lake attached read-only, then locked down."""
     settings = Settings().with_data_dir(data_dir)
     con = lake.connect(settings, read_only=True)
-    lock_down(con, settings.data_path)
+    lock_down(con, settings)
     return con
 
 

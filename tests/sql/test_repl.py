@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import _thread
+import sqlite3
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +64,52 @@ def test_quit_ends_the_session(materialized: Materialized, capsys: pytest.Captur
     finally:
         con.close()
     assert prompts == [PROMPT]
+
+
+def test_the_prompt_survives_anything_typed(
+    materialized: Materialized, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Comment-only and empty statements, parse errors, refused functions, Ctrl-C on a line and during a query."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with sqlite3.connect(tmp_path / "runs.sqlite") as db:
+        db.execute("CREATE TABLE runs AS SELECT 'the-secret' AS secret")
+    db.close()
+    con = sre_session(materialized.data_dir)
+    endless = "SELECT sum(hash(i)) FROM range(1000000000000) t(i);"
+    lines = iter(
+        [
+            "-- just a comment;",
+            ";",
+            "SELECT (;",
+            f"FROM sqlite_scan('{tmp_path / 'runs.sqlite'}', 'runs');",
+            "SELECT 1",
+            KeyboardInterrupt,  # Ctrl-C while typing: the unfinished statement is dropped
+            endless,  # Ctrl-C while it runs
+            "SELECT 'still here' AS status;",
+        ]
+    )
+    timers = [threading.Timer(0.5, _thread.interrupt_main), threading.Timer(60, con.interrupt)]  # 2nd: no hang
+
+    def read_line(prompt: str) -> str:
+        line = next(lines, EOFError)
+        if line is EOFError or line is KeyboardInterrupt:
+            raise line
+        if line == endless:
+            for timer in timers:
+                timer.start()
+        return line
+
+    try:
+        repl(con, "csv", read_line)
+    finally:
+        for timer in timers:
+            timer.cancel()
+        con.close()
+    out, err = capsys.readouterr()
+    assert "status\nstill here\n" in out and "the-secret" not in out + err
+    errors = err.splitlines()
+    assert [line.split(":")[0] for line in errors] == ["error"] * 5, errors
+    assert "nothing to run" in errors[0] and "nothing to run" in errors[1]
+    assert "Parser Error" in errors[2]
+    assert "sqlite_scan() is not on the allowlist" in errors[3]
+    assert errors[4] == "error: interrupted"

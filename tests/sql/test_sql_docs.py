@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 
 from ingest.publish import publish_simulation
-from ingest.settings import KafkaSettings, Settings
+from ingest.settings import KafkaSettings, Settings, default_data_dir
 from ingest.sim_config import SimConfig
 from ingest.simulator import Simulation
 from ingest.topics import reset_topics
 from pipelines.cli.sql import execute
 from tests.kafka.helpers import CLI, cli_env
 from tests.sample_lake import SAMPLE_SPAN, Materialized, copy_lake
-from tests.sql.helpers import documented_queries, sre_session
+from tests.sql.helpers import DOC, documented_queries, sre_session
 
 QUERIES = documented_queries()
 # Questions whose answer cannot be empty on any sample fleet (200 controllers x 6 h with accelerated faults): they
@@ -34,6 +34,16 @@ def test_the_doc_answers_at_least_12_questions() -> None:
     assert len(QUERIES) >= 12
     assert [number for number, *_ in QUERIES] == list(range(1, len(QUERIES) + 1))
     assert {number for number, *_ in QUERIES} >= MUST_ANSWER
+
+
+def test_the_doc_states_the_default_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", "/xdg")
+    assert default_data_dir() == Path("/xdg/leo-fleet")
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", "/home/sre")
+    assert default_data_dir() == Path("/home/sre/.local/share/leo-fleet")
+    doc = " ".join(DOC.read_text().split())
+    assert "default `$XDG_DATA_HOME/leo-fleet` (`~/.local/share/leo-fleet` when `XDG_DATA_HOME` is unset" in doc
 
 
 @pytest.mark.parametrize("number, question, sql, columns", QUERIES, ids=[f"q{q[0]}" for q in QUERIES])
