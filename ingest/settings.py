@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 ENV_PREFIX = "LEO_FLEET_"
@@ -24,6 +25,7 @@ MAX_PORT = 65_535
 MAX_PARTITIONS = 1_000
 # A row this far ahead of the loader's clock is a broken sender clock, not skew; also keeps `now + skew` in range.
 MAX_CLOCK_SKEW_S = 7 * 86_400
+EARLIEST_DAY = date(2000, 1, 1)
 # A host name or IPv4 address, or an IPv6 literal in brackets ([::1]).
 _HOST = re.compile(r"[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]")
 # Files and directories this project creates (lake, reports, broker state, Dagster storage) are its user's alone.
@@ -85,6 +87,9 @@ class Settings:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     # How far a row's time may run ahead of the loader's clock before the message is quarantined (clock skew).
     max_clock_skew_s: float = 900.0
+    # First day of the Dagster partitions (LEO_FLEET_PARTITIONS_START, read by pipelines/partitions.py); None: its
+    # default. Checked here with the rest, so a bad value is refused by every command, not only by Dagster.
+    partitions_start: date | None = None
 
     @property
     def catalog(self) -> str:
@@ -133,6 +138,7 @@ class Settings:
             lake_data_path=_quotable(ENV_PREFIX + "LAKE_DATA_PATH", get(ENV_PREFIX + "LAKE_DATA_PATH")),
             kafka=kafka,
             max_clock_skew_s=skew,
+            partitions_start=_day(ENV_PREFIX + "PARTITIONS_START", get(ENV_PREFIX + "PARTITIONS_START")),
         )
 
 
@@ -195,6 +201,19 @@ def _number(get: Callable[[str], str | None], name: str, kind: type, default: fl
         what = "a whole number" if kind is int else "a number"
         raise SettingsError(f"{name} must be {what} from {low:g} to {high:g}, got {text!r}")
     return value
+
+
+def _day(name: str, text: str | None) -> date | None:
+    """A past day in YYYY-MM-DD form, from 2000 on (the earliest telemetry the loader accepts)."""
+    if text is None:
+        return None
+    try:
+        day = date.fromisoformat(text) if len(text) == 10 else None
+    except ValueError:
+        day = None
+    if day is None or not EARLIEST_DAY <= day <= datetime.now(UTC).date():
+        raise SettingsError(f"{name} must be a day like 2026-01-05 from {EARLIEST_DAY} to today, got {text!r}")
+    return day
 
 
 def _data_dir(text: str | None) -> Path:

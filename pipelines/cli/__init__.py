@@ -58,6 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(name, _describe(exc), EXIT_USAGE)
     except MemoryError:
         return _fail(name, "out of memory", EXIT_FAILURE)
+    except Exception as exc:
+        if not _is_database_error(exc):
+            raise
+        return _fail(name, exc, EXIT_FAILURE)
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         return 130
@@ -66,6 +70,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _fail(name: str, problem: object, status: int) -> int:
     print(f"{name}: error: {one_line(str(problem))}", file=sys.stderr)
     return status
+
+
+def _is_database_error(exc: Exception) -> bool:
+    """A DuckDB error that reached the top, e.g. a catalog that cannot be attached (a PostgreSQL server that is
+    down, a file that is not a database). Looked up lazily: if no command imported duckdb, it cannot be one."""
+    duckdb = sys.modules.get("duckdb")
+    return duckdb is not None and isinstance(exc, duckdb.Error)
 
 
 def _describe(exc: OSError) -> str:

@@ -114,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise CliError(f"--out {out} exists and is not a directory")
     try:
+        out.mkdir(parents=True, exist_ok=True)  # before simulating: a path that cannot be written fails at once
         summary = write_run(Simulation(config), out, progress=sys.stderr.isatty())
     except OSError as exc:
         raise CliError(f"cannot write to {out}: {exc.strerror or exc}") from None
