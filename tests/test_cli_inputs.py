@@ -301,6 +301,8 @@ def test_the_listed_cases_are_one_line_errors_in_a_real_process(sandbox: Sandbox
         ({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:abc"}, ["broker", "start"], "KAFKA_BOOTSTRAP_SERVERS"),
         ({"KAFKA_SECURITY_PROTOCOL": "BOGUS"}, ["broker", "status"], "KAFKA_SECURITY_PROTOCOL"),
         ({"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.2:{sandbox.port}"}, ["demo", "--hours", "1"], "cannot connect"),
+        ({}, ["ingest"], "cannot connect"),
+        ({}, ["simulate", "--to-kafka"], "cannot connect"),
     ]
     processes = [
         (expected, subprocess.Popen([*CLI, *argv], env=_env(sandbox, env), cwd=sandbox.root, stderr=subprocess.PIPE))

@@ -9,15 +9,18 @@ from __future__ import annotations
 import argparse
 from datetime import date
 
-from ingest.settings import Settings
+from ingest.settings import EARLIEST_DAY, Settings
 from pipelines.cli.errors import CliError
 
 
 def _day(text: str) -> date:
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a date like 2026-01-05, got {text!r}") from None
+    if day < EARLIEST_DAY:
+        raise argparse.ArgumentTypeError(f"must be on or after {EARLIEST_DAY} (the earliest telemetry), got {text!r}")
+    return day
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
