@@ -99,8 +99,11 @@ class Guard:
 
     def check(self, sql: str) -> None:
         """Refuse `sql` (one query) in one line unless everything it reads is on the allowlist."""
-        for tree in parse(self.con, sql):
-            self._visit(tree, frozenset())
+        try:
+            for tree in parse(self.con, sql):
+                self._visit(tree, frozenset())
+        except RecursionError:  # hundreds of nested subqueries or brackets: deeper than Python's stack
+            raise CliError("refused: the query nests too deeply to be checked") from None
 
     def _visit(self, node: object, ctes: frozenset[str]) -> None:
         if isinstance(node, list):

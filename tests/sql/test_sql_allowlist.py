@@ -148,6 +148,19 @@ def test_names_that_are_not_the_lake_are_refused(materialized: Materialized, out
         con.close()
 
 
+def test_a_query_too_deep_to_check_is_refused_in_one_line(materialized: Materialized) -> None:
+    con = sre_session(materialized.data_dir)
+    try:
+        for query in (
+            "SELECT count(*) FROM " + "(FROM " * 400 + "raw.latency" + ")" * 400,
+            "SELECT " + "[" * 900 + "1" + "]" * 900,
+        ):
+            with pytest.raises(CliError, match=r"^refused: the query nests too deeply to be checked$"):
+                execute(con, query)
+    finally:
+        con.close()
+
+
 ALLOWED = [
     "SELECT count(*) FROM raw.latency",
     "SELECT count(*) FROM lake.raw.inventory",
@@ -210,7 +223,7 @@ def test_temp_files_go_to_a_private_directory_under_the_data_dir(
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("query", ["", "   ", "-- x", "/* nothing */ ;", ";\n;"])
+@pytest.mark.parametrize("query", ["", "   ", "-- x", ";", "/* nothing */ ;", ";\n;"])
 def test_empty_input_answers_one_line(
     materialized: Materialized, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, query: str
 ) -> None:
