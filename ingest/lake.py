@@ -71,7 +71,7 @@ def connect(settings: Settings | None = None, *, read_only: bool = False) -> duc
         if read_only and not catalog_path.exists():
             raise LakeNotFoundError(_not_created(catalog))
         catalog_path.parent.mkdir(parents=True, exist_ok=True)
-    if "://" not in settings.data_path:
+    if not read_only and "://" not in settings.data_path:
         Path(settings.data_path).mkdir(parents=True, exist_ok=True)
     options = [f"DATA_PATH '{settings.data_path}'"]
     if catalog.startswith("sqlite:"):

@@ -24,6 +24,7 @@ from ingest.topics import reset_topics
 from pipelines.definitions import defs
 from pipelines.materialize import materialize_span
 from tests.kafka.helpers import CLI
+from tests.postgres import PostgresServer, bin_dir, postgres_server
 from tests.sample_lake import REPO, SAMPLE_SPAN, Materialized, instance_home, sample_lake
 
 DEMO_START = "2026-01-05T00:00Z"
@@ -44,6 +45,20 @@ def settings(kafka_broker: str, tmp_path: Path) -> Settings:
     fresh = Settings(kafka=kafka).with_data_dir(tmp_path / "data")
     reset_topics(fresh)
     return fresh
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server (Debian's `postgresql`) on a free loopback port for the whole session, stopped at the
+    end; each test creates its own database (`postgres.create_database()`). Skipped where PostgreSQL is not
+    installed, except in CI (`.ci/run` installs it), where that is a failure."""
+    if bin_dir() is None:
+        message = "PostgreSQL is not installed: apt-get install -y postgresql"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with postgres_server() as server:
+        yield server
 
 
 @pytest.fixture
