@@ -194,7 +194,7 @@ def _number(get: Callable[[str], str | None], name: str, kind: type, default: fl
     if text is None:
         return default
     try:
-        value = kind(text)
+        value = kind(text) if text.isascii() else math.nan  # Python reads other scripts' digits too ('٣' is 3)
     except ValueError:
         value = math.nan
     if not low <= value <= high:  # NaN fails too

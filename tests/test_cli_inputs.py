@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import pipelines.demo  # noqa: F401  (imported once with the real environment: it reads LEO_FLEET_PARTITIONS_START)
-from ingest import lake
+from ingest import broker, lake
 from ingest.settings import SASL_MECHANISMS, SECURITY_PROTOCOLS, Settings
 from pipelines.cli import main
 from tests.kafka.helpers import CLI
@@ -84,6 +84,12 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     with socket.socket() as held:
         held.bind(("0.0.0.0", 0))
         yield Sandbox(root, root / "data", root / "lake", a_file, root / "empty", held.getsockname()[1])
+    # A broker this test started would be a bug in the test's inputs: stop it, then say so.
+    homes = [Settings().with_data_dir(pid_file.parents[1]) for pid_file in root.rglob("broker/tansu.pid")]
+    running = [home for home in homes if broker.status(home).running]
+    for home in running:
+        broker.stop(home)
+    assert not running, [home.data_dir for home in running]
 
 
 def run(sandbox: Sandbox, argv: list[str], env: dict[str, str | None]) -> tuple[int, str, str]:

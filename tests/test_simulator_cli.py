@@ -37,6 +37,7 @@ def test_fault_acceleration_reaches_the_simulator(tmp_path):
         (["--hours", "-2"], "must be a number above 0 and at most 8784"),
         (["--hours", "99999999999"], "at most 8784"),
         (["--controllers", "ten"], "whole number"),
+        (["--controllers", "٣"], "whole number"),  # int() reads Arabic-Indic digits; the CLI does not
         (["--controllers", "999999999999"], "from 1 to 1,000,000"),
         (["--controllers", "100000", "--hours", "8784"], "too much to simulate at once"),
         (["--controllers", "500", "--hours", "6", "--raw-samples"], "small fleets"),

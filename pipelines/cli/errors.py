@@ -56,7 +56,10 @@ def number(low: float, high: float) -> Callable[[str], float]:
 
 
 def _parse(kind: type, text: str, what: str):
+    """`kind(text)` for ASCII text only: Python also reads other scripts' digits ('٣' is 3), a user never means to."""
     try:
+        if not text.isascii():
+            raise ValueError(text)
         return kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
