@@ -140,7 +140,7 @@ class Loader:
         self._seen_ends: dict[tuple[str, int], int] = {}  # last end offset seen per partition, for resets
         self._newly_assigned: set[TopicPartition] = set()  # end offsets checked after the poll that assigned them
         self._expected_first: dict[TopicPartition, int] = {}  # offset the first fetch after a seek should start at
-        self._anomalies: list[Reset] = []  # found inside the rebalance callback, recorded after the poll
+        self._anomalies: list[Reset] = []  # found while polling (or in the rebalance callback), recorded after it
         self._logged: set[tuple[PartitionKey, str]] = set()
         self._paused = False
         self._started = time.monotonic()
@@ -211,6 +211,7 @@ class Loader:
             if recreated:
                 self._rewind_recreated(recreated)
             self._check_assigned_ends()
+            self._record_anomalies()
             if polled:
                 last_record = now
             self._absorb(self._writer.results())
@@ -308,7 +309,7 @@ class Loader:
         tps = [tp for tp in self._consumer.assignment() if tp.topic in topics]
         self.drain()
         ends = self._consumer.end_offsets(tps)
-        self._record(
+        self._anomalies.extend(
             [
                 Reset(
                     self._key(tp),
@@ -322,16 +323,17 @@ class Loader:
                 if (tp.topic, tp.partition) in self._marks
             ]
         )
+        self._record_anomalies()
         for tp in tps:
             self._marks.pop((tp.topic, tp.partition), None)
             self._seen_ends.pop((tp.topic, tp.partition), None)
             self._expected_first.pop(tp, None)
             self._consumer.seek_to_beginning(tp)
 
-    def _record(self, anomalies: list[Reset]) -> None:
-        """Store offset anomalies in raw.offset_resets, after what is pending, and log each once per process."""
-        anomalies = [*self._anomalies, *anomalies]
-        self._anomalies = []
+    def _record_anomalies(self) -> None:
+        """Store the offset anomalies found so far in raw.offset_resets, after what is pending, and log each kind
+        once per process and partition."""
+        anomalies, self._anomalies = self._anomalies, []
         if not anomalies:
             return
         self.drain()
@@ -351,7 +353,7 @@ class Loader:
         checked = [tp for tp in self._newly_assigned if (tp.topic, tp.partition) in self._marks]
         self._newly_assigned = set()
         ends = self._consumer.end_offsets(checked) if checked else {}
-        self._record(
+        self._anomalies.extend(
             [
                 Reset(
                     self._key(tp),
@@ -409,11 +411,29 @@ class Loader:
                 self._anomalies.append(Reset(key, RECREATED, previous, None, None, reason))
 
     def _caught_up(self) -> bool:
-        assigned = self._consumer.assignment()
-        if not assigned or self._pending.batch or self._writer.busy:
+        if self._pending.batch or self._writer.busy:
             return False
+        assigned = self._consumer.assignment()
+        if not assigned:
+            return self.assigned_at is not None and self._group_caught_up()
         ends = self._consumer.end_offsets(list(assigned))
         return all(self._consumer.position(tp) >= ends[tp] for tp in assigned)
+
+    def _group_caught_up(self) -> bool:
+        """A member that joined the group and was left without partitions (more loaders than the group hands work
+        to) is done once the lake holds every partition up to its end offset; otherwise it could wait forever for
+        a rebalance."""
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in TELEMETRY_TOPICS
+            for partition in self._consumer.partitions_for_topic(topic) or ()
+        ]
+        if not partitions:
+            return False
+        marks = watermarks(self._reader)
+        ends = self._consumer.end_offsets(partitions)
+        stored = {tp: watermark_for(marks, (tp.topic, tp.partition, self._topic_id(tp.topic))) for tp in partitions}
+        return all(end == 0 or (stored[tp] is not None and stored[tp] >= end - 1) for tp, end in ends.items())
 
     def _lag(self) -> dict[str, int]:
         lag = {}
