@@ -98,11 +98,13 @@ def sorted_by(table: pa.Table, keys: tuple[str, ...]) -> pa.Table:
 
 
 def cli_env(settings: Settings) -> dict[str, str]:
+    catalog = {"LEO_FLEET_LAKE_CATALOG": settings.lake_catalog} if settings.lake_catalog else {}
     return {
         **os.environ,
         "LEO_FLEET_DATA_DIR": str(settings.data_dir),
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
         "LEO_FLEET_CONSUMER_GROUP": settings.kafka.consumer_group,
+        **catalog,
     }
 
 

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import threading
 import time
+from dataclasses import replace
 
 import pyarrow.compute as pc
 import pytest
@@ -91,9 +92,13 @@ def recorded(settings: Settings, kind: str) -> set[tuple[str, int]]:
     return set(zip(resets["kafka_topic"].to_pylist(), resets["kafka_partition"].to_pylist(), strict=True))
 
 
-def test_three_reruns_after_a_full_speed_publish_leave_exactly_the_produced_rows(settings):
+@pytest.mark.parametrize("catalog", ["sqlite", "postgres"])
+def test_three_reruns_after_a_full_speed_publish_leave_exactly_the_produced_rows(settings, catalog, request):
     """The issue's reproduction: a full-speed publish (several messages per produce batch), then three loaders one
-    after the other, as a user runs `leo-fleet ingest --until-idle` three times."""
+    after the other, as a user runs `leo-fleet ingest --until-idle` three times; with either lake catalog."""
+    if catalog == "postgres":
+        server = request.getfixturevalue("postgres")
+        settings = replace(settings, lake_catalog=server.catalog(server.create_database()))
     produced = publish_simulation(settings, simulation(controllers=500, hours=6, seed=42))
     statuses = []
     for _ in range(3):
