@@ -38,15 +38,15 @@ from ingest import codec, contract, lake
 from ingest.fault_injection import crash_point
 from ingest.lake_writer import LakeWriter
 from ingest.raw_tables import (
+    OFFSET_ANOMALIES_TABLE,
     RAW,
-    RESETS_TABLE,
     ROW_SCHEMAS,
     TRUTH_TABLE,
     Batch,
+    OffsetAnomaly,
     PartitionKey,
     Position,
     Quarantined,
-    Reset,
     Rows,
     WriteResult,
     commit_batch,
@@ -62,7 +62,7 @@ from ingest.topics import TELEMETRY_TOPICS, ensure_topics
 GROUP_TIMEOUTS = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
 # Wait for a few messages' worth per fetch rather than returning every record the moment it lands.
 FETCH_CONFIG = {"fetch_min_bytes": 64 * 1024, "fetch_max_wait_ms": 200}
-# raw.offset_resets kinds (RESETS_SCHEMA): only a new topic id moves the loader back to a partition's beginning.
+# raw.offset_resets kinds (OFFSET_ANOMALIES_SCHEMA): only a new topic id sends the loader back to offset 0.
 RECREATED = "topic_recreated"
 END_BELOW_WATERMARK = "end_below_watermark"
 FETCH_PAST_WATERMARK = "fetch_past_watermark"
@@ -140,7 +140,7 @@ class Loader:
         self._seen_ends: dict[tuple[str, int], int] = {}  # last end offset seen per partition, for resets
         self._newly_assigned: set[TopicPartition] = set()  # end offsets checked after the poll that assigned them
         self._expected_first: dict[TopicPartition, int] = {}  # offset the first fetch after a seek should start at
-        self._anomalies: list[Reset] = []  # found while polling (or in the rebalance callback), recorded after it
+        self._anomalies: list[OffsetAnomaly] = []  # found while polling or in the rebalance callback
         self._logged: set[tuple[PartitionKey, str]] = set()
         self._paused = False
         self._started = time.monotonic()
@@ -311,7 +311,7 @@ class Loader:
         ends = self._consumer.end_offsets(tps)
         self._anomalies.extend(
             [
-                Reset(
+                OffsetAnomaly(
                     self._key(tp),
                     RECREATED,
                     self._marks[(tp.topic, tp.partition)],
@@ -337,7 +337,7 @@ class Loader:
         if not anomalies:
             return
         self.drain()
-        self._pending.batch.resets = anomalies
+        self._pending.batch.offset_anomalies = anomalies
         self._submit("running")
         self._absorb(self._writer.results(wait=True))
         for anomaly in anomalies:
@@ -355,7 +355,7 @@ class Loader:
         ends = self._consumer.end_offsets(checked) if checked else {}
         self._anomalies.extend(
             [
-                Reset(
+                OffsetAnomaly(
                     self._key(tp),
                     END_BELOW_WATERMARK,
                     mark,
@@ -374,7 +374,7 @@ class Loader:
         expected = self._expected_first.pop(tp, None)
         if expected is not None and first_offset > expected:
             self._anomalies.append(
-                Reset(
+                OffsetAnomaly(
                     self._key(tp),
                     FETCH_PAST_WATERMARK,
                     expected - 1,
@@ -408,7 +408,7 @@ class Loader:
             if older and key not in recorded:
                 previous_id, previous = max(older.items(), key=lambda item: item[1])
                 reason = f"topic id changed from {previous_id} to {key[2]}: the topic was recreated"
-                self._anomalies.append(Reset(key, RECREATED, previous, None, None, reason))
+                self._anomalies.append(OffsetAnomaly(key, RECREATED, previous, None, None, reason))
 
     def _caught_up(self) -> bool:
         if self._pending.batch or self._writer.busy:
@@ -489,7 +489,8 @@ class Loader:
 
 def _recorded_recreations(con) -> set[PartitionKey]:
     """Partitions of topic incarnations already recorded as recreated, so a restarted loader records them once."""
-    sql = f"SELECT DISTINCT kafka_topic, kafka_partition, kafka_topic_id FROM {RAW}.{RESETS_TABLE} WHERE kind = ?"
+    sql = f"""SELECT DISTINCT kafka_topic, kafka_partition, kafka_topic_id
+              FROM {RAW}.{OFFSET_ANOMALIES_TABLE} WHERE kind = ?"""
     return set(con.execute(sql, [RECREATED]).fetchall())
 
 

@@ -23,8 +23,10 @@ import hashlib
 import random
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import duckdb
 import numpy as np
@@ -40,7 +42,7 @@ OFFSETS_TABLE = "ingest_offsets"
 QUARANTINE_TABLE = "quarantine"
 STATUS_TABLE = "loader_status"
 FILES_TABLE = "ingest_files"
-RESETS_TABLE = "offset_resets"
+OFFSET_ANOMALIES_TABLE = "offset_resets"
 MESSAGES_TABLE = "ingest_messages"
 
 TS_US = pa.timestamp("us", tz="UTC")
@@ -112,7 +114,7 @@ FILES_SCHEMA = pa.schema(
 # watermark and the last end offset seen on the old topic bound the messages lost with it), `end_below_watermark`
 # (the log ends before the watermark under the same id) and `fetch_past_watermark` (the first fetched offset lies
 # beyond watermark + 1: retention, truncation). The last two never move the watermark (docs/reliability.md).
-RESETS_SCHEMA = pa.schema(
+OFFSET_ANOMALIES_SCHEMA = pa.schema(
     [
         ("kafka_topic", pa.string()),
         ("kafka_topic_id", pa.string()),
@@ -141,7 +143,7 @@ MESSAGES_SCHEMA = pa.schema(
 BOOKKEEPING_SCHEMAS = {
     OFFSETS_TABLE: OFFSETS_SCHEMA,
     MESSAGES_TABLE: MESSAGES_SCHEMA,
-    RESETS_TABLE: RESETS_SCHEMA,
+    OFFSET_ANOMALIES_TABLE: OFFSET_ANOMALIES_SCHEMA,
     QUARANTINE_TABLE: QUARANTINE_SCHEMA,
     STATUS_TABLE: STATUS_SCHEMA,
     FILES_TABLE: FILES_SCHEMA,
@@ -230,8 +232,8 @@ class Quarantined:
 
 
 @dataclass(frozen=True)
-class Reset:
-    """Offsets of a partition that do not fit the lake's watermark (see RESETS_SCHEMA)."""
+class OffsetAnomaly:
+    """Offsets of a partition that do not fit the lake's watermark (see OFFSET_ANOMALIES_SCHEMA)."""
 
     key: PartitionKey
     kind: str
@@ -249,8 +251,8 @@ class Batch:
     positions: list[Position] = field(default_factory=list)
     # Files in this batch: path -> sha256; a digest already in raw.ingest_files is skipped.
     files: dict[str, str] = field(default_factory=dict)
-    # Offset anomalies; the loader sends a reset alone, so it never shares a commit time with new offsets.
-    resets: list[Reset] = field(default_factory=list)
+    # Offsets that did not fit the watermark; the loader sends them with nothing else in the batch.
+    offset_anomalies: list[OffsetAnomaly] = field(default_factory=list)
     status: dict | None = None
 
     @property
@@ -258,7 +260,7 @@ class Batch:
         return sum(part.rows.num_rows for part in self.rows)
 
     def __bool__(self) -> bool:
-        return bool(self.rows or self.quarantined or self.positions or self.resets or self.status)
+        return bool(self.rows or self.quarantined or self.positions or self.offset_anomalies or self.status)
 
 
 @dataclass(frozen=True)
@@ -298,12 +300,22 @@ def commit_batch(con: duckdb.DuckDBPyConnection, batch: Batch, give_up_after_s: 
     locked" (duckdb/ducklake#128, #1309); the batch is immutable and the replay filter runs again inside the
     new transaction, so retrying can neither lose nor duplicate a message.
     """
+    result, retries = retry_transaction(lambda: write_batch(con, batch, datetime.now(UTC)), give_up_after_s)
+    return replace(result, retries=retries)
+
+
+T = TypeVar("T")
+
+
+def retry_transaction(transaction: Callable[[], T], give_up_after_s: float = 120.0) -> tuple[T, int]:
+    """Run `transaction` (a whole BEGIN ... COMMIT) again, with jittered exponential backoff (at most 2 s), while
+    it fails with a duckdb.TransactionException, until `give_up_after_s` have passed; returns its result and the
+    number of retries. The transaction must roll back what it began and be safe to run again from the start."""
     started = time.monotonic()
     attempt = 0
     while True:
         try:
-            result = write_batch(con, batch, datetime.now(UTC))
-            return replace(result, retries=attempt)
+            return transaction(), attempt
         except duckdb.TransactionException:
             attempt += 1
             if time.monotonic() - started > give_up_after_s:
@@ -336,7 +348,7 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: Batch, now: datetime) -> 
         _append(con, MESSAGES_TABLE, _messages_table(rows, quarantined, now))
         _append(con, QUARANTINE_TABLE, _quarantine_table(quarantined))
         _append(con, FILES_TABLE, _files_table(batch, rows, loaded, now))
-        _append(con, RESETS_TABLE, _resets_table(batch.resets, now))
+        _append(con, OFFSET_ANOMALIES_TABLE, _offset_anomalies_table(batch.offset_anomalies, now))
         if batch.status is not None:
             _append(con, STATUS_TABLE, pa.Table.from_pylist([{**batch.status, "ts": now}], schema=STATUS_SCHEMA))
         if after_mark:
@@ -478,7 +490,7 @@ def _messages_table(rows: list[Rows], quarantined: list[Quarantined], now: datet
     )
 
 
-def _resets_table(resets: list[Reset], now: datetime) -> pa.Table:
+def _offset_anomalies_table(anomalies: list[OffsetAnomaly], now: datetime) -> pa.Table:
     return pa.Table.from_pylist(
         [
             {
@@ -492,9 +504,9 @@ def _resets_table(resets: list[Reset], now: datetime) -> pa.Table:
                 "detected_at": now,
                 "reason": r.reason,
             }
-            for r in resets
+            for r in anomalies
         ],
-        schema=RESETS_SCHEMA,
+        schema=OFFSET_ANOMALIES_SCHEMA,
     )
 
 
