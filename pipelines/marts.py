@@ -8,6 +8,7 @@ produced for the lookback are dropped before writing: an asset only ever writes 
 
 from __future__ import annotations
 
+import contextlib
 from typing import Literal
 
 import dagster as dg
@@ -120,7 +121,8 @@ def replace_window(
             con.execute(f"INSERT INTO {MARTS}.{name} BY NAME SELECT * FROM incoming")
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            with contextlib.suppress(duckdb.TransactionException):  # a failed COMMIT has already rolled back
+                con.execute("ROLLBACK")
             raise
     finally:
         con.unregister("incoming")

@@ -3,17 +3,20 @@ macros, so any DuckDB client that attaches the lake (and `USE`s it) gets the sam
 
 DuckLake stores views and macros in its catalog. A view binds its tables when it is created, so a view whose
 tables do not exist yet (e.g. the anomaly scores before the model was fitted) is skipped and named; the next run
-creates it. Everything is CREATE OR REPLACE in one transaction: re-running is harmless.
+creates it. Everything is CREATE OR REPLACE in one transaction, retried while it fails to commit: re-running is
+harmless.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
+from ingest.raw_tables import retry_transaction
 from models.sql_macros import install_macros, statements
 
 VIEWS_FILE = Path(__file__).with_name("views.sql")
@@ -36,9 +39,17 @@ def _existing_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {name for (name,) in rows.fetchall()}
 
 
-def install_views(con: duckdb.DuckDBPyConnection) -> Installed:
-    """Create or replace the histogram macros (in the lake's main schema) and every `sre` object of views.sql."""
-    existing = _existing_tables(con)
+def install_views(con: duckdb.DuckDBPyConnection, give_up_after_s: float = 60.0) -> Installed:
+    """Create or replace the histogram macros (in the lake's main schema) and every `sre` object of views.sql.
+
+    One transaction, run again while it fails to commit: on a SQLite catalog a writer committing at the same moment
+    (a loader creating the raw tables on a fresh lake) makes the COMMIT fail with "database is locked"."""
+    installed, _ = retry_transaction(lambda: _install(con), give_up_after_s)
+    return installed
+
+
+def _install(con: duckdb.DuckDBPyConnection) -> Installed:
+    existing = _existing_tables(con)  # read again on a retry: the tables a view needs may exist by then
     views, skipped = [], {}
     con.execute("BEGIN TRANSACTION")
     try:
@@ -55,6 +66,7 @@ def install_views(con: duckdb.DuckDBPyConnection) -> Installed:
                 views.append(name)
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        with contextlib.suppress(duckdb.TransactionException):  # a failed COMMIT has already rolled back
+            con.execute("ROLLBACK")
         raise
     return Installed(macros, views, skipped)

@@ -1,7 +1,7 @@
 """One process of the first-start race: import everything first, say so, wait for the common start signal, then run.
 
 python -m tests.reliability.first_start_worker READY GO cli ARGS...   # `leo-fleet ARGS` (the real entry point)
-python -m tests.reliability.first_start_worker READY GO dagster DATA_DIR   # Dagster's loader_observer
+python -m tests.reliability.first_start_worker READY GO dagster DATA_DIR   # Dagster materializing sre/views
 
 Interpreter start-up and imports (seconds for Dagster) happen before READY is written; the test creates GO once
 every worker is ready, so all of them open the lake within milliseconds of each other.
@@ -12,8 +12,11 @@ opens the lake named by each task at the task's wall-clock instant.
 
 from __future__ import annotations
 
+import faulthandler
+import signal
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from multiprocessing import Queue
 from pathlib import Path
 
@@ -72,22 +75,32 @@ def run_cli(ready: Path, go: Path, args: list[str]) -> int:
 
 
 def run_dagster(ready: Path, go: Path, data_dir: str) -> int:
-    """Dagster opening the lake: an evaluation of the `loader_observer` sensor (a lake reader in the daemon), which
-    skips while there is no lake or no raw table yet and reports the loader's status once there is."""
+    """Dagster writing to the lake: the `sre/views` asset (views and macros, one catalog transaction) materialized
+    in-process through the repository's Dagster instance under `<data dir>/dagster`, as the demo records its runs.
+    On a fresh lake it may run before the raw tables exist (its views are then skipped and named) or while a loader
+    creates them; a failed run raises (a traceback, exit 1)."""
     import dagster as dg
 
-    from pipelines.defs.ingest_observe.observe import loader_observer
+    from pipelines.definitions import defs
+    from pipelines.defs.reports.sql_views import VIEWS_KEY
+    from pipelines.demo import dagster_home
+    from pipelines.materialize import Stage, run_stage
+    from pipelines.partitions import Window
     from pipelines.resources import LakeResource
 
+    definitions = defs()
+    instance = dg.DagsterInstance.from_config(str(dagster_home(Path(data_dir))))
     lake = LakeResource(data_dir=data_dir)
+    now = datetime.now(UTC)
     _wait_for(ready, go)
-    context = dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(), resources={"lake": lake})
-    result = loader_observer(context)
-    print(type(result).__name__, getattr(result, "skip_message", "") or "", flush=True)
+    run = run_stage(definitions, lake, Stage((VIEWS_KEY,), None), Window(now - timedelta(hours=1), now), instance)
+    (materialization,) = run.result.asset_materializations_for_node("__".join(VIEWS_KEY.path))
+    print({key: value.value for key, value in materialization.metadata.items()}, flush=True)
     return 0
 
 
 if __name__ == "__main__":
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks a hung worker where it is
     ready_file, go_file, kind, *rest = sys.argv[1:]
     runner = {"cli": run_cli, "dagster": lambda r, g, args: run_dagster(r, g, *args)}[kind]
     sys.exit(runner(Path(ready_file), Path(go_file), rest))
