@@ -411,7 +411,7 @@ class Loader:
                 self._anomalies.append(OffsetAnomaly(key, RECREATED, previous, None, None, reason))
 
     def _caught_up(self) -> bool:
-        if self._pending.batch or self._writer.busy:
+        if self._pending.batch or self._writer.busy or self._rebalancing():
             return False
         assigned = self._consumer.assignment()
         if not assigned:
@@ -419,10 +419,17 @@ class Loader:
         ends = self._consumer.end_offsets(list(assigned))
         return all(self._consumer.position(tp) >= ends[tp] for tp in assigned)
 
+    def _rebalancing(self) -> bool:
+        """The group asked this member to rejoin. A member that leaves mid-rebalance can leave the local broker's
+        group without a leader (Tansu 0.6.0 elects none), and kafka-python's poll then retries the join forever
+        in the members left behind, so an --until-idle loader finishes the rebalance before it leaves."""
+        coordinator = self._consumer._coordinator  # kafka-python exposes no public rebalance state
+        return coordinator.need_rejoin() or coordinator.rejoining
+
     def _group_caught_up(self) -> bool:
-        """A member that joined the group and was left without partitions (more loaders than the group hands work
-        to) is done once the lake holds every partition up to its end offset; otherwise it could wait forever for
-        a rebalance."""
+        """A member that joined and got no partitions (the group gave them all to others) is done once the lake holds
+        every partition up to its end offset; otherwise it could wait forever for a rebalance. Only asked after a
+        join: the local broker's end offsets can be short, so a rerun must read its partitions, not trust them."""
         partitions = [
             TopicPartition(topic, partition)
             for topic in TELEMETRY_TOPICS
