@@ -115,9 +115,10 @@ class _LiveTable:
         table.add_column("rows/s", justify="right")
         table.add_column("MB/s", justify="right")
         table.add_column("quarantined", justify="right")
+        table.add_column("skipped (replayed / duplicate)", justify="right")
         table.add_column("lag (messages)")
         if status is None:
-            table.add_row("joining group", "0", "-", "-", "0", "-")
+            table.add_row("joining group", "0", "-", "-", "0", "0 / 0", "-")
             return table
         lag = ", ".join(f"{key}={value}" for key, value in status["lag_by_partition"].items() if value) or "none"
         table.add_row(
@@ -126,6 +127,7 @@ class _LiveTable:
             f"{status['rows_per_s']:,.0f}",
             f"{status['bytes_per_s'] / 1e6:.2f}",
             f"{status['quarantined_total']:,}",
+            f"{status['replayed_messages_skipped']:,} / {status['duplicate_messages_skipped']:,}",
             lag,
         )
         return table
