@@ -485,6 +485,7 @@ class Loader:
             "quarantined_total": status["quarantined_total"],
             "replayed_total": status["replayed_messages_skipped"],
             "duplicates_total": status["duplicate_messages_skipped"],
+            "commit_retries_total": status["lake_commit_retries"],
             "lag_by_partition": json.dumps(status["lag_by_partition"]),
         }
 

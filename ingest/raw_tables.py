@@ -96,6 +96,8 @@ STATUS_SCHEMA = pa.schema(
         # Messages skipped since the loader started: at or below the watermark, or already in the ledger.
         ("replayed_total", pa.int64()),
         ("duplicates_total", pa.int64()),
+        # Lake commits this loader retried after a transaction conflict ("database is locked", a snapshot race).
+        ("commit_retries_total", pa.int64()),
         # JSON object {"topic/partition": messages behind}, so Dagster can show lag without a Kafka client.
         ("lag_by_partition", pa.string()),
     ]
