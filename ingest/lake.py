@@ -1,9 +1,10 @@
 """Open the DuckLake: the one place that knows how to attach the lake, for writers and readers alike.
 
-The `ducklake`, `sqlite` and `postgres` extensions come from pinned PyPI wheels (installed into DuckDB's extension
-directory on first use), so nothing is downloaded at run time. A SQLite catalog lets the loader, Dagster runs and
-SRE queries work side by side with snapshot isolation; a Postgres catalog and an object-store data path are
-chosen by settings alone.
+The `ducklake`, `sqlite`, `postgres` and `httpfs` extensions come from pinned PyPI wheels (installed into DuckDB's
+extension directory on first use), so nothing is downloaded at run time. A SQLite catalog lets the loader, Dagster
+runs and SRE queries work side by side with snapshot isolation; a Postgres catalog and an object-store data path are
+chosen by settings alone; an `s3://` data path gets a DuckDB S3 secret per connection from the LEO_FLEET_S3_*
+settings.
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ from ingest.settings import Settings, restrict_new_files
 LAKE_ALIAS = "lake"
 
 
-def _load_extensions(con: duckdb.DuckDBPyConnection, catalog: str) -> None:
-    """Install (from its pinned `duckdb-extension-<name>` wheel, never downloaded) and load what the catalog needs."""
+def _load_extensions(con: duckdb.DuckDBPyConnection, catalog: str, data_path: str = "") -> None:
+    """Install (from its pinned `duckdb-extension-<name>` wheel, never downloaded) and load what the catalog and the
+    data path need: `httpfs` for an object store."""
     wanted = ["ducklake", "postgres" if catalog.startswith("postgres:") else "sqlite"]
+    if _object_store(data_path):
+        wanted.append("httpfs")
     installed: set[str] = set()
     for name, aliases in con.execute(
         "SELECT extension_name, aliases FROM duckdb_extensions() WHERE installed"
@@ -37,6 +41,17 @@ def _load_extensions(con: duckdb.DuckDBPyConnection, catalog: str) -> None:
         if name not in installed:
             duckdb_extensions.import_extension(name, con=con)
         con.execute(f"LOAD {name}")
+
+
+def _object_store(data_path: str) -> bool:
+    return data_path.startswith("s3://")
+
+
+def _create_s3_secret(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    """The session's S3 secret from the settings (endpoint, region, URL style, SSL, credentials). The credentials are
+    bound parameters: they are in no SQL text, log or error message of ours."""
+    options, values = settings.s3.secret_options()
+    con.execute(f"CREATE SECRET leo_fleet_s3 ({options})", values)
 
 
 class LakeNotFoundError(FileNotFoundError):
@@ -84,8 +99,10 @@ def connect(settings: Settings | None = None, *, read_only: bool = False) -> duc
     with catalog_lock(settings, shared=read_only):
         attempt = 1
         while True:
-            con = _session(catalog)
+            con = _session(catalog, settings.data_path)
             try:
+                if _object_store(settings.data_path):
+                    _create_s3_secret(con, settings)
                 con.execute(attach)
                 con.execute(f"USE {LAKE_ALIAS}")
                 return con
@@ -101,11 +118,11 @@ def connect(settings: Settings | None = None, *, read_only: bool = False) -> duc
             attempt += 1
 
 
-def _session(catalog: str) -> duckdb.DuckDBPyConnection:
+def _session(catalog: str, data_path: str = "") -> duckdb.DuckDBPyConnection:
     # No progress bar: it goes to stdout and would corrupt machine-readable output (`leo-fleet sql --format csv`).
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
-    _load_extensions(con, catalog)
+    _load_extensions(con, catalog, data_path)
     return con
 
 

