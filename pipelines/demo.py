@@ -8,6 +8,8 @@ repository's dagster.yaml), so `dagster dev` afterwards shows the history, metad
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import shutil
 import time
 from contextlib import contextmanager
@@ -16,10 +18,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from ingest import broker
+from ingest.lake import LAKE_ALIAS, _session
 from ingest.settings import ENV_PREFIX, Settings
 from pipelines.materialize import QUIET_RUN, Stage, StageRun, materialize_span, stages
 from pipelines.partitions import PARTITIONS_START_ENV, Window, partitions_start
@@ -30,6 +34,10 @@ REPO = Path(__file__).resolve().parents[1]
 INSTANCE_CONFIG = REPO / "dagster.yaml"
 # Written into the data directory by the demo: its presence means the lake there holds demo data only.
 MARKER = ".leo-fleet-demo"
+# A catalog outside the data directory (LEO_FLEET_LAKE_CATALOG: a PostgreSQL database, or a SQLite file elsewhere)
+# carries its own marker: a table of this name beside DuckLake's metadata tables (all named `ducklake_*`).
+CATALOG_MARKER = "leo_fleet_demo"
+METADATA_ALIAS = "demo_catalog"
 DEMO_OUTPUTS = ("lake", "models", "reports", "dagster")
 # The printed `dagster dev` command binds the UI to loopback explicitly: it has no authentication (docs/security.md).
 UI_HOST = "127.0.0.1"
@@ -67,17 +75,155 @@ def check_span(span: Window, now: datetime | None = None) -> None:
         raise DemoError(f"the span ends in the future ({span.end:%Y-%m-%d %H:%M} UTC): pick an earlier --start")
 
 
-def prepare_data_dir(data_dir: Path, fresh: bool) -> None:
-    """Clear the previous demo's outputs; refuse to touch a lake the demo did not write unless `fresh`."""
+def prepare_data_dir(data_dir: Path, fresh: bool, settings: Settings | None = None) -> None:
+    """Clear the previous demo's outputs; refuse to touch a lake the demo did not write unless `fresh`.
+
+    With the default catalog the lake is a directory under the data directory. A catalog set elsewhere
+    (LEO_FLEET_LAKE_CATALOG) is emptied too: else it would still list the data files deleted here, and the next
+    run would fail to open them. Both guards are checked before anything is deleted."""
+    settings = (settings or Settings()).with_data_dir(data_dir)
     lake_dir = data_dir / "lake"
     if lake_dir.exists() and not (data_dir / MARKER).exists() and not fresh:
         raise DemoError(
             f"{lake_dir} holds a lake the demo did not create; pass --fresh to replace it or --data-dir for another"
         )
+    external = settings.lake_catalog is not None and not _inside(settings.catalog, lake_dir)
+    state = catalog_state(settings) if external else "empty"
+    if state == "foreign" and not fresh:
+        raise DemoError(
+            f"{catalog_label(settings)} holds a lake the demo did not create; pass --fresh to replace it, "
+            f"or set {ENV_PREFIX}LAKE_CATALOG to another"
+        )
+    if state != "empty":
+        empty_catalog(settings)
     for name in DEMO_OUTPUTS:
         shutil.rmtree(data_dir / name, ignore_errors=True)
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / MARKER).write_text("this data directory holds `leo-fleet demo` output; the demo replaces it\n")
+    if external:
+        mark_catalog(settings)
+
+
+def _inside(catalog: str, lake_dir: Path) -> bool:
+    """A SQLite catalog file under the data directory's lake/: removed with it, like the default one."""
+    return catalog.startswith("sqlite:") and Path(catalog.removeprefix("sqlite:")).resolve().is_relative_to(
+        lake_dir.resolve()
+    )
+
+
+def catalog_label(settings: Settings) -> str:
+    """The catalog for a message, its password masked."""
+    return f"the lake catalog {mask_secrets(settings.catalog)}"
+
+
+def _metadata_session(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """A DuckDB session with the catalog's own database (not the lake in it) attached as METADATA_ALIAS."""
+    kind, target = settings.catalog.split(":", 1)
+    con = _session(settings.catalog)
+    try:
+        con.execute(f"ATTACH '{target}' AS {METADATA_ALIAS} (TYPE {'postgres' if kind == 'postgres' else 'sqlite'})")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _catalog_tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """(schema, table) of DuckLake's metadata tables and the demo's marker in the catalog's database."""
+    return con.execute(
+        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_catalog = ? "
+        "AND (starts_with(table_name, 'ducklake_') OR table_name = ?)",
+        [METADATA_ALIAS, CATALOG_MARKER],
+    ).fetchall()
+
+
+def _sqlite_catalog_missing(settings: Settings) -> bool:
+    return settings.catalog.startswith("sqlite:") and not Path(settings.catalog.removeprefix("sqlite:")).exists()
+
+
+def catalog_state(settings: Settings) -> str:
+    """Whose lake the catalog holds: `empty` (none), `demo` (one the demo created) or `foreign`."""
+    if _sqlite_catalog_missing(settings):
+        return "empty"  # never create the file just to look
+    con = _metadata_session(settings)
+    try:
+        names = {name for _, name in _catalog_tables(con)}
+    finally:
+        con.close()
+    if "ducklake_metadata" not in names:
+        return "empty"
+    return "demo" if CATALOG_MARKER in names else "foreign"
+
+
+def empty_catalog(settings: Settings) -> None:
+    """Delete the lake in the catalog, files and metadata, leaving a catalog `lake.connect` creates a lake in anew.
+
+    Through DuckLake first, so its data files go wherever they are (the data path stored in the catalog: a local
+    directory or an object store): drop every table, expire every snapshot, delete every file no snapshot needs
+    (files already gone are skipped). Then drop DuckLake's metadata tables (including inlined data) and the marker.
+    """
+    con = _session(settings.catalog)
+    try:
+        con.execute(f"ATTACH 'ducklake:{settings.catalog}' AS {LAKE_ALIAS}")  # no DATA_PATH: the one it stores
+        tables = con.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_catalog = ? AND table_type = 'BASE TABLE'",
+            [LAKE_ALIAS],
+        ).fetchall()
+        for schema, table in tables:
+            con.execute(f"DROP TABLE {LAKE_ALIAS}.{_ident(schema)}.{_ident(table)}")
+        con.execute(f"CALL ducklake_expire_snapshots('{LAKE_ALIAS}', older_than => now() + INTERVAL 1 DAY)")
+        con.execute(f"CALL ducklake_cleanup_old_files('{LAKE_ALIAS}', cleanup_all => true)")
+    except duckdb.Error as exc:
+        raise DemoError(f"could not empty {catalog_label(settings)}: {mask_secrets(str(exc))}") from None
+    finally:
+        con.close()
+    con = _metadata_session(settings)
+    try:
+        con.execute("BEGIN")
+        for schema, table in _catalog_tables(con):
+            con.execute(f"DROP TABLE {METADATA_ALIAS}.{_ident(schema)}.{_ident(table)}")
+        con.execute("COMMIT")
+    finally:
+        con.close()
+
+
+def mark_catalog(settings: Settings) -> None:
+    """Mark the (empty) catalog as the demo's: the next run may replace the lake created in it."""
+    con = _metadata_session(settings)
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TABLE {METADATA_ALIAS}.{CATALOG_MARKER} AS "
+            "SELECT 'the DuckLake in this database holds `leo-fleet demo` output; the demo replaces it' AS note"
+        )
+    finally:
+        con.close()
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+# libpq's `password=...` (conninfo) and `user:password@` (URI) forms.
+_PASSWORD = re.compile(r"(\bpassword\s*=\s*)(\S+)", re.IGNORECASE)
+_URI_PASSWORD = re.compile(r"(://[^:/@\s]*:)([^@\s]+)(@)")
+MASK = "****"
+
+
+def mask_secrets(text: str) -> str:
+    """The text with any password a catalog connection string carries replaced by MASK."""
+    return _URI_PASSWORD.sub(rf"\g<1>{MASK}\g<3>", _PASSWORD.sub(rf"\g<1>{MASK}", text))
+
+
+def shell_env(settings: Settings) -> str:
+    """The settings the printed commands need, as shell assignments: the data directory, and the catalog and data
+    path when set (quoted; a password masked)."""
+    values = {f"{ENV_PREFIX}DATA_DIR": str(settings.data_dir)}
+    if settings.lake_catalog:
+        values[f"{ENV_PREFIX}LAKE_CATALOG"] = mask_secrets(settings.lake_catalog)
+    if settings.lake_data_path:
+        values[f"{ENV_PREFIX}LAKE_DATA_PATH"] = settings.lake_data_path
+    return " ".join(f"{name}={shlex.quote(value)}" for name, value in values.items())
 
 
 def dagster_home(data_dir: Path) -> Path:
@@ -213,9 +359,10 @@ def materialize_everything(data_dir: Path, span: Window, console: Console) -> li
     return runs
 
 
-def where_to_look(data_dir: Path, span: Window, console: Console) -> None:
+def where_to_look(data_dir: Path, span: Window, console: Console, settings: Settings | None = None) -> None:
+    settings = (settings or Settings()).with_data_dir(data_dir)
     report = data_dir / "reports" / "slo" / f"{(span.end - timedelta(seconds=1)):%Y-%m-%d}" / "report.md"
-    env = f"{ENV_PREFIX}DATA_DIR={data_dir}"
+    env = shell_env(settings)
     lines = [
         "",
         "[bold]Where to look[/bold]",
@@ -227,6 +374,8 @@ def where_to_look(data_dir: Path, span: Window, console: Console) -> None:
         f'  SQL:         {env} .venv/bin/leo-fleet sql -c "FROM sre.fleet_health ORDER BY health LIMIT 10"',
         "               or interactively: leo-fleet sql; the views and questions answered in SQL: docs/sql.md",
     ]
+    if settings.lake_catalog and mask_secrets(settings.lake_catalog) != settings.lake_catalog:
+        lines.append(f"  (the catalog's password is shown as {MASK}: put it back, or use PGPASSWORD or ~/.pgpass)")
     for line in lines:
         console.print(line, soft_wrap=True)  # commands stay on one line, ready to copy
 
@@ -237,15 +386,17 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> list
     span = Window(start, start + timedelta(hours=options.hours))
     check_span(span)
     data_dir = settings.data_dir
-    prepare_data_dir(data_dir, options.fresh)
+    prepare_data_dir(data_dir, options.fresh, settings)
     # Dagster resources and the loader read the data directory from the environment: point them here.
     os.environ[f"{ENV_PREFIX}DATA_DIR"] = str(data_dir)
     console.print(f"[bold]leo-fleet demo[/bold]: {options.controllers} controllers x {options.hours:g} h, {span}")
     console.print(f"Data directory: {data_dir}")
+    if settings.lake_catalog:
+        console.print(f"Lake catalog: {mask_secrets(settings.lake_catalog)}")
     with local_broker(settings, console):
         rows = stream_fleet(settings, options, start, console)
         load(settings, rows, console)
     runs = materialize_everything(data_dir, span, console)
     console.print(f"[green]Done in {time.perf_counter() - started:.0f} s.[/green]")
-    where_to_look(data_dir, span, console)
+    where_to_look(data_dir, span, console, settings)
     return runs

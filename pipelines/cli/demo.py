@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Start the local Kafka broker (or reuse a running one), stream a simulated fleet through Kafka, load "
             "it exactly once into the lake, materialize every Dagster asset over the span, write the SLO report, "
-            "and print where to look. The demo replaces its own previous output in the data directory."
+            "and print where to look. The demo replaces its own previous output in the data directory and, when "
+            "LEO_FLEET_LAKE_CATALOG is set, the lake in that catalog."
         ),
     )
     parser.add_argument("--controllers", type=CONTROLLERS, default=500, help="fleet size (default 500)")
@@ -43,7 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="first simulated instant, ISO (default: HOURS before the last midnight UTC, a recent span)",
     )
     parser.add_argument("--data-dir", type=Path, help="where the lake, reports and Dagster instance go")
-    parser.add_argument("--fresh", action="store_true", help="replace a lake in the data dir the demo did not create")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="replace a lake the demo did not create (in the data dir or the configured catalog)",
+    )
     parser.set_defaults(run=run)
 
 
