@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest import contract, lake
 from ingest.loader import Loader, LoaderOptions
-from ingest.settings import Settings
+from ingest.publish import PublishSummary, publish_simulation
+from ingest.raw_tables import ensure_tables
+from ingest.settings import ENV_PREFIX, S3Settings, Settings
 from ingest.sim_config import SimConfig
 from ingest.simulator import Simulation
 
@@ -34,6 +37,24 @@ def simulated_streams(sim: Simulation) -> dict[str, pa.Table]:
     chunks = list(sim.chunks())
     streams = {topic: pa.concat_tables([getattr(c, contract.TABLE_NAMES[topic]) for c in chunks]) for topic in STREAMS}
     return {**streams, contract.TOPIC_INVENTORY: sim.inventory}
+
+
+def create_tables(settings: Settings) -> None:
+    """The raw tables, so a test can count rows before any loader has created them."""
+    con = lake.connect(settings)
+    try:
+        ensure_tables(con)
+    finally:
+        con.close()
+
+
+def start_publishing(settings: Settings, sim: Simulation, seconds: float) -> tuple[threading.Thread, dict]:
+    """Publish the whole simulation in a thread, paced to take about `seconds`; the dict gets its summary."""
+    published: dict[str, PublishSummary] = {}
+    speed = sim.config.hours * 3600 / seconds
+    producer = threading.Thread(target=lambda: published.update(summary=publish_simulation(settings, sim, speed=speed)))
+    producer.start()
+    return producer, published
 
 
 def run_loader(settings: Settings, **options: object) -> dict:
@@ -98,14 +119,60 @@ def sorted_by(table: pa.Table, keys: tuple[str, ...]) -> pa.Table:
 
 
 def cli_env(settings: Settings) -> dict[str, str]:
-    catalog = {"LEO_FLEET_LAKE_CATALOG": settings.lake_catalog} if settings.lake_catalog else {}
+    """The environment a `leo-fleet` subprocess needs to see what `settings` describe: data dir, broker, group and,
+    when set, the lake's catalog, data path and object store."""
+    lake_location = {
+        f"{ENV_PREFIX}LAKE_{name}": value
+        for name, value in (("CATALOG", settings.lake_catalog), ("DATA_PATH", settings.lake_data_path))
+        if value
+    }
     return {
         **os.environ,
         "LEO_FLEET_DATA_DIR": str(settings.data_dir),
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
         "LEO_FLEET_CONSUMER_GROUP": settings.kafka.consumer_group,
-        **catalog,
+        **lake_location,
+        **s3_env(settings.s3),
     }
+
+
+def s3_env(s3: S3Settings) -> dict[str, str]:
+    """The LEO_FLEET_S3_* and AWS_* variables that `Settings.from_env` reads back into `s3` (unset fields left out)."""
+    use_ssl = None if s3.use_ssl is None else str(s3.use_ssl).lower()
+    named = {
+        f"{ENV_PREFIX}S3_ENDPOINT": s3.endpoint,
+        f"{ENV_PREFIX}S3_REGION": s3.region,
+        f"{ENV_PREFIX}S3_URL_STYLE": s3.url_style,
+        f"{ENV_PREFIX}S3_USE_SSL": use_ssl,
+        "AWS_ACCESS_KEY_ID": s3.key_id,
+        "AWS_SECRET_ACCESS_KEY": s3.secret,
+    }
+    return {name: value for name, value in named.items() if value is not None}
+
+
+def provenance_duplicates(settings: Settings) -> dict[str, int]:
+    """Messages stored more than once: ledger entries beyond the first per position, and per raw table the
+    (topic, partition, offset) groups beyond the ledger's count of messages that went to it."""
+    ledger = lake_count(
+        settings,
+        "SELECT count(*) - count(DISTINCT (kafka_topic, kafka_partition, kafka_offset)) FROM raw.ingest_messages",
+    )
+    tables = {
+        name: lake_count(
+            settings,
+            f"""SELECT (SELECT count(DISTINCT (kafka_topic, kafka_partition, kafka_offset)) FROM raw.{name})
+                     - (SELECT count(*) FROM raw.ingest_messages WHERE table_name = '{name}')""",
+        )
+        for name in NATURAL_KEYS
+    }
+    return {"ledger": ledger, **tables}
+
+
+def assert_exactly(settings: Settings, produced_rows: int) -> None:
+    """Every produced row stored once: the count matches, no natural key twice, no Kafka message stored twice."""
+    assert stored_rows(settings) == produced_rows
+    assert duplicates(settings) == dict.fromkeys(NATURAL_KEYS, 0)
+    assert provenance_duplicates(settings) == dict.fromkeys(["ledger", *NATURAL_KEYS], 0)
 
 
 CLI = [sys.executable, "-c", "import sys; from pipelines.cli import main; sys.exit(main())"]

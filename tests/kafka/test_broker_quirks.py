@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import threading
 import time
 from dataclasses import replace
 
@@ -19,52 +18,27 @@ import pytest
 from confluent_kafka import Producer
 from kafka import KafkaConsumer, TopicPartition
 
-from ingest import codec, contract, lake
+from ingest import codec, contract
 from ingest.loader import END_BELOW_WATERMARK, RECREATED
 from ingest.publish import publish_simulation
-from ingest.raw_tables import ensure_tables
 from ingest.settings import Settings
 from ingest.topics import TELEMETRY_TOPICS
 from tests.kafka.helpers import (
     CLI,
-    NATURAL_KEYS,
+    assert_exactly,
     cli_env,
-    duplicates,
-    lake_count,
+    create_tables,
     lake_rows,
     run_cli,
     run_loader,
     simulated_streams,
     simulation,
+    start_publishing,
     stored_rows,
 )
 from tests.kafka.jsonl import to_jsonl
 
 pytestmark = pytest.mark.kafka
-
-
-def provenance_duplicates(settings: Settings) -> dict[str, int]:
-    """Messages stored more than once: ledger entries beyond the first per position, and per raw table the
-    (topic, partition, offset) groups beyond the ledger's count of messages that went to it."""
-    ledger = lake_count(
-        settings,
-        "SELECT count(*) - count(DISTINCT (kafka_topic, kafka_partition, kafka_offset)) FROM raw.ingest_messages",
-    )
-    tables = {
-        name: lake_count(
-            settings,
-            f"""SELECT (SELECT count(DISTINCT (kafka_topic, kafka_partition, kafka_offset)) FROM raw.{name})
-                     - (SELECT count(*) FROM raw.ingest_messages WHERE table_name = '{name}')""",
-        )
-        for name in NATURAL_KEYS
-    }
-    return {"ledger": ledger, **tables}
-
-
-def assert_exactly(settings: Settings, produced_rows: int) -> None:
-    assert stored_rows(settings) == produced_rows
-    assert duplicates(settings) == dict.fromkeys(NATURAL_KEYS, 0)
-    assert provenance_duplicates(settings) == dict.fromkeys(["ledger", *NATURAL_KEYS], 0)
 
 
 def short_end_offsets(settings: Settings) -> set[tuple[str, int]]:
@@ -116,15 +90,8 @@ def test_three_reruns_after_a_full_speed_publish_leave_exactly_the_produced_rows
 
 
 def test_loaders_joining_and_leaving_one_group_while_data_flows(settings):
-    con = lake.connect(settings)
-    ensure_tables(con)  # so the test can count rows before a loader has created the tables
-    con.close()
-    sim = simulation(controllers=300, hours=2, seed=23)
-    published = {}
-    producer = threading.Thread(
-        target=lambda: published.update(summary=publish_simulation(settings, sim, speed=sim.config.hours * 3600 / 30))
-    )
-    producer.start()
+    create_tables(settings)
+    producer, published = start_publishing(settings, simulation(controllers=300, hours=2, seed=23), seconds=30)
 
     def start_loader() -> subprocess.Popen:
         args = ["ingest", "--follow", "--json", "--flush-rows", "20000", "--flush-seconds", "0.5"]
