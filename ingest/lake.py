@@ -99,10 +99,8 @@ def connect(settings: Settings | None = None, *, read_only: bool = False) -> duc
     with catalog_lock(settings, shared=read_only):
         attempt = 1
         while True:
-            con = _session(catalog, settings.data_path)
+            con = session(settings)
             try:
-                if _object_store(settings.data_path):
-                    _create_s3_secret(con, settings)
                 con.execute(attach)
                 con.execute(f"USE {LAKE_ALIAS}")
                 return con
@@ -118,11 +116,19 @@ def connect(settings: Settings | None = None, *, read_only: bool = False) -> duc
             attempt += 1
 
 
-def _session(catalog: str, data_path: str = "") -> duckdb.DuckDBPyConnection:
+def session(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB session ready to attach the lake or its catalog database: the extensions the catalog and
+    the data path need, and the S3 secret for an object-store data path."""
     # No progress bar: it goes to stdout and would corrupt machine-readable output (`leo-fleet sql --format csv`).
     con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
-    _load_extensions(con, catalog, data_path)
+    try:
+        con.execute("SET enable_progress_bar = false")
+        _load_extensions(con, settings.catalog, settings.data_path)
+        if _object_store(settings.data_path):
+            _create_s3_secret(con, settings)
+    except BaseException:
+        con.close()
+        raise
     return con
 
 

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from ingest import broker
-from ingest.lake import LAKE_ALIAS, _session
+from ingest.lake import LAKE_ALIAS, session
 from ingest.settings import ENV_PREFIX, Settings
 from pipelines.materialize import QUIET_RUN, Stage, StageRun, materialize_span, stages
 from pipelines.partitions import PARTITIONS_START_ENV, Window, partitions_start
@@ -119,7 +119,7 @@ def catalog_label(settings: Settings) -> str:
 def _metadata_session(settings: Settings) -> duckdb.DuckDBPyConnection:
     """A DuckDB session with the catalog's own database (not the lake in it) attached as METADATA_ALIAS."""
     kind, target = settings.catalog.split(":", 1)
-    con = _session(settings.catalog)
+    con = session(settings)
     try:
         con.execute(f"ATTACH '{target}' AS {METADATA_ALIAS} (TYPE {'postgres' if kind == 'postgres' else 'sqlite'})")
     except BaseException:
@@ -162,7 +162,7 @@ def empty_catalog(settings: Settings) -> None:
     directory or an object store): drop every table, expire every snapshot, delete every file no snapshot needs
     (files already gone are skipped). Then drop DuckLake's metadata tables (including inlined data) and the marker.
     """
-    con = _session(settings.catalog)
+    con = session(settings)
     try:
         con.execute(f"ATTACH 'ducklake:{settings.catalog}' AS {LAKE_ALIAS}")  # no DATA_PATH: the one it stores
         tables = con.execute(

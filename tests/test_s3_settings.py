@@ -85,9 +85,8 @@ def test_an_s3_data_path_gets_its_secret_and_httpfs_from_the_wheel(tmp_path: Pat
             "AWS_SECRET_ACCESS_KEY": SECRET,
         }
     )
-    con = lake._session(settings.catalog, settings.data_path)
+    con = lake.session(settings)
     try:
-        lake._create_s3_secret(con, settings)
         loaded = {
             row[0] for row in con.execute("SELECT extension_name FROM duckdb_extensions() WHERE loaded").fetchall()
         }
