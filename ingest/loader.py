@@ -388,7 +388,10 @@ class Loader:
         """Resume each partition after its watermark under the topic's current id; a partition with watermarks only
         under older ids belongs to a recreated topic and is read from its beginning."""
         self.assigned_at = self.assigned_at or time.monotonic()
-        self._paused = False  # a new assignment starts unpaused, and drain() emptied the buffer before it
+        # drain() emptied the buffer before the rebalance, so the new assignment starts unpaused; kafka-python keeps
+        # the paused flag of partitions that stay assigned, so resume them explicitly or they never fetch again.
+        self._consumer.resume(*assigned)
+        self._paused = False
         marks = watermarks(self._reader)
         recorded = _recorded_recreations(self._reader)
         for topic in {tp.topic for tp in assigned}:
