@@ -32,16 +32,16 @@ sys.path.insert(0, str(REPO))
 
 from ingest.contract import TIME_COLUMNS  # noqa: E402
 from ingest.lake import connect  # noqa: E402
-from ingest.loader import load_run_directory  # noqa: E402
-from ingest.parquet_sink import write_run  # noqa: E402
+from ingest.lake.loader import load_run_directory  # noqa: E402
 from ingest.settings import Settings  # noqa: E402
-from ingest.sim_config import SimConfig  # noqa: E402
-from ingest.simulator import Simulation  # noqa: E402
+from ingest.sim.config import SimConfig  # noqa: E402
+from ingest.sim.parquet_sink import write_run  # noqa: E402
+from ingest.sim.simulator import Simulation  # noqa: E402
 from pipelines.definitions import defs  # noqa: E402
+from pipelines.lib.partitions import Window  # noqa: E402
+from pipelines.lib.resources import LakeResource  # noqa: E402
+from pipelines.lib.telemetry import raw_table  # noqa: E402
 from pipelines.materialize import StageRun, materialize_span  # noqa: E402
-from pipelines.partitions import Window  # noqa: E402
-from pipelines.resources import LakeResource  # noqa: E402
-from pipelines.telemetry import raw_table  # noqa: E402
 
 TARGET_S = 300.0
 

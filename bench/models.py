@@ -60,8 +60,8 @@ def progress() -> Progress:
 def generate(path: Path, inventory_path: Path, rows: int) -> None:
     """Stream simulator chunks into `path` until it holds at least `rows` latency rows (via a temporary file),
     and the fleet's inventory (racks, for rack-grouped SLOs) into `inventory_path`."""
-    from ingest.sim_config import SimConfig
-    from ingest.simulator import Simulation
+    from ingest.sim.config import SimConfig
+    from ingest.sim.simulator import Simulation
 
     rows_per_hour = 2 * CONTROLLERS * 3600 // INTERVAL_S  # a lower bound: local-DRAM rows come on top
     config = SimConfig(controllers=CONTROLLERS, hours=-(-rows // rows_per_hour), interval_s=INTERVAL_S, seed=SEED)

@@ -33,14 +33,15 @@ sys.path.insert(0, str(REPO))
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 
-from ingest import broker, codec, contract, lake  # noqa: E402
-from ingest.loader import FETCH_CONFIG, Loader, LoaderOptions  # noqa: E402
-from ingest.producer import PRODUCER_CONFIG  # noqa: E402
-from ingest.publish import publish_simulation  # noqa: E402
-from ingest.raw_tables import RAW, duckdb_safe, ensure_tables  # noqa: E402
+from ingest import contract, lake  # noqa: E402
+from ingest.kafka import broker, codec  # noqa: E402
+from ingest.kafka.producer import PRODUCER_CONFIG  # noqa: E402
+from ingest.kafka.publish import publish_simulation  # noqa: E402
+from ingest.lake.loader import FETCH_CONFIG, Loader, LoaderOptions  # noqa: E402
+from ingest.lake.raw_tables import RAW, duckdb_safe, ensure_tables  # noqa: E402
 from ingest.settings import KafkaSettings, Settings  # noqa: E402
-from ingest.sim_config import SimConfig  # noqa: E402
-from ingest.simulator import Simulation  # noqa: E402
+from ingest.sim.config import SimConfig  # noqa: E402
+from ingest.sim.simulator import Simulation  # noqa: E402
 
 STREAMS = (contract.TOPIC_ERRORS, contract.TOPIC_LINK, contract.TOPIC_LATENCY)
 RAW_TOPIC = "bench.opaque"

@@ -39,11 +39,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ingest import broker  # noqa: E402
-from ingest.publish import publish_simulation  # noqa: E402
+from ingest.kafka.publish import publish_simulation  # noqa: E402
 from ingest.settings import KafkaSettings, Settings  # noqa: E402
-from ingest.sim_config import SimConfig  # noqa: E402
-from ingest.simulator import Simulation  # noqa: E402
-from tests.kafka.helpers import CLI, cli_env, create_tables, duplicates, stored_rows  # noqa: E402
+from ingest.sim.config import SimConfig  # noqa: E402
+from ingest.sim.simulator import Simulation  # noqa: E402
+from tests.ingest.kafka.helpers import CLI, cli_env, create_tables, duplicates, stored_rows  # noqa: E402
 from tests.postgres import PostgresServer, postgres_server  # noqa: E402
 from tests.s3 import S3Server, s3_server  # noqa: E402
 

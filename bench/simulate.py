@@ -35,9 +35,9 @@ QUICK_SIZES = ((1_000, 6.0), (10_000, 1.0), (100_000, 0.1))
 
 def measure(controllers: int, hours: float, repeats: int, end_to_end: bool) -> dict:
     """Run inside a child process: generation (best of `repeats`), copy ceiling, optional Parquet write."""
-    from ingest.parquet_sink import write_run
-    from ingest.sim_config import SimConfig
-    from ingest.simulator import Simulation
+    from ingest.sim.config import SimConfig
+    from ingest.sim.parquet_sink import write_run
+    from ingest.sim.simulator import Simulation
 
     config = SimConfig(controllers=controllers, hours=hours, seed=1)
     started = time.perf_counter()

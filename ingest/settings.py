@@ -20,7 +20,7 @@ SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 # kafka-python's SASL mechanisms that need only a username and password, the credentials these settings carry
 # (its GSSAPI, OAUTHBEARER and AWS_MSK_IAM need configuration objects an environment variable cannot hold).
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-# The catalogs ingest/lake.py knows how to attach (it loads the matching DuckDB extension).
+# The catalogs ingest/lake/__init__.py knows how to attach (it loads the matching DuckDB extension).
 CATALOG_KINDS = ("sqlite:", "postgres:")
 MAX_PORT = 65_535
 MAX_PARTITIONS = 1_000
@@ -85,7 +85,7 @@ CREDENTIALS_PROFILE = "default"
 @dataclass(frozen=True)
 class S3Settings:
     """How DuckDB reaches an object-store data path (LEO_FLEET_LAKE_DATA_PATH=s3://...): a DuckDB secret per
-    connection (ingest/lake.py). Unset fields keep DuckDB's defaults (AWS, vhost style, TLS). The secret key is never
+    connection (ingest/lake/). Unset fields keep DuckDB's defaults (AWS, vhost style, TLS). The secret key is never
     in repr, logs or metadata."""
 
     endpoint: str | None = None
@@ -125,7 +125,7 @@ class Settings:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     # How far a row's time may run ahead of the loader's clock before the message is quarantined (clock skew).
     max_clock_skew_s: float = 900.0
-    # First day of the Dagster partitions (LEO_FLEET_PARTITIONS_START, read by pipelines/partitions.py); None: its
+    # First day of the Dagster partitions (LEO_FLEET_PARTITIONS_START, read by pipelines/lib/partitions.py); None: its
     # default. Checked here with the rest, so a bad value is refused by every command, not only by Dagster.
     partitions_start: date | None = None
     # The object store of an s3:// data path.

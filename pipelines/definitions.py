@@ -11,8 +11,8 @@ from pathlib import Path
 import dagster as dg
 
 from ingest.settings import restrict_new_files
-from pipelines.marts import MARTS
-from pipelines.resources import LakeResource
+from pipelines.lib.marts import MARTS
+from pipelines.lib.resources import LakeResource
 
 restrict_new_files()  # `dagster dev` and run workers load this module: their reports and models stay private
 

@@ -22,13 +22,13 @@ import duckdb
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from ingest import broker
+from ingest.kafka import broker
 from ingest.lake import LAKE_ALIAS, session
 from ingest.settings import ENV_PREFIX, Settings
+from pipelines.lib.partitions import PARTITIONS_START_ENV, Window, partitions_start
+from pipelines.lib.resources import LakeResource
+from pipelines.lib.stream_status import raw_events, read_loader, read_streams
 from pipelines.materialize import QUIET_RUN, Stage, StageRun, materialize_span, stages
-from pipelines.partitions import PARTITIONS_START_ENV, Window, partitions_start
-from pipelines.resources import LakeResource
-from pipelines.stream_status import raw_events, read_loader, read_streams
 
 REPO = Path(__file__).resolve().parents[1]
 INSTANCE_CONFIG = REPO / "dagster.yaml"
@@ -258,7 +258,7 @@ def _reset_topics(settings: Settings) -> None:
     """Empty telemetry topics, so the fresh lake loads this run's telemetry only."""
     from kafka import KafkaAdminClient
 
-    from ingest.topics import TELEMETRY_TOPICS, ensure_topics
+    from ingest.kafka.topics import TELEMETRY_TOPICS, ensure_topics
 
     admin = KafkaAdminClient(**settings.kafka.client_config())
     try:
@@ -291,9 +291,9 @@ def _progress(console: Console) -> Progress:
 
 def stream_fleet(settings: Settings, options: DemoOptions, start: datetime, console: Console) -> int:
     """Simulate the fleet onto the telemetry topics; returns the rows published."""
-    from ingest.publish import publish_simulation
-    from ingest.sim_config import SimConfig
-    from ingest.simulator import Simulation
+    from ingest.kafka.publish import publish_simulation
+    from ingest.sim.config import SimConfig
+    from ingest.sim.simulator import Simulation
 
     simulation = Simulation(
         SimConfig(controllers=options.controllers, hours=options.hours, seed=options.seed, start=start)
@@ -311,7 +311,7 @@ def stream_fleet(settings: Settings, options: DemoOptions, start: datetime, cons
 
 def load(settings: Settings, expected_rows: int, console: Console) -> dict:
     """Run the exactly-once loader until the topics are drained."""
-    from ingest.loader import Loader, LoaderOptions
+    from ingest.lake.loader import Loader, LoaderOptions
 
     with _progress(console) as progress:
         task = progress.add_task("Kafka → lake (loader)", total=expected_rows)

@@ -25,8 +25,8 @@ import psutil
 from dagster._core.definitions.partitions.utils.time_window import TimeWindow
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from pipelines.partitions import DAILY, HOURLY, Window
-from pipelines.resources import LakeResource
+from pipelines.lib.partitions import DAILY, HOURLY, Window
+from pipelines.lib.resources import LakeResource
 
 # In-process runs log every event to the console at DEBUG by default; the instance's event log keeps them anyway.
 QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

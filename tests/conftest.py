@@ -18,13 +18,13 @@ from typing import NoReturn
 import dagster as dg
 import pytest
 
-from ingest import broker
-from ingest.broker import free_port
+from ingest.kafka import broker
+from ingest.kafka.broker import free_port
+from ingest.kafka.topics import reset_topics
 from ingest.settings import ENV_PREFIX, KafkaSettings, Settings
-from ingest.topics import reset_topics
 from pipelines.definitions import defs
 from pipelines.materialize import materialize_span
-from tests.kafka.helpers import CLI
+from tests.ingest.kafka.helpers import CLI
 from tests.postgres import PostgresServer, bin_dir, postgres_server
 from tests.s3 import S3Server, s3_server, weed_binary
 from tests.sample_lake import REPO, SAMPLE_SPAN, Materialized, instance_home, sample_lake

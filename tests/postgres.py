@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.broker import free_port
+from ingest.kafka.broker import free_port
 
 HOST = "127.0.0.1"
 SUPERUSER = "postgres"

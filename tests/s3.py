@@ -26,7 +26,7 @@ from pathlib import Path
 import duckdb
 import duckdb_extensions
 
-from ingest.broker import free_port
+from ingest.kafka.broker import free_port
 from ingest.settings import ENV_PREFIX
 from tests.processes import stop_process_group
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import dagster as dg
 
 from ingest.lake import LAKE_ALIAS, connect
-from ingest.loader import load_run_directory
+from ingest.lake.loader import load_run_directory
 from ingest.settings import Settings
+from pipelines.lib.partitions import Window
+from pipelines.lib.resources import LakeResource
 from pipelines.materialize import StageRun
-from pipelines.partitions import Window
-from pipelines.resources import LakeResource
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = REPO / "sample_data"

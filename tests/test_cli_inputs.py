@@ -26,10 +26,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import pipelines.demo  # noqa: F401  (imported once with the real environment: it reads LEO_FLEET_PARTITIONS_START)
-from ingest import broker, lake
+from ingest import lake
+from ingest.kafka import broker
 from ingest.settings import SASL_MECHANISMS, SECURITY_PROTOCOLS, Settings
 from pipelines.cli import main
-from tests.kafka.helpers import CLI
+from tests.ingest.kafka.helpers import CLI
 from tests.sample_lake import SAMPLE_SPAN, Materialized
 
 ENV_EXAMPLES = 1_000

@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _default_port() -> str:
     """What `start` listens on without --port, as the help shows it."""
-    from ingest import broker
+    from ingest.kafka import broker
 
     try:
         return f"{broker.configured_port(Settings.from_env())}, the port of KAFKA_BOOTSTRAP_SERVERS"
@@ -39,7 +39,7 @@ def _default_port() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ingest import broker
+    from ingest.kafka import broker
 
     settings = Settings.from_env()
     try:

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from kafka.errors import KafkaError
     from rich.console import Console
 
-    from ingest import broker
+    from ingest.kafka import broker
     from pipelines.demo import DemoError, DemoOptions, run_demo
 
     check_scale(args.controllers, args.hours)

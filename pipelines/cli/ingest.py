@@ -46,8 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from kafka.errors import KafkaError
 
-    from ingest.lake_writer import LakeWriteError
-    from ingest.loader import Loader, LoaderOptions
+    from ingest.lake.loader import Loader, LoaderOptions
+    from ingest.lake.writer import LakeWriteError
 
     settings = Settings.from_env()
     if args.group:

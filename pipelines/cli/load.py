@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ingest.loader import RunDirectoryError, load_run_directory
+    from ingest.lake.loader import RunDirectoryError, load_run_directory
 
     if not args.directory.is_dir():
         raise CliError(f"{args.directory} is not a directory")

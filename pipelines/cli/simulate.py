@@ -50,7 +50,7 @@ def add_simulation_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_scale(controllers: int, hours: float, fault_acceleration: float | None = None) -> None:
     """Refuse a run whose fault plan would not fit in memory (see SIMULATED_LOAD)."""
-    from ingest.sim_config import SimConfig
+    from ingest.sim.config import SimConfig
 
     fault_acceleration = fault_acceleration or SimConfig.fault_acceleration
     load = controllers * hours * max(1.0, fault_acceleration / SimConfig.fault_acceleration)
@@ -63,7 +63,7 @@ def check_scale(controllers: int, hours: float, fault_acceleration: float | None
 
 def simulation_config(args: argparse.Namespace):
     """A SimConfig from parsed arguments; cross-field problems become one-line CLI errors."""
-    from ingest.sim_config import SimConfig
+    from ingest.sim.config import SimConfig
 
     acceleration = {} if args.fault_acceleration is None else {"fault_acceleration": args.fault_acceleration}
     check_scale(args.controllers, args.hours, args.fault_acceleration)
@@ -102,8 +102,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from ingest.parquet_sink import write_run
-    from ingest.simulator import Simulation
+    from ingest.sim.parquet_sink import write_run
+    from ingest.sim.simulator import Simulation
 
     config = simulation_config(args)
     if args.to_kafka:

@@ -30,9 +30,9 @@ def run_to_kafka(args: argparse.Namespace, config) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ingest.producer import DeliveryError
-    from ingest.publish import publish_simulation
-    from ingest.simulator import Simulation
+    from ingest.kafka.producer import DeliveryError
+    from ingest.kafka.publish import publish_simulation
+    from ingest.sim.simulator import Simulation
 
     if args.out is not None:
         raise CliError("--to-kafka publishes instead of writing Parquet: give either --out or --to-kafka")

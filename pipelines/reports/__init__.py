@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.partitions import Window
+from pipelines.lib.partitions import Window
 from pipelines.reports.figures import MissingViews, collect, missing_data
 from pipelines.reports.periods import PERIODS, period_label, period_window
 from pipelines.reports.render import Report, write

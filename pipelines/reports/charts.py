@@ -1,4 +1,4 @@
-"""The report's charts, one PNG per section, drawn with the catalog's chart helpers (pipelines/metadata.py).
+"""The report's charts, one PNG per section, drawn with the catalog's chart helpers (pipelines/lib/metadata.py).
 
 A chart with nothing to show still renders, with a note saying so: a reader can tell "no events" from "missing".
 """
@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from matplotlib.axes import Axes
 
-from pipelines.metadata import draw, png, time_axis
+from pipelines.lib.metadata import draw, png, time_axis
 from pipelines.reports.figures import Figures
 
 

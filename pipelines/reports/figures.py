@@ -17,10 +17,10 @@ import pyarrow.compute as pc
 
 from models.histogram import merge_table, with_quantiles
 from models.slo import LatencySli, Slo
-from pipelines import slos as spec
-from pipelines.marts import MARTS, read_window
-from pipelines.partitions import Window
-from pipelines.sql import SCHEMA
+from pipelines.lib import slos as spec
+from pipelines.lib.marts import MARTS, read_window
+from pipelines.lib.partitions import Window
+from pipelines.lib.sql import SCHEMA
 
 WORST_ROWS = 10
 LEVELS = ("controller", "host", "rack")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from pipelines.partitions import DAY_FORMAT, Window
+from pipelines.lib.partitions import DAY_FORMAT, Window
 
 PERIODS = ("day", "week", "month")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from pipelines.metadata import cell, markdown_table
+from pipelines.lib.metadata import cell, markdown_table
 from pipelines.reports import charts
 from pipelines.reports.figures import Figures
 

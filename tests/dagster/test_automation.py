@@ -9,11 +9,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ingest.raw_tables import Batch, ensure_tables, write_batch
+from ingest.lake.raw_tables import Batch, ensure_tables, write_batch
 from pipelines.defs.ingest_observe.observe import loader_observer
-from pipelines.marts import mart_key
-from pipelines.resources import LakeResource
-from pipelines.telemetry import raw_key
+from pipelines.lib.marts import mart_key
+from pipelines.lib.resources import LakeResource
+from pipelines.lib.telemetry import raw_key
 from tests.sample_lake import Materialized
 
 RAW_STREAMS = ("errors", "link", "latency", "inventory")

@@ -9,9 +9,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ingest.raw_tables import ROW_SCHEMAS, Batch, Position, Quarantined, Rows, message_digest, write_batch
-from pipelines.marts import mart_key
-from pipelines.resources import LakeResource
+from ingest.lake.raw_tables import ROW_SCHEMAS, Batch, Position, Quarantined, Rows, message_digest, write_batch
+from pipelines.lib.marts import mart_key
+from pipelines.lib.resources import LakeResource
 from tests.sample_lake import sample_lake
 
 CORRUPT_HOUR = ("2026-01-05 02:00:00+00", "2026-01-05 03:00:00+00")

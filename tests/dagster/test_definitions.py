@@ -11,9 +11,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipelines.marts import MARTS
+from pipelines.lib.marts import MARTS
+from pipelines.lib.partitions import HOURLY
 from pipelines.materialize import stages
-from pipelines.partitions import HOURLY
 from tests.sample_lake import REPO
 
 GROUPS = {"ingest", "latency", "slo", "links", "resets", "health", "anomaly", "quality", "reports"}

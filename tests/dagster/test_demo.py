@@ -9,11 +9,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ingest import broker
+from ingest.kafka import broker
 from ingest.lake import connect
 from ingest.settings import Settings
 from pipelines.demo import MARKER, DemoError, check_span, default_start, prepare_data_dir
-from pipelines.partitions import Window
+from pipelines.lib.partitions import Window
 from tests.conftest import DemoRun
 
 

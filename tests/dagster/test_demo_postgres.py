@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from ingest.broker import free_port
+from ingest.kafka.broker import free_port
 from ingest.lake import connect
 from ingest.settings import ENV_PREFIX, Settings
 from pipelines.demo import MARKER, DemoError, catalog_state, mask_secrets, prepare_data_dir, shell_env
 from tests.conftest import DEMO_START
-from tests.kafka.helpers import CLI
+from tests.ingest.kafka.helpers import CLI
 from tests.postgres import PostgresServer
 from tests.sample_lake import REPO
 

@@ -9,14 +9,14 @@ from dataclasses import replace
 import dagster as dg
 import pytest
 
-from ingest import broker
-from ingest.publish import publish_simulation
+from ingest.kafka import broker
+from ingest.kafka.publish import publish_simulation
 from ingest.settings import KafkaSettings, Settings
-from ingest.sim_config import SimConfig
-from ingest.simulator import Simulation
+from ingest.sim.config import SimConfig
+from ingest.sim.simulator import Simulation
 from pipelines.defs.ingest_observe.observe import loader_observer
-from pipelines.resources import LakeResource
-from pipelines.telemetry import raw_key
+from pipelines.lib.resources import LakeResource
+from pipelines.lib.telemetry import raw_key
 
 pytestmark = pytest.mark.kafka
 MINUTE_S = 60

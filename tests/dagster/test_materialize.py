@@ -8,9 +8,9 @@ import csv
 import dagster as dg
 import pytest
 
-from pipelines.marts import mart_key
+from pipelines.lib.marts import mart_key
+from pipelines.lib.partitions import DAILY, HOURLY, Window
 from pipelines.materialize import materialize_span, stages
-from pipelines.partitions import DAILY, HOURLY, Window
 from tests.sample_lake import SAMPLE_SPAN, Materialized
 
 HOURS = [f"2026-01-05-{h:02d}:00" for h in range(6)]

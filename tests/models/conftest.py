@@ -11,9 +11,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from ingest.parquet_sink import write_run
-from ingest.sim_config import SimConfig
-from ingest.simulator import Simulation
+from ingest.sim.config import SimConfig
+from ingest.sim.parquet_sink import write_run
+from ingest.sim.simulator import Simulation
 from models.evaluation import score_detections
 from models.holdout import DEFAULT_SLOS, Protocol, Run, controller_latency_slo
 from models.series import equals

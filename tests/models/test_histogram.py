@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingest.contract import HISTOGRAM_BASE, bucket_index
-from ingest.sim_config import SimConfig
-from ingest.simulator import Simulation
+from ingest.sim.config import SimConfig
+from ingest.sim.simulator import Simulation
 from models.grouping import group_ids
 from models.histogram import (
     QUANTILE_REL_ERROR_BOUND,

@@ -38,7 +38,7 @@ def race_worker(tasks: Queue, results: Queue) -> None:
     "ok", "no lake" (LakeNotFoundError) or the error, with the seconds it took. A None task ends the worker; "ready"
     first, once imported."""
     from ingest import lake
-    from ingest.raw_tables import ensure_tables
+    from ingest.lake.raw_tables import ensure_tables
 
     results.put(("ready", 0.0))
     for settings, read_only, go_at in iter(tasks.get, None):
@@ -63,7 +63,7 @@ def race_worker(tasks: Queue, results: Queue) -> None:
 def run_cli(ready: Path, go: Path, args: list[str]) -> int:
     # What the subcommands import lazily, imported before the start signal like everything else.
     import ingest.lake
-    import ingest.loader
+    import ingest.lake.loader
     import pipelines.cli.ingest
     import pipelines.cli.sql
     from pipelines.cli import main
@@ -84,9 +84,9 @@ def run_dagster(ready: Path, go: Path, data_dir: str) -> int:
     from pipelines.definitions import defs
     from pipelines.defs.reports.sql_views import VIEWS_KEY
     from pipelines.demo import dagster_home
+    from pipelines.lib.partitions import Window
+    from pipelines.lib.resources import LakeResource
     from pipelines.materialize import Stage, run_stage
-    from pipelines.partitions import Window
-    from pipelines.resources import LakeResource
 
     definitions = defs()
     instance = dg.DagsterInstance.from_config(str(dagster_home(Path(data_dir))))

@@ -10,10 +10,10 @@ import sys
 import dagster as dg
 
 from pipelines.definitions import defs
-from pipelines.marts import mart_key
+from pipelines.lib.marts import mart_key
+from pipelines.lib.partitions import HOURLY
+from pipelines.lib.resources import LakeResource
 from pipelines.materialize import Stage, run_stage
-from pipelines.partitions import HOURLY
-from pipelines.resources import LakeResource
 from tests.sample_lake import SAMPLE_SPAN
 
 MART = "latency_rollups"

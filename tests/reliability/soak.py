@@ -16,9 +16,9 @@ import psutil
 import pyarrow as pa
 
 from ingest import contract
-from ingest.producer import TelemetryProducer
+from ingest.kafka.producer import TelemetryProducer
 from ingest.settings import Settings
-from tests.kafka.helpers import CLI, STREAMS, cli_env, lake_count, simulated_streams, simulation
+from tests.ingest.kafka.helpers import CLI, STREAMS, cli_env, lake_count, simulated_streams, simulation
 
 RSS_EVERY_S = 1.0
 

@@ -15,16 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from ingest import broker, lake
-from ingest.loader import RECREATED, Loader, LoaderOptions
-from ingest.producer import DeliveryError, TelemetryProducer
-from ingest.publish import publish_simulation
-from ingest.raw_tables import ensure_tables
+from ingest import lake
+from ingest.kafka import broker
+from ingest.kafka.producer import DeliveryError, TelemetryProducer
+from ingest.kafka.publish import publish_simulation
+from ingest.kafka.topics import ensure_topics
+from ingest.lake.loader import RECREATED, Loader, LoaderOptions
+from ingest.lake.raw_tables import ensure_tables
 from ingest.settings import KafkaSettings, Settings
-from ingest.sim_config import SimConfig
-from ingest.simulator import Simulation
-from ingest.topics import ensure_topics
-from tests.kafka.helpers import (
+from ingest.sim.config import SimConfig
+from ingest.sim.simulator import Simulation
+from tests.ingest.kafka.helpers import (
     NATURAL_KEYS,
     STREAMS,
     duplicates,

@@ -1,4 +1,4 @@
-"""The real loader process crashed at each step of a load (ingest/fault_injection.py), then restarted: the lake
+"""The real loader process crashed at each step of a load (ingest/lake/fault_injection.py), then restarted: the lake
 holds every produced row exactly once (pipeline_patterns.md §2: rows and watermark in one transaction, the lake's
 watermark, not Kafka's committed offset, decides where a restarted loader resumes)."""
 
@@ -11,11 +11,11 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from ingest import lake
-from ingest.fault_injection import ENV, EXIT_CODE, STAGES
-from ingest.producer import TelemetryProducer
-from ingest.raw_tables import watermarks
+from ingest.kafka.producer import TelemetryProducer
+from ingest.lake.fault_injection import ENV, EXIT_CODE, STAGES
+from ingest.lake.raw_tables import watermarks
 from ingest.settings import Settings
-from tests.kafka.helpers import (
+from tests.ingest.kafka.helpers import (
     CLI,
     NATURAL_KEYS,
     cli_env,

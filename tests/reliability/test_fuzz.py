@@ -28,14 +28,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kafka import KafkaProducer
 
-from ingest import codec, contract, lake
-from ingest.lake_writer import LakeWriter
-from ingest.loader import _Pending
-from ingest.raw_tables import QUARANTINE_TABLE, RAW, ensure_tables
+from ingest import contract, lake
+from ingest.kafka import codec
+from ingest.kafka.topics import reset_topics
+from ingest.lake.loader import _Pending
+from ingest.lake.raw_tables import QUARANTINE_TABLE, RAW, ensure_tables
+from ingest.lake.writer import LakeWriter
 from ingest.settings import KafkaSettings, Settings
-from ingest.topics import reset_topics
-from tests.kafka.helpers import as_stored, run_loader
-from tests.kafka.jsonl import to_jsonl
+from tests.ingest.kafka.helpers import as_stored, run_loader
+from tests.ingest.kafka.jsonl import to_jsonl
 
 FUZZ_EXAMPLES = int(os.environ.get("LEO_FLEET_FUZZ_EXAMPLES", "15"))
 # Through the broker each example costs a topic reset and a consumer-group join (~5 s).

@@ -1,5 +1,5 @@
 """A Dagster run worker killed in the middle of writing a mart partition (between the DELETE of the window's old
-rows and the INSERT of the new ones, ingest/fault_injection.py). A reader polling the lake throughout never sees
+rows and the INSERT of the new ones, ingest/lake/fault_injection.py). A reader polling the lake throughout never sees
 a partial window, and a rerun leaves exactly the rows of an uninterrupted run (pipelines/marts.replace_window:
 one transaction per window)."""
 
@@ -15,9 +15,9 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from ingest.fault_injection import ENV, EXIT_CODE, MART_STAGE
-from pipelines.marts import MARTS
-from pipelines.resources import LakeResource
+from ingest.lake.fault_injection import ENV, EXIT_CODE, MART_STAGE
+from pipelines.lib.marts import MARTS
+from pipelines.lib.resources import LakeResource
 from tests.reliability.mart_worker import MART, materialize_mart
 from tests.sample_lake import instance_home, sample_lake
 

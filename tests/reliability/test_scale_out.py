@@ -18,7 +18,7 @@ import pytest
 
 from ingest import lake
 from ingest.settings import S3Settings, Settings
-from tests.kafka.helpers import (
+from tests.ingest.kafka.helpers import (
     CLI,
     assert_exactly,
     cli_env,

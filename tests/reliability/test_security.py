@@ -23,13 +23,13 @@ import pytest
 from rich.console import Console
 
 from ingest import contract, lake
-from ingest.broker import free_port
-from ingest.producer import TelemetryProducer
+from ingest.kafka.broker import free_port
+from ingest.kafka.producer import TelemetryProducer
 from ingest.settings import KafkaSettings, Settings
 from pipelines import demo
-from pipelines.partitions import Window
+from pipelines.lib.partitions import Window
 from tests.conftest import DemoRun
-from tests.kafka.helpers import CLI, cli_env, simulated_streams, simulation
+from tests.ingest.kafka.helpers import CLI, cli_env, simulated_streams, simulation
 from tests.processes import stop_process_group
 
 REPO = Path(__file__).resolve().parents[2]

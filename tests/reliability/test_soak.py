@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from ingest.settings import Settings
-from tests.kafka.helpers import stored_rows
+from tests.ingest.kafka.helpers import stored_rows
 from tests.reliability.soak import SoakResult, run_soak, stored_messages
 
 pytestmark = pytest.mark.kafka

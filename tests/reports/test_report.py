@@ -14,10 +14,10 @@ from ingest import lake
 from ingest.settings import Settings
 from models.histogram import merge_table, with_quantiles
 from models.slo import evaluate
-from pipelines import slos as spec
 from pipelines.cli import main
-from pipelines.marts import read_window
-from pipelines.partitions import Window
+from pipelines.lib import slos as spec
+from pipelines.lib.marts import read_window
+from pipelines.lib.partitions import Window
 from pipelines.reports import period_label, period_window
 from pipelines.reports.render import SECTIONS
 from tests.sample_lake import SAMPLE_SPAN, Materialized

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from ingest.publish import publish_simulation
+from ingest.kafka.publish import publish_simulation
+from ingest.kafka.topics import reset_topics
 from ingest.settings import KafkaSettings, Settings, default_data_dir
-from ingest.sim_config import SimConfig
-from ingest.simulator import Simulation
-from ingest.topics import reset_topics
+from ingest.sim.config import SimConfig
+from ingest.sim.simulator import Simulation
 from pipelines.cli.sql import execute
-from tests.kafka.helpers import CLI, cli_env
+from tests.ingest.kafka.helpers import CLI, cli_env
 from tests.sample_lake import SAMPLE_SPAN, Materialized, copy_lake
 from tests.sql.helpers import DOC, documented_queries, sre_session
 

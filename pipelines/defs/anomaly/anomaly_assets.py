@@ -23,13 +23,13 @@ from models.anomaly import (
     smoothed_alarms,
     train_isolation_forest,
 )
-from pipelines.assets import FOLLOW_INPUTS, mart_asset, publish
-from pipelines.features import ANOMALY_MODEL_KEY, TrainingConfig, anomaly_model_dir, training_rows, window_features
-from pipelines.marts import mart_key
-from pipelines.metadata import chart, count_by, markdown_table
-from pipelines.partitions import Window
-from pipelines.resources import LakeResource
-from pipelines.telemetry import raw_key
+from pipelines.lib.assets import FOLLOW_INPUTS, mart_asset, publish
+from pipelines.lib.features import ANOMALY_MODEL_KEY, TrainingConfig, anomaly_model_dir, training_rows, window_features
+from pipelines.lib.marts import mart_key
+from pipelines.lib.metadata import chart, count_by, markdown_table
+from pipelines.lib.partitions import Window
+from pipelines.lib.resources import LakeResource
+from pipelines.lib.telemetry import raw_key
 
 GROUP = "anomaly"
 SCORES = "anomaly_scores"

@@ -13,13 +13,13 @@ from matplotlib.axes import Axes
 
 from ingest.contract import TS
 from models.health import HEALTH_SCHEMA, HealthPolicy, fit_baseline, health_table, score_health
-from pipelines.assets import FOLLOW_INPUTS, mart_asset, publish
-from pipelines.features import TrainingConfig, training_rows, window_features
-from pipelines.marts import MARTS, mart_key, replace_table
-from pipelines.metadata import chart, markdown_table
-from pipelines.partitions import Window
-from pipelines.resources import LakeResource
-from pipelines.telemetry import raw_key
+from pipelines.lib.assets import FOLLOW_INPUTS, mart_asset, publish
+from pipelines.lib.features import TrainingConfig, training_rows, window_features
+from pipelines.lib.marts import MARTS, mart_key, replace_table
+from pipelines.lib.metadata import chart, markdown_table
+from pipelines.lib.partitions import Window
+from pipelines.lib.resources import LakeResource
+from pipelines.lib.telemetry import raw_key
 
 GROUP = "health"
 BASELINE = "health_baseline"

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import dagster as dg
 import duckdb
 
-from pipelines.resources import LakeResource
-from pipelines.stream_status import StreamStatus, raw_events, read_loader, read_streams
+from pipelines.lib.resources import LakeResource
+from pipelines.lib.stream_status import StreamStatus, raw_events, read_loader, read_streams
 
 # The docs suggest 60–120 s for observation sensors; the loader reports at least every 30 s.
 OBSERVE_EVERY_S = 60
@@ -44,7 +44,7 @@ def loader_observer(context: dg.SensorEvaluationContext, lake: LakeResource) -> 
 def load_until_idle(
     context: dg.OpExecutionContext, lake: LakeResource
 ) -> Iterator[dg.AssetObservation | dg.AssetMaterialization | dg.Output]:
-    from ingest.loader import Loader, LoaderOptions
+    from ingest.lake.loader import Loader, LoaderOptions
 
     def log(status: dict) -> None:
         context.log.info(

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import dagster as dg
 
 from ingest.contract import TABLE_NAMES, TELEMETRY_SCHEMAS
-from pipelines.quality import quarantine_share, schema_drift
-from pipelines.resources import LakeResource
-from pipelines.telemetry import raw_key
+from pipelines.lib.quality import quarantine_share, schema_drift
+from pipelines.lib.resources import LakeResource
+from pipelines.lib.telemetry import raw_key
 
 SCHEMA_CHECK = "schema_matches_contract"
 QUARANTINE_CHECK = "quarantine_rate"

@@ -20,8 +20,8 @@ from ingest.contract import (
     TOPIC_LINK,
     TRUTH_FAULTS_SCHEMA,
 )
-from pipelines.metadata import column_schema
-from pipelines.telemetry import RAW, TRUTH_TABLE, raw_key
+from pipelines.lib.metadata import column_schema
+from pipelines.lib.telemetry import RAW, TRUTH_TABLE, raw_key
 
 INGEST_GROUP = "ingest"
 INGEST_OWNERS = ["team:fleet-telemetry"]

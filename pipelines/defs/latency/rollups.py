@@ -12,12 +12,12 @@ from matplotlib.axes import Axes
 from ingest.contract import LATENCY_SCHEMA, TOPIC_LATENCY
 from models.histogram import merge_table, with_quantiles
 from models.rollup import rollup
-from pipelines.assets import AFTER_LOAD, mart_asset, mart_check, publish
-from pipelines.metadata import chart, markdown_table, time_axis
-from pipelines.partitions import Window
-from pipelines.quality import HISTOGRAM_CHECK, HISTOGRAM_CHECK_DESCRIPTION, histogram_consistency
-from pipelines.resources import LakeResource
-from pipelines.telemetry import raw_key, read_stream
+from pipelines.lib.assets import AFTER_LOAD, mart_asset, mart_check, publish
+from pipelines.lib.metadata import chart, markdown_table, time_axis
+from pipelines.lib.partitions import Window
+from pipelines.lib.quality import HISTOGRAM_CHECK, HISTOGRAM_CHECK_DESCRIPTION, histogram_consistency
+from pipelines.lib.resources import LakeResource
+from pipelines.lib.telemetry import raw_key, read_stream
 
 NAME = "latency_rollups"
 HOUR_S = 3600

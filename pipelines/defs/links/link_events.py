@@ -11,12 +11,12 @@ from ingest.contract import TOPIC_ERRORS, TOPIC_LINK
 from models.features import Detections
 from models.link_events import INCIDENTS_SCHEMA
 from models.series import Controllers
-from pipelines.assets import AFTER_LOAD, mart_asset, mart_check, publish
-from pipelines.metadata import chart, count_by, markdown_table
-from pipelines.partitions import Window
-from pipelines.quality import counters_monotonic
-from pipelines.resources import LakeResource
-from pipelines.telemetry import raw_key, read_inventory, read_stream
+from pipelines.lib.assets import AFTER_LOAD, mart_asset, mart_check, publish
+from pipelines.lib.metadata import chart, count_by, markdown_table
+from pipelines.lib.partitions import Window
+from pipelines.lib.quality import counters_monotonic
+from pipelines.lib.resources import LakeResource
+from pipelines.lib.telemetry import raw_key, read_inventory, read_stream
 
 NAME = "link_events"
 # An outage's first traces can precede its hour, and the link comes back up after it: read an hour either side,

@@ -26,13 +26,13 @@ from models.evaluation import (
 )
 from models.holdout import Protocol
 from models.series import NS_PER_HOUR, NS_PER_S, Controllers, equals, timestamps_ns
-from pipelines.assets import FOLLOW_INPUTS, mart_asset, publish
-from pipelines.features import ANOMALY_MODEL_KEY, TEST_FRACTION, anomaly_model_dir
-from pipelines.marts import MARTS, Closed, in_window, mart_key, read_window
-from pipelines.metadata import markdown_table
-from pipelines.partitions import DAILY, Window, to_ns
-from pipelines.resources import LakeResource
-from pipelines.telemetry import TRUTH_TABLE, raw_key, read_inventory, read_truth
+from pipelines.lib.assets import FOLLOW_INPUTS, mart_asset, publish
+from pipelines.lib.features import ANOMALY_MODEL_KEY, TEST_FRACTION, anomaly_model_dir
+from pipelines.lib.marts import MARTS, Closed, in_window, mart_key, read_window
+from pipelines.lib.metadata import markdown_table
+from pipelines.lib.partitions import DAILY, Window, to_ns
+from pipelines.lib.resources import LakeResource
+from pipelines.lib.telemetry import TRUTH_TABLE, raw_key, read_inventory, read_truth
 
 NAME = "detection_quality"
 PROTOCOL = Protocol()

@@ -9,11 +9,11 @@ Markdown and CSV under <data dir>/reports/slo/<label>/) lives in pipelines/repor
 import dagster as dg
 
 from pipelines.defs.reports.sql_views import VIEWS_KEY
-from pipelines.marts import mart_key
-from pipelines.metadata import image, markdown_table
-from pipelines.partitions import DAILY, SINGLE_RUN, Window, partitions_start
+from pipelines.lib.marts import mart_key
+from pipelines.lib.metadata import image, markdown_table
+from pipelines.lib.partitions import DAILY, SINGLE_RUN, Window, partitions_start
+from pipelines.lib.resources import LakeResource
 from pipelines.reports import write_report
-from pipelines.resources import LakeResource
 
 REPORT_HOUR_UTC = 6  # each schedule reports on the period just ended once its late telemetry has landed
 MARTS_READ = ("slo_compliance", "slo_breaches", "latency_rollups", "link_events", "resets", "health_scores")

@@ -10,12 +10,12 @@ from ingest.contract import TOPIC_ERRORS, TOPIC_LINK
 from models.features import Detections
 from models.resets import RESETS_SCHEMA
 from models.series import Controllers
-from pipelines.assets import AFTER_LOAD, mart_asset, mart_check, publish
-from pipelines.metadata import count_by, markdown_table
-from pipelines.partitions import Window
-from pipelines.quality import counters_monotonic, telemetry_gaps
-from pipelines.resources import LakeResource
-from pipelines.telemetry import raw_key, read_inventory, read_stream
+from pipelines.lib.assets import AFTER_LOAD, mart_asset, mart_check, publish
+from pipelines.lib.metadata import count_by, markdown_table
+from pipelines.lib.partitions import Window
+from pipelines.lib.quality import counters_monotonic, telemetry_gaps
+from pipelines.lib.resources import LakeResource
+from pipelines.lib.telemetry import raw_key, read_inventory, read_stream
 
 NAME = "resets"
 # Evidence of a reset spans the last snapshot before it and the first after it: read an hour either side.

@@ -13,14 +13,14 @@ import pyarrow.compute as pc
 from ingest.contract import TABLE_NAMES, TOPIC_LATENCY, TS
 from models.series import NS_PER_HOUR
 from models.slo import BURN_WINDOWS, EventsSli, Slo, burn_timeline, evaluate
-from pipelines import slos as spec
-from pipelines.assets import AFTER_LOAD, mart_asset, mart_check, publish
-from pipelines.marts import MARTS, mart_key, read_window
-from pipelines.metadata import count_by, markdown_table
-from pipelines.partitions import Window, to_ns
-from pipelines.quality import HISTOGRAM_CHECK, HISTOGRAM_CHECK_DESCRIPTION, histogram_consistency
-from pipelines.resources import LakeResource
-from pipelines.telemetry import raw_key, read_inventory, read_stream
+from pipelines.lib import slos as spec
+from pipelines.lib.assets import AFTER_LOAD, mart_asset, mart_check, publish
+from pipelines.lib.marts import MARTS, mart_key, read_window
+from pipelines.lib.metadata import count_by, markdown_table
+from pipelines.lib.partitions import Window, to_ns
+from pipelines.lib.quality import HISTOGRAM_CHECK, HISTOGRAM_CHECK_DESCRIPTION, histogram_consistency
+from pipelines.lib.resources import LakeResource
+from pipelines.lib.telemetry import raw_key, read_inventory, read_stream
 
 SLI = "slo_sli"
 COMPLIANCE = "slo_compliance"

@@ -22,7 +22,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from ingest.broker import free_port
+from ingest.kafka.broker import free_port
 from ingest.settings import ENV_PREFIX
 from tests.processes import stop_process_group
 from tests.sample_lake import REPO, Materialized

@@ -1,0 +1,86 @@
+"""The shape every mart asset shares: its declaration (partitions, pool, owners, schema) and how it publishes.
+
+A mart asset reads its window from the lake, calls models/, and hands the rows to `publish`, which replaces the
+window in `marts.<name>` and returns the materialization with the catalog metadata every mart carries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import dagster as dg
+import pyarrow as pa
+
+from pipelines.lib.marts import Closed, mart_key, replace_window
+from pipelines.lib.metadata import column_schema
+from pipelines.lib.partitions import HOURLY, SINGLE_RUN, Window
+from pipelines.lib.resources import LakeResource
+from pipelines.lib.telemetry import RAW
+
+# Writers of the lake share this pool; dagster.yaml limits every pool to one step at a time.
+LAKE_WRITE_POOL = "lake_write"
+ANALYTICS_OWNERS = ("team:fleet-analytics",)
+# Marts over raw telemetry: ten minutes past each hour, once the loader has reported new rows since then (so
+# late telemetry of the hour has landed), the hour that just closed is computed.
+AFTER_LOAD = dg.AutomationCondition.on_cron("10 * * * *")
+# Downstream marts follow their mart inputs: each new or updated upstream partition is recomputed once. Raw
+# tables are ignored here: they reach these marts through the marts above.
+FOLLOW_INPUTS = dg.AutomationCondition.eager().ignore(dg.AssetSelection.key_prefixes(RAW))
+
+
+def mart_check(asset: str, name: str, description: str, *, blocking: bool = False) -> dg.AssetCheckSpec:
+    """A check computed in the asset's own step, from the rows it has just read."""
+    return dg.AssetCheckSpec(name, asset=mart_key(asset), description=description, blocking=blocking)
+
+
+def mart_asset(
+    name: str,
+    *,
+    group: str,
+    description: str,
+    schema: pa.Schema,
+    deps: Sequence[dg.AssetKey],
+    partitions_def: dg.PartitionsDefinition | None = HOURLY,
+    automation_condition: dg.AutomationCondition | None = FOLLOW_INPUTS,
+    check_specs: Sequence[dg.AssetCheckSpec] = (),
+) -> Callable:
+    """`@dg.asset` for `marts.<name>`: single-run backfills, the lake-write pool, catalog metadata."""
+    return dg.asset(
+        key=mart_key(name),
+        description=description,
+        group_name=group,
+        owners=list(ANALYTICS_OWNERS),
+        kinds={"duckdb", "python"},
+        deps=list(deps),
+        partitions_def=partitions_def,
+        backfill_policy=SINGLE_RUN if partitions_def else None,
+        pool=LAKE_WRITE_POOL,
+        automation_condition=automation_condition,
+        check_specs=list(check_specs),
+        metadata={"dagster/table_name": f"lake.marts.{name}", "dagster/column_schema": column_schema(schema)},
+    )
+
+
+def publish(
+    lake: LakeResource,
+    name: str,
+    rows: pa.Table,
+    window: Window,
+    time_column: str,
+    *,
+    closed: Closed = "left",
+    describe: Callable[[pa.Table], Mapping[str, object]] = lambda _: {},
+    check_results: Sequence[dg.AssetCheckResult] = (),
+) -> dg.MaterializeResult:
+    """Replace `window` in `marts.<name>` with `rows` and describe what was written."""
+    with lake.connection() as con:
+        written = replace_window(con, name, rows, time_column, window, closed)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": written.num_rows,
+            "dagster/column_schema": column_schema(written.schema),
+            "window": str(window),
+            **describe(written),
+        },
+        check_results=list(check_results),
+    )

@@ -1,0 +1,129 @@
+"""Reading a time window out of the lake and replacing exactly that window of a mart table.
+
+Assets never hold analytics logic; they read their window (plus any lookback the analytics need), call models/,
+and publish the result here. Publishing deletes the window's rows and inserts the new ones in ONE transaction, so
+a re-run replaces rather than duplicates, and a failure leaves the previous rows in place. Rows that the analytics
+produced for the lookback are dropped before writing: an asset only ever writes its own partitions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Literal
+
+import dagster as dg
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ingest.lake.fault_injection import MART_STAGE, crash_point
+from pipelines.lib.partitions import Window
+
+MARTS = "marts"
+
+
+def mart_key(name: str) -> dg.AssetKey:
+    """Asset key of a mart table: marts/<name>, mirroring its SQL name marts.<name>."""
+    return dg.AssetKey([MARTS, name])
+
+
+# Which side of the window a row's timestamp may touch: "left" keeps start <= t < end (events, windows keyed by
+# their start); "right" keeps start < t <= end (features and scores keyed by the end of the hour they describe).
+Closed = Literal["left", "right"]
+
+
+def read_window(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    time_column: str,
+    window: Window,
+    columns: str = "*",
+) -> pa.Table:
+    """Rows of `table` whose `time_column` lies in [window.start, window.end), as Arrow with nanosecond timestamps
+    (the lake stores microseconds; models/ computes in nanoseconds)."""
+    sql = f"SELECT {columns} FROM {table} WHERE {time_column} >= $start AND {time_column} < $end"
+    rows = con.execute(sql, {"start": window.start, "end": window.end}).to_arrow_table()
+    return rows.cast(pa.schema([_nanoseconds(field) for field in rows.schema]))
+
+
+def _nanoseconds(field: pa.Field) -> pa.Field:
+    if pa.types.is_timestamp(field.type) and field.type.unit != "ns":
+        return field.with_type(pa.timestamp("ns", tz=field.type.tz))
+    return field
+
+
+def read_mart(
+    con: duckdb.DuckDBPyConnection, name: str, schema: pa.Schema, time_column: str, window: Window
+) -> pa.Table:
+    """Rows of `marts.<name>` in `window`, cast back to the schema models/ produced them in."""
+    columns = ", ".join(f'"{n}"' for n in schema.names)
+    return read_window(con, f"{MARTS}.{name}", time_column, window, columns).cast(schema)
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    """Dictionary columns decoded to their values: the lake stores plain types."""
+    fields = [
+        field.with_type(field.type.value_type) if pa.types.is_dictionary(field.type) else field
+        for field in table.schema
+    ]
+    return table.cast(pa.schema(fields))
+
+
+def replace_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> pa.Table:
+    """Make `marts.<name>` hold exactly `table` (for unpartitioned results such as fitted baselines)."""
+    rows = _plain(table)
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {MARTS}")
+    con.register("incoming", rows)
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {MARTS}.{name} AS SELECT * FROM incoming")
+    finally:
+        con.unregister("incoming")
+    return rows
+
+
+def in_window(table: pa.Table, time_column: str, window: Window, closed: Closed = "left") -> pa.Table:
+    """The rows of `table` that belong to `window` (see `Closed`)."""
+    column = table.column(time_column)
+    start, end = pa.scalar(window.start, column.type), pa.scalar(window.end, column.type)
+    if closed == "left":
+        mask = pc.and_(pc.greater_equal(column, start), pc.less(column, end))
+    else:
+        mask = pc.and_(pc.greater(column, start), pc.less_equal(column, end))
+    return table.filter(pc.fill_null(mask, False))
+
+
+def replace_window(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    table: pa.Table,
+    time_column: str,
+    window: Window,
+    closed: Closed = "left",
+) -> pa.Table:
+    """Make `marts.<name>` hold exactly `table`'s rows for `window`; returns the rows written.
+
+    The table is created from the first result's schema; later writes insert by column name, so a model that adds a
+    column fails loudly instead of shifting values.
+    """
+    rows = _plain(in_window(table, time_column, window, closed))
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {MARTS}")
+    con.register("incoming", rows)
+    try:
+        con.execute(f"CREATE TABLE IF NOT EXISTS {MARTS}.{name} AS SELECT * FROM incoming LIMIT 0")
+        lower, upper = (">=", "<") if closed == "left" else (">", "<=")
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(
+                f"DELETE FROM {MARTS}.{name} WHERE {time_column} {lower} $start AND {time_column} {upper} $end",
+                {"start": window.start, "end": window.end},
+            )
+            crash_point(MART_STAGE)
+            con.execute(f"INSERT INTO {MARTS}.{name} BY NAME SELECT * FROM incoming")
+            con.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(duckdb.TransactionException):  # a failed COMMIT has already rolled back
+                con.execute("ROLLBACK")
+            raise
+    finally:
+        con.unregister("incoming")
+    return rows

@@ -1,0 +1,92 @@
+"""The SLO spec as the pipelines use it: slos.yaml, read at every run, and one SLI event series per SLO in the lake.
+
+Every SLO's series lands in one mart with its group (a controller, a rack, or the whole fleet) as a string, so the
+marts have one shape whatever each SLO groups by; `series_for` turns the rows back into models.slo's layout.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ingest.contract import TS
+from models.rollup import with_inventory
+from models.slo import EventsSli, Slo, duration_s, events_query, latency_series, load_slos
+
+# The one SLO spec file, at the repository root (architecture.md: one module owns each fact).
+SLO_SPEC = Path(__file__).resolve().parents[2] / "slos.yaml"
+# SLI series resolution: divides every burn window (5m … 4d) and keeps a fleet-day of per-controller series small.
+STEP_S = 300
+FLEET = "fleet"
+INVENTORY_COLUMNS = ("host", "rack", "region", "firmware_version")
+SLI_SCHEMA = pa.schema(
+    [
+        pa.field("slo", pa.string(), nullable=False),
+        pa.field("group_key", pa.string(), nullable=False),  # controller id, rack, ... or "fleet"
+        pa.field("ts", TS, nullable=False),  # start of the step
+        pa.field("good", pa.int64(), nullable=False),
+        pa.field("total", pa.int64(), nullable=False),
+    ]
+)
+
+
+def load() -> tuple[Slo, ...]:
+    return load_slos(SLO_SPEC)
+
+
+def lookback(slos: tuple[Slo, ...]) -> timedelta:
+    """History every alert tier needs at the start of a window: the longest long window of any SLO."""
+    return timedelta(seconds=max(duration_s(tier.long) for slo in slos for tier in slo.tiers))
+
+
+def _group_column(slo: Slo) -> str | None:
+    """The one column an SLO groups by (None = fleet-wide); the marts' group_key holds one dimension."""
+    if len(slo.group_columns) > 1:
+        raise ValueError(f"SLO {slo.name!r}: the SLO marts support one group_by dimension, not {list(slo.group_by)}")
+    return slo.group_columns[0] if slo.group_columns else None
+
+
+def keyed(table: pa.Table, slo: Slo) -> pa.Table:
+    """`table` (any models.slo output) with its group column replaced by leading `slo` and `group_key` columns."""
+    column = _group_column(slo)
+    key = table.column(column).cast(pa.string()) if column else pa.array([FLEET] * table.num_rows, pa.string())
+    rest = table.drop_columns([c for c in (column, "slo") if c and c in table.column_names])
+    names = pa.array([slo.name] * table.num_rows, pa.string())
+    return pa.Table.from_arrays([names, key, *rest.columns], names=["slo", "group_key", *rest.column_names])
+
+
+def latest_inventory(inventory: pa.Table) -> pa.Table:
+    """One row per controller: the attributes of its latest deployment."""
+    ids = pa.table({"controller_id": pc.unique(inventory.column("controller_id"))})
+    return with_inventory(ids, inventory, INVENTORY_COLUMNS)
+
+
+def sli_series(
+    con: duckdb.DuckDBPyConnection, slo: Slo, latency: pa.Table, events: dict[str, pa.Table], inventory: pa.Table
+) -> pa.Table:
+    """Good/total events of `slo` per group and STEP_S step, from the window's raw rows."""
+    if isinstance(slo.sli, EventsSli):
+        con.register("sli_events", events[slo.sli.table])
+        con.register("sli_inventory", latest_inventory(inventory))
+        try:
+            series = con.execute(events_query(slo, "sli_events", "sli_inventory", STEP_S)).to_arrow_table()
+        finally:
+            con.unregister("sli_events")
+            con.unregister("sli_inventory")
+    else:
+        wanted = [c for c in slo.group_columns if c in INVENTORY_COLUMNS and c not in latency.column_names]
+        rows = with_inventory(latency, inventory, wanted) if wanted else latency
+        series = latency_series(rows, slo, STEP_S)
+    return keyed(series, slo).select(SLI_SCHEMA.names).cast(SLI_SCHEMA)
+
+
+def series_for(rows: pa.Table, slo: Slo) -> pa.Table:
+    """The mart rows of one SLO in models.slo's series layout (its group column, ts, good, total)."""
+    mine = rows.filter(pc.equal(rows.column("slo"), slo.name))
+    columns = {"ts": mine.column("ts").cast(TS), "good": mine.column("good"), "total": mine.column("total")}
+    column = _group_column(slo)
+    return pa.table({column: mine.column("group_key"), **columns} if column else columns)

@@ -1,0 +1,94 @@
+-- leo-fleet SQL for SREs: views and table macros in schema `sre` of the lake, created by pipelines.lib.sql.install_views
+-- (the Dagster asset sre/views runs it after the marts; `leo-fleet demo` does too). Every statement is idempotent
+-- (CREATE OR REPLACE). Any DuckDB client that ATTACHes the lake and runs `USE <alias>` sees them; docs/sql.md.
+-- Statements end with a semicolon at the end of a line; the installer splits on that.
+-- Every ratio is summed bad events over summed events and every quantile comes from merged histograms
+-- (leo_quantiles): never an average of percentages or percentiles.
+
+CREATE SCHEMA IF NOT EXISTS sre;
+
+-- One row per controller: the attributes of its latest deployment (region, rack, host, firmware, link width).
+CREATE OR REPLACE VIEW sre.inventory AS
+SELECT controller_id, region, rack, host, memdev, pci_bdf, sku, capacity_gb, max_link_width, max_link_speed_gts,
+       firmware_version, deployed_at
+FROM raw.inventory
+QUALIFY row_number() OVER (PARTITION BY controller_id ORDER BY deployed_at DESC, kafka_offset DESC NULLS LAST) = 1;
+
+-- Hourly latency histograms per controller, tier and op, with where the controller sits: feed to leo_quantiles.
+CREATE OR REPLACE VIEW sre.latency_hourly AS
+SELECT l.* EXCLUDE (p50_ns, p90_ns, p99_ns, p999_ns), i.region, i.rack, i.firmware_version,
+       l.p50_ns, l.p90_ns, l.p99_ns, l.p999_ns
+FROM marts.latency_rollups l LEFT JOIN sre.inventory i USING (controller_id);
+
+-- Every hourly health score (0-100, higher is healthier) with its top reasons and the controller's attributes.
+CREATE OR REPLACE VIEW sre.health_history AS
+SELECT h.controller_id, i.region, i.rack, i.host, i.firmware_version, h.window_end, h.health, h.top_reasons,
+       h.* EXCLUDE (controller_id, window_end, health, top_reasons)
+FROM marts.health_scores h LEFT JOIN sre.inventory i USING (controller_id);
+
+-- The latest health score of every controller: the fleet at a glance.
+CREATE OR REPLACE VIEW sre.fleet_health AS
+SELECT * FROM sre.health_history
+QUALIFY row_number() OVER (PARTITION BY controller_id ORDER BY window_end DESC) = 1;
+
+-- Per SLO, group and hour: events, bad events, SLI, the hour's burn rate (error ratio / error budget), the
+-- burn rates of the standard windows at the end of the hour and the alert state then.
+CREATE OR REPLACE VIEW sre.slo_status AS
+SELECT slo, group_key, hour, objective, 1 - objective / 100 AS error_budget, events, bad_events, sli, met,
+       CASE WHEN events > 0 THEN (bad_events / events) / (1 - objective / 100) END AS burn_rate,
+       * EXCLUDE (slo, group_key, hour, objective, events, bad_events, sli, met, state), state
+FROM marts.slo_compliance;
+
+-- Per SLO and group over [from_ts, to_ts): events, bad events, SLI, burn rate and the error budget remaining
+-- (1 = untouched, 0 = spent, negative = overspent). The same figures as the SLO report and models.slo.
+CREATE OR REPLACE MACRO sre.slo_budget(from_ts, to_ts) AS TABLE
+SELECT slo, group_key, any_value(objective) AS objective, any_value(error_budget) AS error_budget,
+       sum(events)::BIGINT AS events, sum(bad_events)::BIGINT AS bad_events,
+       CASE WHEN sum(events) > 0 THEN 1 - sum(bad_events) / sum(events) END AS sli,
+       CASE WHEN sum(events) > 0 THEN (sum(bad_events) / sum(events)) / any_value(error_budget) END AS burn_rate,
+       CASE WHEN sum(events) > 0 THEN 1 - (sum(bad_events) / sum(events)) / any_value(error_budget) END
+           AS budget_remaining
+FROM sre.slo_status
+WHERE hour >= from_ts AND hour < to_ts
+GROUP BY slo, group_key;
+
+-- Calendar compliance history: per ISO week and per month (UTC session: `leo-fleet sql` sets it), SLO and group.
+-- Calendar periods, not the SLO's rolling window: models.slo and the alert states use the rolling one.
+CREATE OR REPLACE VIEW sre.slo_history AS
+SELECT p.period, date_trunc(p.period, s.hour) AS period_start, s.slo, s.group_key, any_value(s.objective) AS objective,
+       sum(s.events)::BIGINT AS events, sum(s.bad_events)::BIGINT AS bad_events,
+       CASE WHEN sum(s.events) > 0 THEN 1 - sum(s.bad_events) / sum(s.events) END AS sli,
+       CASE WHEN sum(s.events) > 0 THEN 1 - (sum(s.bad_events) / sum(s.events)) / any_value(s.error_budget) END
+           AS budget_remaining
+FROM sre.slo_status s CROSS JOIN (VALUES ('week'), ('month')) p(period)
+GROUP BY p.period, period_start, s.slo, s.group_key;
+
+-- Alert episodes (page, ticket, insufficient_data, absent) with their length; end is null while one lasts.
+CREATE OR REPLACE VIEW sre.slo_breaches AS
+SELECT slo, group_key, kind, tier, factor, start, "end", epoch("end" - start) AS duration_s, peak_burn
+FROM marts.slo_breaches;
+
+-- Link drops, retrains and width or speed downgrades with outage and recovery times and where they happened.
+CREATE OR REPLACE VIEW sre.link_events AS
+SELECT e.*, i.region, i.rack, i.host, i.firmware_version, i.max_link_width
+FROM marts.link_events e LEFT JOIN sre.inventory i USING (controller_id);
+
+-- Controller resets, explicit and inferred (silent), with detection delay and where they happened.
+CREATE OR REPLACE VIEW sre.controller_resets AS
+SELECT r.*, epoch(r.detected_ts - r.reset_ts) AS detection_delay_s, i.region, i.rack, i.host, i.firmware_version
+FROM marts.resets r LEFT JOIN sre.inventory i USING (controller_id);
+
+-- Everything flagged as anomalous, with a readable reason: controllers whose anomaly score alarmed (reasons:
+-- their health score's top reasons that hour) and event-rate anomalies (flapping links, reset loops, ...).
+CREATE OR REPLACE VIEW sre.anomalies AS
+SELECT 'controller' AS scope, a.controller_id AS subject, 'anomaly_score' AS kind, a.window_end, a.score,
+       NULL::DOUBLE AS p_value,
+       coalesce(nullif(array_to_string(list_transform(h.top_reasons,
+           r -> r.reason || ' (' || round(r.points, 1) || ' points)'), ', '), ''), 'no health reason that hour')
+           AS reasons
+FROM marts.anomaly_scores a LEFT JOIN marts.health_scores h USING (controller_id, window_end)
+WHERE a.alarm
+UNION ALL BY NAME
+SELECT scope, subject, kind, window_end, NULL::DOUBLE AS score, p_value,
+       printf('%s: %.4g observed vs %.4g expected (p = %.2g)', kind, observed, expected, p_value) AS reasons
+FROM marts.event_anomalies;
