@@ -40,7 +40,10 @@ from ingest.settings import Settings  # noqa: E402
 from models.histogram import MERGED_COLUMNS, with_quantiles  # noqa: E402
 from models.latency_detector import DetectorParams, score_table  # noqa: E402
 from models.rollup import ROLLUP_KEYS, rollup_stream, with_inventory  # noqa: E402
-from models.slo import LatencySli, Slo, evaluate, latency_series, load_slos  # noqa: E402
+from models.slo.burn import evaluate  # noqa: E402
+from models.slo.sli import latency_series  # noqa: E402
+from models.slo.spec import LatencySli, Slo  # noqa: E402
+from pipelines.lib.slos import load_slos  # noqa: E402
 
 BATCH_ROWS = 1 << 18
 CONTROLLERS = 1000

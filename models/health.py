@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from ingest.contract import TS
 from models.features import WindowFeatures
-from models.slo import Slo, duration_s
+from models.slo.spec import Slo, duration_s
 
 # Reason code -> (weight in points, features whose fleet-relative excess it measures). Weights sum to 100.
 FLEET_RELATIVE_REASONS: dict[str, tuple[float, tuple[str, ...]]] = {

@@ -51,7 +51,8 @@ from models.health import HealthPolicy, fit_baseline, score_health
 from models.link_events import link_incidents
 from models.resets import detect_resets
 from models.series import NS_PER_HOUR, NS_PER_S, Controllers, equals, median_spacing_s, numbers, timestamps_ns
-from models.slo import LatencySli, Slo, load_slos
+from models.slo.spec import LatencySli, Slo
+from pipelines.lib.slos import load_slos
 
 DEFAULT_SLOS = Path(__file__).resolve().parents[1] / "slos.yaml"
 WARNING = "early warning (UE/reset/drop in 24 h)"

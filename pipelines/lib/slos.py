@@ -1,7 +1,7 @@
 """The SLO spec as the pipelines use it: slos.yaml, read at every run, and one SLI event series per SLO in the lake.
 
 Every SLO's series lands in one mart with its group (a controller, a rack, or the whole fleet) as a string, so the
-marts have one shape whatever each SLO groups by; `series_for` turns the rows back into models.slo's layout.
+marts have one shape whatever each SLO groups by; `series_for` turns the rows back into models.slo.sli's layout.
 """
 
 from __future__ import annotations
@@ -12,10 +12,12 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import yaml
 
 from ingest.contract import TS
 from models.rollup import with_inventory
-from models.slo import EventsSli, Slo, duration_s, events_query, latency_series, load_slos
+from models.slo.sli import events_query, latency_series
+from models.slo.spec import EventsSli, Slo, SpecError, duration_s, parse_slos
 
 # The one SLO spec file, at the repository root (architecture.md: one module owns each fact).
 SLO_SPEC = Path(__file__).resolve().parents[2] / "slos.yaml"
@@ -32,6 +34,18 @@ SLI_SCHEMA = pa.schema(
         pa.field("total", pa.int64(), nullable=False),
     ]
 )
+
+
+def load_slos(path: str | Path) -> tuple[Slo, ...]:
+    """Read and validate a spec file; SpecError names the file on an unreadable or malformed one."""
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    return parse_slos(document, str(path))
 
 
 def load() -> tuple[Slo, ...]:
@@ -51,7 +65,7 @@ def _group_column(slo: Slo) -> str | None:
 
 
 def keyed(table: pa.Table, slo: Slo) -> pa.Table:
-    """`table` (any models.slo output) with its group column replaced by leading `slo` and `group_key` columns."""
+    """`table` (an SLI series or an SLO evaluation) with its group column replaced by leading `slo`, `group_key`."""
     column = _group_column(slo)
     key = table.column(column).cast(pa.string()) if column else pa.array([FLEET] * table.num_rows, pa.string())
     rest = table.drop_columns([c for c in (column, "slo") if c and c in table.column_names])
@@ -85,7 +99,7 @@ def sli_series(
 
 
 def series_for(rows: pa.Table, slo: Slo) -> pa.Table:
-    """The mart rows of one SLO in models.slo's series layout (its group column, ts, good, total)."""
+    """The mart rows of one SLO in models.slo.sli's series layout (its group column, ts, good, total)."""
     mine = rows.filter(pc.equal(rows.column("slo"), slo.name))
     columns = {"ts": mine.column("ts").cast(TS), "good": mine.column("good"), "total": mine.column("total")}
     column = _group_column(slo)

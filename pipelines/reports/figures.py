@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from models.histogram import merge_table, with_quantiles
-from models.slo import LatencySli, Slo
+from models.slo.spec import LatencySli, Slo
 from pipelines.lib import slos as spec
 from pipelines.lib.marts import MARTS, read_window
 from pipelines.lib.partitions import Window

@@ -13,7 +13,7 @@ import pytest
 from ingest import lake
 from ingest.settings import Settings
 from models.histogram import merge_table, with_quantiles
-from models.slo import evaluate
+from models.slo.burn import evaluate
 from pipelines.cli import main
 from pipelines.lib import slos as spec
 from pipelines.lib.marts import read_window

@@ -12,7 +12,8 @@ import pyarrow.compute as pc
 
 from ingest.contract import TABLE_NAMES, TOPIC_LATENCY, TS
 from models.series import NS_PER_HOUR
-from models.slo import BURN_WINDOWS, EventsSli, Slo, burn_timeline, evaluate
+from models.slo.burn import burn_timeline, evaluate
+from models.slo.spec import BURN_WINDOWS, EventsSli, Slo
 from pipelines.lib import slos as spec
 from pipelines.lib.assets import AFTER_LOAD, mart_asset, mart_check, publish
 from pipelines.lib.marts import MARTS, mart_key, read_window
