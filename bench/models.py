@@ -43,7 +43,7 @@ from models.rollup import ROLLUP_KEYS, rollup_stream, with_inventory  # noqa: E4
 from models.slo.burn import evaluate  # noqa: E402
 from models.slo.sli import latency_series  # noqa: E402
 from models.slo.spec import LatencySli, Slo  # noqa: E402
-from pipelines.lib.slos import load_slos  # noqa: E402
+from pipelines.lib.slos import load  # noqa: E402
 
 BATCH_ROWS = 1 << 18
 CONTROLLERS = 1000
@@ -112,7 +112,7 @@ def bucket_sum(path: Path, columns: list[str]) -> int:
 
 
 def latency_slos() -> list[Slo]:
-    return [slo for slo in load_slos(REPO / "slos.yaml") if isinstance(slo.sli, LatencySli)]
+    return [slo for slo in load() if isinstance(slo.sli, LatencySli)]
 
 
 def slo_pass(path: Path, columns: list[str], slos: list[Slo], inventory: pa.Table) -> list[object]:

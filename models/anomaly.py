@@ -3,19 +3,14 @@
 Event-rate anomalies ask one question per controller (and per firmware cohort): is this many resets or link
 events in the last 24 h plausible at the fleet's current rate? A Poisson tail with a Bonferroni bound answers it
 without training. The IsolationForest follows anomstack (pipeline_patterns.md §6): training and scoring are
-separate steps, the model is persisted with a version and its exact feature list, scoring refuses a model whose
-features differ, and alarms are smoothed and snoozed so they do not flap.
+separate steps, the model carries its exact feature list (pipelines.lib.model_store persists it with a version),
+scoring refuses a model whose features differ, and alarms are smoothed and snoozed so they do not flap.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import pickle
-import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -127,11 +122,10 @@ def _anomaly(scope, subject, kind, features: WindowFeatures, w, observed, expect
 
 
 # ---------------------------------------------------------------------------------------------------------
-# IsolationForest: train, persist with a version, score (issue 5b).
+# IsolationForest: train and score (issue 5b); pipelines.lib.model_store persists it with a version.
 # ---------------------------------------------------------------------------------------------------------
 
-MODEL_PREFIX = "iforest"
-_VERSION_FILE = re.compile(rf"^{MODEL_PREFIX}-v(\d+)\.json$")
+MODEL_PREFIX = "iforest"  # in messages, and the file name of each stored version (pipelines.lib.model_store)
 
 
 class ModelMismatchError(ValueError):
@@ -205,43 +199,6 @@ def train_isolation_forest(
         sklearn_version=sklearn.__version__,
     )
     return AnomalyModel(forest, metadata)
-
-
-def save_model(model: AnomalyModel, directory: Path) -> ModelMetadata:
-    """Write `iforest-v{N}.pkl` and its JSON metadata with the next free version N; returns the stored metadata."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    version = max(_versions(directory), default=0) + 1
-    blob = pickle.dumps(model.forest, protocol=pickle.HIGHEST_PROTOCOL)
-    checksum = hashlib.sha256(blob).hexdigest()
-    metadata = ModelMetadata(**{**asdict(model.metadata), "version": version, "sha256": checksum})
-    (directory / f"{MODEL_PREFIX}-v{version}.pkl").write_bytes(blob)
-    # Metadata last: a version only exists once its description does.
-    (directory / f"{MODEL_PREFIX}-v{version}.json").write_text(json.dumps(asdict(metadata), indent=2))
-    return metadata
-
-
-def _versions(directory: Path) -> list[int]:
-    return [int(m.group(1)) for p in directory.glob(f"{MODEL_PREFIX}-v*.json") if (m := _VERSION_FILE.match(p.name))]
-
-
-def load_model(directory: Path, version: int | None = None) -> AnomalyModel:
-    """Load the given (default: latest) version, verifying the pickle against the checksum in its metadata.
-
-    Pickles execute code when loaded: only point this at a model directory you control.
-    """
-    directory = Path(directory)
-    versions = _versions(directory)
-    if not versions:
-        raise FileNotFoundError(f"no {MODEL_PREFIX} model in {directory}: train one first")
-    version = max(versions) if version is None else version
-    if version not in versions:
-        raise FileNotFoundError(f"no {MODEL_PREFIX} model version {version} in {directory} (have {sorted(versions)})")
-    metadata = ModelMetadata(**json.loads((directory / f"{MODEL_PREFIX}-v{version}.json").read_text()))
-    blob = (directory / f"{MODEL_PREFIX}-v{version}.pkl").read_bytes()
-    if hashlib.sha256(blob).hexdigest() != metadata.sha256:
-        raise ValueError(f"{MODEL_PREFIX}-v{version}.pkl does not match the checksum in its metadata")
-    return AnomalyModel(pickle.loads(blob), metadata)
 
 
 def score_windows(model: AnomalyModel, features: WindowFeatures) -> np.ndarray:

@@ -341,11 +341,3 @@ def failure_labels(
         hit = (window_ends + min_lead_ns <= onset) & (onset <= window_ends + horizon_ns) & (window_ends >= start)
         labels[code] |= hit
     return labels
-
-
-if __name__ == "__main__":
-    import sys
-
-    from models.holdout import main
-
-    sys.exit(main())

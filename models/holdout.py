@@ -9,28 +9,15 @@ static-threshold baseline computed in the same run.
 
 from __future__ import annotations
 
-import argparse
-import sys
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
 
-from models.anomaly import (
-    event_rate_anomalies,
-    load_model,
-    save_model,
-    score_windows,
-    smoothed_alarms,
-    train_isolation_forest,
-)
+from models.anomaly import AnomalyModel, event_rate_anomalies, score_windows, smoothed_alarms, train_isolation_forest
 from models.baselines import LINK_DROP_BASELINE, RESET_BASELINE, static_risk
 from models.early_warning import train_early_warning
 from models.evaluation import (
@@ -52,9 +39,7 @@ from models.link_events import link_incidents
 from models.resets import detect_resets
 from models.series import NS_PER_HOUR, NS_PER_S, Controllers, equals, median_spacing_s, numbers, timestamps_ns
 from models.slo.spec import LatencySli, Slo
-from pipelines.lib.slos import load_slos
 
-DEFAULT_SLOS = Path(__file__).resolve().parents[1] / "slos.yaml"
 WARNING = "early warning (UE/reset/drop in 24 h)"
 GAIN = "PR-AUC gain over baseline (95% interval, controllers resampled)"
 
@@ -79,7 +64,9 @@ class Protocol:
         return self.slo.sli.op if self.slo is not None else "read"
 
     def health_policy(self) -> HealthPolicy:
-        return HealthPolicy.for_slo(self.slo) if self.slo is not None else HealthPolicy()
+        if self.slo is None:
+            raise ValueError("no per-controller latency SLO in the spec: the health score measures burn against it")
+        return HealthPolicy.for_slo(self.slo)
 
     @property
     def horizon_ns(self) -> int:
@@ -198,14 +185,6 @@ class Report:
             self.add(section, GAIN, f"{detector.pr_auc - baseline.pr_auc:+.4f} ({gain[0]:+.4f} to {gain[1]:+.4f})")
         self.add(section, "base rate", detector.base_rate)
         self.add(section, "ROC-AUC", detector.roc_auc, baseline.roc_auc)
-
-    def render(self) -> Table:
-        table = Table(title="Held-out detector quality (detector vs static-threshold baseline, same run)")
-        for name in ("section", "metric", "detector", "baseline"):
-            table.add_column(name, justify="left" if name in ("section", "metric") else "right")
-        for row in self.rows:
-            table.add_row(*row)
-        return table
 
     def markdown(self) -> str:
         lines = ["| section | metric | detector | static baseline |", "|---|---|---:|---:|"]
@@ -365,7 +344,16 @@ def protocol_splits(train: Run, test: Run, protocol: Protocol) -> tuple[Split, S
     return train_split, test_split
 
 
-def evaluate(train: Run, test: Run, protocol: Protocol, model_dir: Path, progress: Callable[[str], None]) -> Report:
+def fit_forest(train: Run, test: Run, protocol: Protocol) -> AnomalyModel:
+    """The IsolationForest of the protocol, fitted on the training split only; the caller may store it."""
+    fit, _ = protocol_splits(train, test, protocol)
+    return train_isolation_forest(train.features, fit.controllers, fit.windows, seed=protocol.seed)
+
+
+def evaluate(
+    train: Run, test: Run, protocol: Protocol, forest: AnomalyModel, progress: Callable[[str], None]
+) -> Report:
+    """Every detector's held-out figures beside its baseline; `forest` is fit_forest's model (stored or not)."""
     report = Report()
     fit, held = protocol_splits(train, test, protocol)
     period = (test.split_ns(protocol), test.end_ns)
@@ -409,12 +397,9 @@ def evaluate(train: Run, test: Run, protocol: Protocol, model_dir: Path, progres
     _warning_events(report, WARNING, test, held, risk >= model.threshold, static >= 1.0, protocol)
 
     progress("isolation forest")
-    stored = save_model(
-        train_isolation_forest(train.features, fit.controllers, fit.windows, seed=protocol.seed), model_dir
-    )
-    forest = load_model(model_dir, stored.version)
     scores = score_windows(forest, test.features)
-    section = f"isolation forest v{stored.version} (as failure predictor)"
+    version = forest.metadata.version  # 0 until a model store gave it one
+    section = f"isolation forest{f' v{version}' if version else ''} (as failure predictor)"
     ranked(section, scores)
     alarms = smoothed_alarms(scores, forest.metadata.alarm_threshold)
     _warning_events(report, section, test, held, alarms, static >= 1.0, protocol)
@@ -431,52 +416,9 @@ def evaluate(train: Run, test: Run, protocol: Protocol, model_dir: Path, progres
     return report
 
 
-def controller_latency_slo(path: Path) -> Slo | None:
+def controller_latency_slo(slos: Iterable[Slo]) -> Slo | None:
     """The spec's per-controller latency SLO, if it has one (the health score measures burn against it)."""
-    for slo in load_slos(path):
+    for slo in slos:
         if slo.group_by == ("controller",) and isinstance(slo.sli, LatencySli):
             return slo
     return None
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m models.evaluation",
-        description="Held-out detector quality against ground truth, each detector beside its static baseline.",
-    )
-    parser.add_argument("--train", type=Path, required=True, help="fleet run directory to fit on")
-    parser.add_argument("--test", type=Path, help="fleet run directory to score (default: the training run)")
-    parser.add_argument("--split-hours", type=float, help="time split, hours after the run start (default: middle)")
-    parser.add_argument("--test-fraction", type=float, default=Protocol.test_fraction)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--model-dir", type=Path, help="where the IsolationForest is persisted (default: a temp dir)")
-    parser.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
-    parser.add_argument("--slos", type=Path, default=DEFAULT_SLOS, help="SLO spec (default: the repository's)")
-    args = parser.parse_args(argv)
-    console = Console(stderr=True)
-    try:
-        protocol = Protocol(
-            split_h=args.split_hours,
-            test_fraction=args.test_fraction,
-            seed=args.seed,
-            slo=controller_latency_slo(args.slos),
-        )
-        with Progress(console=console, transient=True) as bar:
-            task = bar.add_task("loading the training run", total=None)
-
-            def step(what: str) -> None:
-                bar.update(task, description=what)
-
-            train = Run.load(args.train, protocol)
-            same = args.test is None or args.test.resolve() == args.train.resolve()
-            step("loading the test run")
-            test = train if same else Run.load(args.test, protocol)
-            with tempfile.TemporaryDirectory() as scratch:
-                report = evaluate(train, test, protocol, args.model_dir or Path(scratch), step)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"evaluation: error: {exc}", file=sys.stderr)
-        return 2
-    Console(width=160).print(report.render())
-    if args.markdown:
-        args.markdown.write_text(report.markdown() + "\n")
-    return 0

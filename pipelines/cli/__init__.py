@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES = (
     "pipelines.cli.sql",
     "pipelines.cli.report",
     "pipelines.cli.demo",
+    "pipelines.cli.evaluate",
 )
 
 

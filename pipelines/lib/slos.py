@@ -1,4 +1,5 @@
-"""The SLO spec as the pipelines use it: slos.yaml, read at every run, and one SLI event series per SLO in the lake.
+"""The SLO spec as the pipelines use it: the packaged slos.yaml (this package's data, read with importlib.resources
+at every run, so an installed wheel has it too), and one SLI event series per SLO in the lake.
 
 Every SLO's series lands in one mart with its group (a controller, a rack, or the whole fleet) as a string, so the
 marts have one shape whatever each SLO groups by; `series_for` turns the rows back into models.slo.sli's layout.
@@ -7,6 +8,8 @@ marts have one shape whatever each SLO groups by; `series_for` turns the rows ba
 from __future__ import annotations
 
 from datetime import timedelta
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import duckdb
@@ -19,8 +22,8 @@ from models.rollup import with_inventory
 from models.slo.sli import events_query, latency_series
 from models.slo.spec import EventsSli, Slo, SpecError, duration_s, parse_slos
 
-# The one SLO spec file, at the repository root (architecture.md: one module owns each fact).
-SLO_SPEC = Path(__file__).resolve().parents[2] / "slos.yaml"
+# The one SLO spec file, package data beside its only reader (architecture.md: one module owns each fact).
+SLO_SPEC = files("pipelines.lib") / "slos.yaml"
 # SLI series resolution: divides every burn window (5m … 4d) and keeps a fleet-day of per-controller series small.
 STEP_S = 300
 FLEET = "fleet"
@@ -36,9 +39,8 @@ SLI_SCHEMA = pa.schema(
 )
 
 
-def load_slos(path: str | Path) -> tuple[Slo, ...]:
+def load_slos(path: Path | Traversable) -> tuple[Slo, ...]:
     """Read and validate a spec file; SpecError names the file on an unreadable or malformed one."""
-    path = Path(path)
     try:
         document = yaml.safe_load(path.read_text())
     except OSError as exc:
@@ -49,6 +51,7 @@ def load_slos(path: str | Path) -> tuple[Slo, ...]:
 
 
 def load() -> tuple[Slo, ...]:
+    """The packaged spec: what every SLO asset, the report and the health policy measure against."""
     return load_slos(SLO_SPEC)
 
 

@@ -15,12 +15,13 @@ from ingest.sim.config import SimConfig
 from ingest.sim.parquet_sink import write_run
 from ingest.sim.simulator import Simulation
 from models.evaluation import score_detections
-from models.holdout import DEFAULT_SLOS, Protocol, Run, controller_latency_slo
+from models.holdout import Protocol, Run, controller_latency_slo
 from models.series import equals
+from pipelines.lib import slos as spec
 
 FLEET = SimConfig(controllers=400, hours=96, seed=5, fault_acceleration=50)
 # Train before hour 60 (its labels included), test after it, on disjoint controllers.
-FLEET_PROTOCOL = Protocol(split_h=60, slo=controller_latency_slo(DEFAULT_SLOS))
+FLEET_PROTOCOL = Protocol(split_h=60, slo=controller_latency_slo(spec.load()))
 
 
 @pytest.fixture(scope="session")

@@ -203,14 +203,13 @@ def test_held_out_evaluation_command_reports_every_detector_beside_its_baseline(
     """The command's output, not the detectors' quality: which of two predictors ranks better on a fixture this
     small is within noise (the gain intervals straddle 0); the held-out figures and their margins are in
     docs/detector_quality.md."""
-    from models.holdout import GAIN, WARNING, main
+    from models.holdout import GAIN, WARNING
+    from pipelines.cli import main
 
     out = tmp_path / "quality.md"
     models = tmp_path / "models"
-    assert (
-        main(["--train", str(fleet_dir), "--split-hours", "60", "--model-dir", str(models), "--markdown", str(out)])
-        == 0
-    )
+    command = ["evaluate", "--train", str(fleet_dir), "--split-hours", "60", "--model-dir", str(models)]
+    assert main([*command, "--markdown", str(out)]) == 0
     assert "Held-out detector quality" in capsys.readouterr().out
     rows = _rows(out.read_text())
     table = {(section, metric): (detector, baseline) for section, metric, detector, baseline in rows}
@@ -266,10 +265,11 @@ def test_held_out_evaluation_command_reports_every_detector_beside_its_baseline(
 
 
 def test_bad_input_is_refused_in_one_line(fleet_run, tmp_path, capsys):
-    from models.holdout import Protocol, main, protocol_splits
+    from models.holdout import Protocol, protocol_splits
+    from pipelines.cli import main
 
     with pytest.raises(ValueError, match="too short for the protocol"):
         protocol_splits(fleet_run, fleet_run, Protocol(split_h=30))
-    assert main(["--train", str(tmp_path)]) == 2
+    assert main(["evaluate", "--train", str(tmp_path)]) == 2
     error = capsys.readouterr().err.strip()
     assert "truth_faults.parquet is missing" in error and "\n" not in error

@@ -17,8 +17,6 @@ from ingest.contract import TS
 from models.anomaly import (
     EVENT_ANOMALY_SCHEMA,
     event_rate_anomalies,
-    load_model,
-    save_model,
     score_windows,
     smoothed_alarms,
     train_isolation_forest,
@@ -27,6 +25,7 @@ from pipelines.lib.assets import FOLLOW_INPUTS, mart_asset, publish
 from pipelines.lib.features import ANOMALY_MODEL_KEY, TrainingConfig, anomaly_model_dir, training_rows, window_features
 from pipelines.lib.marts import mart_key
 from pipelines.lib.metadata import chart, count_by, markdown_table
+from pipelines.lib.model_store import load_model, save_model
 from pipelines.lib.partitions import Window
 from pipelines.lib.resources import LakeResource
 from pipelines.lib.telemetry import raw_key

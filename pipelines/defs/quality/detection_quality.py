@@ -14,7 +14,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.contract import TS
-from models.anomaly import load_model
 from models.evaluation import (
     EventScore,
     RankingScore,
@@ -30,6 +29,7 @@ from pipelines.lib.assets import FOLLOW_INPUTS, mart_asset, publish
 from pipelines.lib.features import ANOMALY_MODEL_KEY, TEST_FRACTION, anomaly_model_dir
 from pipelines.lib.marts import MARTS, Closed, in_window, mart_key, read_window
 from pipelines.lib.metadata import markdown_table
+from pipelines.lib.model_store import load_model
 from pipelines.lib.partitions import DAILY, Window, to_ns
 from pipelines.lib.resources import LakeResource
 from pipelines.lib.telemetry import TRUTH_TABLE, raw_key, read_inventory, read_truth
