@@ -82,6 +82,8 @@ TREND_SERIES = {"ce": "ce", "aer_cor_total": "link_error"}
 # Hours-since features saturate here: "long ago" and "never seen in this data" mean the same to a model.
 HOURS_SINCE_CAP = 24.0
 
+# The long form's column of each controller's firmware version (the cohort the features compare it with).
+FIRMWARE_COLUMN = "firmware_version"
 
 @dataclass(frozen=True)
 class Telemetry:
@@ -166,6 +168,30 @@ class WindowFeatures:
             }
         )
 
+
+    def to_firmware_table(self) -> pa.Table:
+        """`to_table` with each controller's firmware version: every column `from_table` needs."""
+        firmware = np.repeat(self.firmware, len(self.window_ends)).astype(str)
+        return self.to_table().append_column(FIRMWARE_COLUMN, pa.array(firmware, pa.string()))
+
+    @classmethod
+    def from_table(cls, table: pa.Table) -> WindowFeatures:
+        """The dense form of `to_firmware_table` rows, so features computed once can be read back by every model.
+
+        Windows are the distinct window ends present; a controller without a row in a window reads NaN there
+        (not observable)."""
+        names = tuple(name for name in table.column_names[2:] if name != FIRMWARE_COLUMN)
+        controllers = Controllers.of(table.column("controller_id"))
+        ends = timestamps_ns(table.column("window_end"))
+        window_ends = np.unique(ends)
+        codes = controllers.codes(table.column("controller_id"))
+        windows = np.searchsorted(window_ends, ends)
+        values = np.full((len(controllers), len(window_ends), len(names)), np.nan)
+        if names:
+            values[codes, windows] = np.column_stack([numbers(table.column(name)) for name in names])
+        firmware = np.full(len(controllers), "unknown", dtype=object)
+        firmware[codes] = np.asarray(table.column(FIRMWARE_COLUMN).to_pylist(), object)
+        return cls(controllers, window_ends, names, values, firmware)
 
 class _Grid:
     """Dense [controller, window] accumulation of row-level values."""

@@ -80,11 +80,11 @@ HEALTH_SCHEMA = pa.schema(
 class HealthPolicy:
     """Absolute thresholds (operational choices) next to the fleet baselines learned by `fit_baseline`."""
 
+    # The per-controller latency SLO's error budget, and the burn factor of its fastest page tier, at which the
+    # SLO-burn reason takes all its points. No defaults: slos.yaml owns them, `for_slo` reads them from an SLO.
+    slo_error_budget: float
+    burn_page_factor: float
     baseline_quantile: float = 0.9  # the top decile of the fleet starts to lose points (best AP on training data)
-    # The per-controller latency SLO (slos.yaml; `for_slo` reads them from it): its error budget, and the burn
-    # factor of its fastest page tier, at which the SLO-burn reason takes all its points.
-    slo_error_budget: float = 0.005  # read-latency-per-controller: objective 99.5 %
-    burn_page_factor: float = 14.4
     temp_warn_c: float = 75.0
     temp_critical_c: float = 90.0
     cohort_saturation: float = float(np.log(4.0))  # a firmware cohort with 4× the fleet's outage rate

@@ -118,10 +118,12 @@ class Evaluation:
     """`status`: one row per group at the end of the evaluation (budget over the rolling period, burn rates,
     state), sorted by budget remaining, worst first. `episodes`: every interval in which a tier fired, a tier
     was held back by the minimum-events guard (kind insufficient_data) or the group was absent; `end` is null
-    while it lasts; times are evaluation times (the end of the step)."""
+    while it lasts; times are evaluation times (the end of the step). `timeline`: per group, good, total, burn
+    rates and state at chosen evaluation times, from the same pass (hourly compliance beside the episodes)."""
 
     status: pa.Table
     episodes: pa.Table
+    timeline: pa.Table | None = None  # `burn_timeline`'s rows at the evaluation times `evaluate` was asked for
 
 
 def _status(grid: Grid, slo: Slo, burns: _Burns, state: np.ndarray, ts_type: pa.DataType) -> pa.Table:
@@ -143,24 +145,52 @@ def _status(grid: Grid, slo: Slo, burns: _Burns, state: np.ndarray, ts_type: pa.
     return pa.Table.from_arrays([*grid.keys.columns, *columns.values()], names=[*slo.group_columns, *columns])
 
 
+def _timeline(
+    grid: Grid, slo: Slo, burns: _Burns, state: np.ndarray, ts_type: pa.DataType, steps: np.ndarray
+) -> pa.Table:
+    """Per group and chosen step: good, total, every window's burn rate and the state."""
+    groups = grid.good.shape[0]
+    repeat = np.repeat(np.arange(groups), len(steps))
+    columns = {
+        "ts": _timestamps(np.tile(grid.times()[steps], groups), ts_type),
+        "good": pa.array(grid.good[:, steps].ravel().astype(np.int64)),
+        "total": pa.array(grid.total[:, steps].ravel().astype(np.int64)),
+        **{f"burn_{w}": pa.array(burns.burn[w][:, steps].ravel(), from_pandas=True) for w in slo.windows},
+        "state": pa.DictionaryArray.from_arrays(pa.array(state[:, steps].ravel()), pa.array(STATES)),
+    }
+    keys = grid.keys.take(repeat).columns
+    return pa.Table.from_arrays([*keys, *columns.values()], names=[*slo.group_columns, *columns])
+
+
 def evaluate(
-    series: pa.Table, slo: Slo, step_s: int = 60, until: object = None, groups_per_grid: int | None = None
+    series: pa.Table,
+    slo: Slo,
+    step_s: int = 60,
+    until: object = None,
+    groups_per_grid: int | None = None,
+    timeline_at: np.ndarray | None = None,
 ) -> Evaluation:
     """Budget, burn rates, alert tiers and guards of `slo` over an SLI series (latency_series/events_query).
 
     `until` (a timestamp) ends the evaluation, e.g. now, so trailing absence is seen; by default it ends
     with the series' last step. Budget remaining is over the rolling period ending then (not the calendar).
+    `timeline_at` (int64 ns evaluation times) asks for the timeline rows at those times too.
     """
     ts_type = series.column("ts").type
     windows = tuple(dict.fromkeys((*slo.windows, slo.window)))
-    statuses, episodes = [], []
+    statuses, episodes, timelines = [], [], []
     for grid in grids(series, slo, step_s, until, groups_per_grid):
         burns = _burns(grid, slo, windows)
         conditions = _conditions(grid, slo, burns)
-        statuses.append(_status(grid, slo, burns, _states(conditions), ts_type))
+        state = _states(conditions)
+        statuses.append(_status(grid, slo, burns, state, ts_type))
         episodes.append(_episodes(grid, slo, burns, conditions, ts_type))
+        if timeline_at is not None:
+            steps = np.flatnonzero(np.isin(grid.times(), timeline_at))
+            timelines.append(_timeline(grid, slo, burns, state, ts_type, steps))
     status = pa.concat_tables(statuses).sort_by([("budget_remaining", "ascending")])
-    return Evaluation(status, pa.concat_tables(episodes).sort_by([("start", "ascending")]))
+    timeline = pa.concat_tables(timelines) if timelines else None
+    return Evaluation(status, pa.concat_tables(episodes).sort_by([("start", "ascending")]), timeline)
 
 
 def burn_timeline(series: pa.Table, slo: Slo, step_s: int = 60, until: object = None) -> pa.Table:
@@ -170,15 +200,5 @@ def burn_timeline(series: pa.Table, slo: Slo, step_s: int = 60, until: object = 
     for grid in grids(series, slo, step_s, until, groups_per_grid=None):
         burns = _burns(grid, slo, slo.windows)
         state = _states(_conditions(grid, slo, burns))
-        groups, steps = grid.good.shape
-        repeat = np.repeat(np.arange(groups), steps)
-        columns = {
-            "ts": _timestamps(np.tile(grid.times(), groups), ts_type),
-            "good": pa.array(grid.good.ravel().astype(np.int64)),
-            "total": pa.array(grid.total.ravel().astype(np.int64)),
-            **{f"burn_{w}": pa.array(burns.burn[w].ravel(), from_pandas=True) for w in slo.windows},
-            "state": pa.DictionaryArray.from_arrays(pa.array(state.ravel()), pa.array(STATES)),
-        }
-        keys = grid.keys.take(repeat).columns
-        parts.append(pa.Table.from_arrays([*keys, *columns.values()], names=[*slo.group_columns, *columns]))
+        parts.append(_timeline(grid, slo, burns, state, ts_type, np.arange(grid.good.shape[1])))
     return pa.concat_tables(parts)

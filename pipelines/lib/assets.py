@@ -33,6 +33,46 @@ def mart_check(asset: str, name: str, description: str, *, blocking: bool = Fals
     return dg.AssetCheckSpec(name, asset=mart_key(asset), description=description, blocking=blocking)
 
 
+def mart_spec(
+    name: str,
+    *,
+    group: str,
+    description: str,
+    schema: pa.Schema,
+    deps: Sequence[dg.AssetKey],
+    automation_condition: dg.AutomationCondition | None = FOLLOW_INPUTS,
+) -> dg.AssetSpec:
+    """The catalog entry of `marts.<name>`: owners, kinds, its SQL name and column schema, what it reads."""
+    return dg.AssetSpec(
+        key=mart_key(name),
+        description=description,
+        group_name=group,
+        owners=list(ANALYTICS_OWNERS),
+        kinds={"duckdb", "python"},
+        deps=list(deps),
+        automation_condition=automation_condition,
+        metadata={"dagster/table_name": f"lake.marts.{name}", "dagster/column_schema": column_schema(schema)},
+    )
+
+
+def mart_assets(
+    name: str,
+    *specs: dg.AssetSpec,
+    partitions_def: dg.PartitionsDefinition | None = HOURLY,
+    check_specs: Sequence[dg.AssetCheckSpec] = (),
+) -> Callable:
+    """`@dg.multi_asset` writing every mart of `specs` in one step (op `name`), so inputs they share are read and
+    computed once: single-run backfills, the lake-write pool. The step yields one MaterializeResult per mart."""
+    return dg.multi_asset(
+        name=name,
+        specs=list(specs),
+        partitions_def=partitions_def,
+        backfill_policy=SINGLE_RUN if partitions_def else None,
+        pool=LAKE_WRITE_POOL,
+        check_specs=list(check_specs),
+    )
+
+
 def mart_asset(
     name: str,
     *,
@@ -44,21 +84,16 @@ def mart_asset(
     automation_condition: dg.AutomationCondition | None = FOLLOW_INPUTS,
     check_specs: Sequence[dg.AssetCheckSpec] = (),
 ) -> Callable:
-    """`@dg.asset` for `marts.<name>`: single-run backfills, the lake-write pool, catalog metadata."""
-    return dg.asset(
-        key=mart_key(name),
+    """The asset of the one mart `marts.<name>` (op `marts__<name>`, as `@dg.asset` names it)."""
+    spec = mart_spec(
+        name,
+        group=group,
         description=description,
-        group_name=group,
-        owners=list(ANALYTICS_OWNERS),
-        kinds={"duckdb", "python"},
-        deps=list(deps),
-        partitions_def=partitions_def,
-        backfill_policy=SINGLE_RUN if partitions_def else None,
-        pool=LAKE_WRITE_POOL,
+        schema=schema,
+        deps=deps,
         automation_condition=automation_condition,
-        check_specs=list(check_specs),
-        metadata={"dagster/table_name": f"lake.marts.{name}", "dagster/column_schema": column_schema(schema)},
     )
+    return mart_assets("__".join(spec.key.path), spec, partitions_def=partitions_def, check_specs=check_specs)
 
 
 def publish(
@@ -72,10 +107,11 @@ def publish(
     describe: Callable[[pa.Table], Mapping[str, object]] = lambda _: {},
     check_results: Sequence[dg.AssetCheckResult] = (),
 ) -> dg.MaterializeResult:
-    """Replace `window` in `marts.<name>` with `rows` and describe what was written."""
+    """Replace `window` in `marts.<name>` with `rows` and describe what was written (for `marts/<name>`)."""
     with lake.connection() as con:
         written = replace_window(con, name, rows, time_column, window, closed)
     return dg.MaterializeResult(
+        asset_key=mart_key(name),
         metadata={
             "dagster/row_count": written.num_rows,
             "dagster/column_schema": column_schema(written.schema),

@@ -1,8 +1,11 @@
-"""Window features for a time window, and the training span the fitted models learn from.
+"""Window features: computed once per hour into `marts.features`, and the training span the fitted models learn from.
 
 Features describe each controller at the end of each hour using only what was known then (models/features.py);
 they need 24 hours of telemetry before the hour for their trailing sums and three days of detected resets and
 link drops for the hours-since features, so a window is read with that history and only its own hours are kept.
+The features asset writes them once; the health score, the anomaly model and its scores and the event-rate
+anomalies read them back (`read_features`) instead of reading raw telemetry again, so every model sees the same
+values for the same hour.
 
 Fitted models (the health baseline and the anomaly model) learn from a training span: by default the first half
 of the telemetry in the lake (as models/holdout.py splits a run), on the controllers outside the held-out hash
@@ -12,45 +15,91 @@ bucket; evaluation later scores only held-out controllers after the span (fault_
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import numpy as np
+import pyarrow as pa
 
-from ingest.contract import TOPIC_ERRORS
+from ingest.contract import ERRORS_SCHEMA, INVENTORY_SCHEMA, LATENCY_SCHEMA, LINK_SCHEMA, TOPIC_ERRORS, TS
 from models.evaluation import held_out_controllers
-from models.features import Detections, WindowFeatures, build_features
-from models.holdout import Protocol
+from models.features import FIRMWARE_COLUMN, Detections, Telemetry, WindowFeatures, build_features
+from models.holdout import Protocol, controller_latency_slo
 from models.link_events import INCIDENTS_SCHEMA
 from models.resets import RESETS_SCHEMA
+from models.slo.spec import Slo
+from pipelines.lib import slos
 from pipelines.lib.marts import read_mart
 from pipelines.lib.partitions import Window, to_ns
 from pipelines.lib.resources import LakeResource
 from pipelines.lib.telemetry import raw_table, read_telemetry
 
+FEATURES = "features"
 FEATURE_HISTORY = timedelta(hours=24)
 DETECTION_HISTORY = timedelta(hours=72)
 TEST_FRACTION = Protocol.test_fraction
 HOUR = timedelta(hours=1)
 
 
-def window_features(con: duckdb.DuckDBPyConnection, window: Window) -> WindowFeatures:
-    """Features of every controller for every hour of `window` (history read, never returned)."""
-    telemetry = read_telemetry(con, window.widened(FEATURE_HISTORY))
+def controller_slo() -> Slo:
+    """slos.yaml's per-controller latency SLO: the features carry its SLI and the health score measures burn
+    against its budget, so editing the spec changes the pipeline's scores as it changes the offline evaluation's."""
+    slo = controller_latency_slo(slos.load())
+    if slo is None:
+        raise ValueError("slos.yaml has no per-controller latency SLO: the health score measures SLO burn against it")
+    return slo
+
+
+def window_features(con: duckdb.DuckDBPyConnection, window: Window, latency_op: str) -> WindowFeatures:
+    """Features of every controller for every hour of `window` from raw telemetry and the detection marts (history
+    read, never returned); `latency_op` is the per-controller latency SLO's operation."""
+    history = window.widened(FEATURE_HISTORY)
+    telemetry = read_telemetry(con, history, latency_op)
     detected = window.widened(DETECTION_HISTORY)
     detections = Detections(
         resets=read_mart(con, "resets", RESETS_SCHEMA, "reset_ts", detected),
         incidents=read_mart(con, "link_events", INCIDENTS_SCHEMA, "start_ts", detected),
     )
-    history = window.widened(FEATURE_HISTORY)
     features = build_features(
-        telemetry, detections, telemetry.controllers(), start_ns=to_ns(history.start), end_ns=to_ns(history.end)
+        telemetry,
+        detections,
+        telemetry.controllers(),
+        start_ns=to_ns(history.start),
+        end_ns=to_ns(history.end),
+        latency_op=latency_op,
     )
     keep = features.window_ends > to_ns(window.start)
     return WindowFeatures(
         features.controllers, features.window_ends[keep], features.names, features.values[:, keep], features.firmware
     )
+
+
+@cache
+def features_schema() -> pa.Schema:
+    """The columns of `marts.features`: the feature names are the builder's own, taken from a build over nothing."""
+    nothing = Telemetry(
+        errors=ERRORS_SCHEMA.empty_table(),
+        link=LINK_SCHEMA.empty_table(),
+        latency=LATENCY_SCHEMA.empty_table(),
+        inventory=INVENTORY_SCHEMA.empty_table(),
+    )
+    detections = Detections(resets=RESETS_SCHEMA.empty_table(), incidents=INCIDENTS_SCHEMA.empty_table())
+    names = build_features(nothing, detections, nothing.controllers(), start_ns=0, end_ns=0).names
+    return pa.schema(
+        [
+            pa.field("controller_id", pa.string(), nullable=False),
+            pa.field("window_end", TS, nullable=False),
+            *(pa.field(name, pa.float64()) for name in names),
+            pa.field(FIRMWARE_COLUMN, pa.string(), nullable=False),
+        ]
+    )
+
+
+def read_features(con: duckdb.DuckDBPyConnection, window: Window) -> WindowFeatures:
+    """The features of every hour of `window` that `marts.features` holds."""
+    return WindowFeatures.from_table(read_mart(con, FEATURES, features_schema(), "window_end", window, "right"))
 
 
 def _hour(moment: datetime) -> datetime:

@@ -32,16 +32,26 @@ def mart_key(name: str) -> dg.AssetKey:
 Closed = Literal["left", "right"]
 
 
+def _bounds(closed: Closed) -> tuple[str, str]:
+    """SQL comparisons of a row's time with the window's start and end."""
+    return (">=", "<") if closed == "left" else (">", "<=")
+
+
 def read_window(
     con: duckdb.DuckDBPyConnection,
     table: str,
     time_column: str,
     window: Window,
     columns: str = "*",
+    closed: Closed = "left",
+    where: str = "TRUE",
 ) -> pa.Table:
-    """Rows of `table` whose `time_column` lies in [window.start, window.end), as Arrow with nanosecond timestamps
-    (the lake stores microseconds; models/ computes in nanoseconds)."""
-    sql = f"SELECT {columns} FROM {table} WHERE {time_column} >= $start AND {time_column} < $end"
+    """Rows of `table` whose `time_column` lies in `window` (see `Closed`) and that satisfy `where` (SQL), as Arrow
+    with nanosecond timestamps (the lake stores microseconds; models/ computes in nanoseconds)."""
+    lower, upper = _bounds(closed)
+    sql = (
+        f"SELECT {columns} FROM {table} WHERE {time_column} {lower} $start AND {time_column} {upper} $end AND ({where})"
+    )
     rows = con.execute(sql, {"start": window.start, "end": window.end}).to_arrow_table()
     return rows.cast(pa.schema([_nanoseconds(field) for field in rows.schema]))
 
@@ -53,11 +63,16 @@ def _nanoseconds(field: pa.Field) -> pa.Field:
 
 
 def read_mart(
-    con: duckdb.DuckDBPyConnection, name: str, schema: pa.Schema, time_column: str, window: Window
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    schema: pa.Schema,
+    time_column: str,
+    window: Window,
+    closed: Closed = "left",
 ) -> pa.Table:
     """Rows of `marts.<name>` in `window`, cast back to the schema models/ produced them in."""
     columns = ", ".join(f'"{n}"' for n in schema.names)
-    return read_window(con, f"{MARTS}.{name}", time_column, window, columns).cast(schema)
+    return read_window(con, f"{MARTS}.{name}", time_column, window, columns, closed).cast(schema)
 
 
 def _plain(table: pa.Table) -> pa.Table:
@@ -110,7 +125,7 @@ def replace_window(
     con.register("incoming", rows)
     try:
         con.execute(f"CREATE TABLE IF NOT EXISTS {MARTS}.{name} AS SELECT * FROM incoming LIMIT 0")
-        lower, upper = (">=", "<") if closed == "left" else (">", "<=")
+        lower, upper = _bounds(closed)
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(

@@ -7,12 +7,15 @@ simulator produced (nanosecond timestamps, dictionary strings) whatever DuckDB s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import dagster as dg
 import duckdb
 import pyarrow as pa
 
 from ingest.contract import (
     INVENTORY_SCHEMA,
+    LATENCY_OPS,
     TABLE_NAMES,
     TELEMETRY_SCHEMAS,
     TIME_COLUMNS,
@@ -24,7 +27,7 @@ from ingest.contract import (
     conform,
 )
 from ingest.lake.raw_tables import RAW, TRUTH_TABLE
-from models.features import Telemetry
+from models.features import ERRORS_COLUMNS, LATENCY_COLUMNS, LINK_COLUMNS, Telemetry
 from pipelines.lib.marts import read_window
 from pipelines.lib.partitions import Window
 
@@ -42,10 +45,20 @@ def _columns(schema: pa.Schema) -> str:
     return ", ".join(f'"{name}"' for name in schema.names)
 
 
-def read_stream(con: duckdb.DuckDBPyConnection, topic: str, window: Window) -> pa.Table:
-    """One telemetry stream's rows in `window`, in its contract schema."""
+def read_stream(
+    con: duckdb.DuckDBPyConnection,
+    topic: str,
+    window: Window,
+    columns: Sequence[str] | None = None,
+    where: str = "TRUE",
+) -> pa.Table:
+    """One telemetry stream's rows in `window` that satisfy `where` (SQL), in its contract schema (only `columns`
+    of it, if given): what a reader does not need is never read."""
     schema = TELEMETRY_SCHEMAS[topic]
-    return conform(read_window(con, raw_table(topic), TIME_COLUMNS[topic], window, _columns(schema)), schema)
+    if columns is not None:
+        schema = pa.schema([schema.field(name) for name in columns], metadata=schema.metadata)
+    rows = read_window(con, raw_table(topic), TIME_COLUMNS[topic], window, _columns(schema), where=where)
+    return conform(rows, schema)
 
 
 def read_inventory(con: duckdb.DuckDBPyConnection) -> pa.Table:
@@ -54,11 +67,17 @@ def read_inventory(con: duckdb.DuckDBPyConnection) -> pa.Table:
     return conform(con.execute(sql).to_arrow_table(), INVENTORY_SCHEMA)
 
 
-def read_telemetry(con: duckdb.DuckDBPyConnection, window: Window) -> Telemetry:
+def read_telemetry(con: duckdb.DuckDBPyConnection, window: Window, latency_op: str) -> Telemetry:
+    """What the features read (models.features *_COLUMNS), with only the CXL `latency_op` rows of the latency
+    histograms (the per-controller SLO's): a fleet-day of every column and tier is gigabytes."""
+    if latency_op not in LATENCY_OPS:
+        raise ValueError(f"unknown latency op {latency_op!r}: one of {LATENCY_OPS}")
     return Telemetry(
-        errors=read_stream(con, TOPIC_ERRORS, window),
-        link=read_stream(con, TOPIC_LINK, window),
-        latency=read_stream(con, TOPIC_LATENCY, window),
+        errors=read_stream(con, TOPIC_ERRORS, window, ERRORS_COLUMNS),
+        link=read_stream(con, TOPIC_LINK, window, LINK_COLUMNS),
+        latency=read_stream(
+            con, TOPIC_LATENCY, window, LATENCY_COLUMNS, f"memory_tier = 'cxl' AND op = '{latency_op}'"
+        ),
         inventory=read_inventory(con),
     )
 

@@ -18,7 +18,7 @@ from tests.sample_lake import Materialized
 
 RAW_STREAMS = ("errors", "link", "latency", "inventory")
 FIRST_LEVEL = ("latency_rollups", "link_events", "resets", "slo_sli")
-FOLLOWERS = ("slo_compliance", "slo_breaches", "event_anomalies")
+FOLLOWERS = ("slo_compliance", "slo_breaches", "features", "event_anomalies")
 
 
 def requested(result: dg.EvaluateAutomationConditionsResult, definitions: dg.Definitions) -> dict[str, set[str]]:

@@ -38,8 +38,9 @@ def corrupted_lake(tmp_path_factory: pytest.TempPathFactory) -> LakeResource:
 
 
 def run(definitions: dg.Definitions, lake: LakeResource, keys: list[dg.AssetKey], hour: str):
+    """The assets writing `keys` (a step that writes several marts once), materialized for one hour."""
     return dg.materialize(
-        [definitions.get_assets_def(key) for key in keys],
+        list(dict.fromkeys(definitions.get_assets_def(key) for key in keys)),
         partition_key=hour,
         resources={"lake": lake},
         instance=dg.DagsterInstance.ephemeral(),

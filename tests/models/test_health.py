@@ -4,7 +4,7 @@ import pytest
 
 from models.evaluation import score_ranking
 from models.features import WindowFeatures
-from models.health import FLEET_RELATIVE_REASONS, REASONS, HealthPolicy, fit_baseline, health_table, score_health
+from models.health import FLEET_RELATIVE_REASONS, REASONS, fit_baseline, health_table, score_health
 from models.holdout import protocol_splits
 from models.series import NS_PER_HOUR, Controllers
 
@@ -41,12 +41,12 @@ def _features(columns: dict[str, np.ndarray]) -> WindowFeatures:
     )
 
 
-def test_a_rising_error_rate_costs_points_before_its_level_stands_out():
+def test_a_rising_error_rate_costs_points_before_its_level_stands_out(fleet_protocol):
     """A degrading DIMM or link shows a rate that keeps rising: the trend alone costs its reason points."""
     columns = _fleet()
     columns["ce_trend"] = np.random.default_rng(4).normal(0.0, 0.2, size=(100, 2))  # quiet, steady fleet
     columns["link_error_trend"] = columns["ce_trend"][::-1].copy()
-    policy = fit_baseline(_features(columns), (np.ones(100, bool), np.ones(2, bool)), HealthPolicy())
+    policy = fit_baseline(_features(columns), (np.ones(100, bool), np.ones(2, bool)), fleet_protocol.health_policy())
     columns["ce_trend"][5, 1] = np.log(20.0)  # the last 6 h at 20x the 18 h before, at an ordinary 24 h level
     columns["link_error_trend"][6, 1] = np.log(20.0)
     scores = score_health(_features(columns), policy)
@@ -55,10 +55,10 @@ def test_a_rising_error_rate_costs_points_before_its_level_stands_out():
     assert scores.health[5, 1] < scores.health[5, 0] and scores.health[6, 1] < scores.health[6, 0]
 
 
-def test_scores_explain_themselves_and_only_excess_over_the_fleet_costs_points():
+def test_scores_explain_themselves_and_only_excess_over_the_fleet_costs_points(fleet_protocol):
     columns = _fleet()
     train = _features(columns)
-    policy = fit_baseline(train, (np.ones(100, bool), np.ones(2, bool)), HealthPolicy())
+    policy = fit_baseline(train, (np.ones(100, bool), np.ones(2, bool)), fleet_protocol.health_policy())
     columns["ce_24h"][1, 1] = np.log1p(50_000)  # a CE storm
     columns["link_bandwidth_lost"][2, 1] = 0.5  # x16 -> x8
     columns["temp_max_c"][3, 1] = 95.0
@@ -82,9 +82,9 @@ def test_scores_explain_themselves_and_only_excess_over_the_fleet_costs_points()
     assert storm["health"] == pytest.approx(100 - sum(storm[f"points_{r}"] for r in REASONS))
 
 
-def test_scoring_without_a_fleet_baseline_is_refused():
+def test_scoring_without_a_fleet_baseline_is_refused(fleet_protocol):
     with pytest.raises(ValueError, match="fit_baseline"):
-        score_health(_features(_fleet()), HealthPolicy())
+        score_health(_features(_fleet()), fleet_protocol.health_policy())
 
 
 def test_held_out_controllers_that_fail_soon_score_lower(fleet_run, fleet_protocol):

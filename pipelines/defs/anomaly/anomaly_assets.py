@@ -22,19 +22,26 @@ from models.anomaly import (
     train_isolation_forest,
 )
 from pipelines.lib.assets import FOLLOW_INPUTS, mart_asset, publish
-from pipelines.lib.features import ANOMALY_MODEL_KEY, TrainingConfig, anomaly_model_dir, training_rows, window_features
+from pipelines.lib.features import (
+    ANOMALY_MODEL_KEY,
+    FEATURES,
+    TrainingConfig,
+    anomaly_model_dir,
+    read_features,
+    training_rows,
+)
 from pipelines.lib.marts import mart_key
 from pipelines.lib.metadata import chart, count_by, markdown_table
 from pipelines.lib.model_store import load_model, save_model
 from pipelines.lib.partitions import Window
 from pipelines.lib.resources import LakeResource
-from pipelines.lib.telemetry import raw_key
 
 GROUP = "anomaly"
 SCORES = "anomaly_scores"
 EVENTS = "event_anomalies"
-# Alarms are smoothed over 2 windows and snoozed for 24 (models.anomaly.smoothed_alarms): score that much
-# history before the window so an alarm raised just before it still snoozes the first hours.
+# Alarms are smoothed over 2 windows and snoozed for 24 (models.anomaly.smoothed_alarms): score the features of
+# that much history before the window (as far as the features mart holds it) so an alarm raised just before it
+# still snoozes the first hours.
 ALARM_HISTORY = timedelta(hours=24)
 SCORES_SCHEMA = pa.schema(
     [
@@ -45,14 +52,7 @@ SCORES_SCHEMA = pa.schema(
         pa.field("model_version", pa.int64(), nullable=False),
     ]
 )
-DEPS = [
-    raw_key("errors"),
-    raw_key("link"),
-    raw_key("latency"),
-    raw_key("inventory"),
-    mart_key("resets"),
-    mart_key("link_events"),
-]
+DEPS = [mart_key(FEATURES)]
 
 
 @dg.asset(
@@ -67,7 +67,7 @@ DEPS = [
 def anomaly_model(config: TrainingConfig, lake: LakeResource) -> dg.MaterializeResult:
     with lake.connection(read_only=True) as con:
         span = config.span(con)
-        features = window_features(con, span)
+        features = read_features(con, span)
     controllers, windows = training_rows(features)
     model = train_isolation_forest(features, controllers, windows, seed=config.seed)
     stored = save_model(model, anomaly_model_dir(lake))
@@ -117,7 +117,7 @@ def anomaly_scores(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.
     window = Window.of(context)
     model = load_model(anomaly_model_dir(lake))
     with lake.connection(read_only=True) as con:
-        features = window_features(con, window.widened(ALARM_HISTORY))
+        features = read_features(con, window.widened(ALARM_HISTORY))
     scores = score_windows(model, features)
     alarms = smoothed_alarms(scores, model.metadata.alarm_threshold)
     n_controllers, n_windows = scores.shape
@@ -153,7 +153,7 @@ def _describe_events(anomalies: pa.Table) -> dict[str, object]:
 def event_anomalies(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     window = Window.of(context)
     with lake.connection(read_only=True) as con:
-        features = window_features(con, window)
+        features = read_features(con, window)
     return publish(
         lake, EVENTS, event_rate_anomalies(features), window, "window_end", closed="right", describe=_describe_events
     )

@@ -4,6 +4,8 @@ Fleet-relative reasons are measured against a baseline fitted once on a training
 scores of later hours never depend on the hours they score.
 """
 
+from dataclasses import replace
+
 import dagster as dg
 import duckdb
 import numpy as np
@@ -14,12 +16,11 @@ from matplotlib.axes import Axes
 from ingest.contract import TS
 from models.health import HEALTH_SCHEMA, HealthPolicy, fit_baseline, health_table, score_health
 from pipelines.lib.assets import FOLLOW_INPUTS, mart_asset, publish
-from pipelines.lib.features import TrainingConfig, training_rows, window_features
+from pipelines.lib.features import FEATURES, TrainingConfig, controller_slo, read_features, training_rows
 from pipelines.lib.marts import MARTS, mart_key, replace_table
 from pipelines.lib.metadata import chart, markdown_table
 from pipelines.lib.partitions import Window
 from pipelines.lib.resources import LakeResource
-from pipelines.lib.telemetry import raw_key
 
 GROUP = "health"
 BASELINE = "health_baseline"
@@ -34,8 +35,6 @@ BASELINE_SCHEMA = pa.schema(
         pa.field("training_controllers", pa.int64(), nullable=False),
     ]
 )
-TELEMETRY_DEPS = [raw_key("errors"), raw_key("link"), raw_key("latency"), raw_key("inventory")]
-DETECTION_DEPS = [mart_key("resets"), mart_key("link_events")]
 
 
 @mart_asset(
@@ -44,16 +43,16 @@ DETECTION_DEPS = [mart_key("resets"), mart_key("link_events")]
     description="The fleet baseline of every fleet-relative health feature (its 99th percentile), fitted on the "
     "training span's non-held-out controllers.",
     schema=BASELINE_SCHEMA,
-    deps=[*TELEMETRY_DEPS, *DETECTION_DEPS],
+    deps=[mart_key(FEATURES)],
     partitions_def=None,
     automation_condition=None,
 )
 def health_baseline(config: TrainingConfig, lake: LakeResource) -> dg.MaterializeResult:
     with lake.connection(read_only=True) as con:
         span = config.span(con)
-        features = window_features(con, span)
+        features = read_features(con, span)
     controllers, windows = training_rows(features)
-    policy = fit_baseline(features, (controllers, windows), HealthPolicy())
+    policy = fit_baseline(features, (controllers, windows), HealthPolicy.for_slo(controller_slo()))
     rows = pa.table(
         {
             "feature": list(policy.baseline),
@@ -78,12 +77,13 @@ def health_baseline(config: TrainingConfig, lake: LakeResource) -> dg.Materializ
 
 
 def _policy(lake: LakeResource) -> HealthPolicy:
+    """slos.yaml's SLO budget and page burn factor with the fitted fleet baseline."""
     with lake.connection(read_only=True) as con:
         try:
             rows = con.execute(f"SELECT feature, baseline FROM {MARTS}.{BASELINE}").fetchall()
         except duckdb.CatalogException:
             raise ValueError(f"no fleet baseline yet: materialize {MARTS}/{BASELINE} first") from None
-    return HealthPolicy(baseline=dict(rows))
+    return replace(HealthPolicy.for_slo(controller_slo()), baseline=dict(rows))
 
 
 def _describe(scores: pa.Table) -> dict[str, object]:
@@ -113,13 +113,13 @@ def _describe(scores: pa.Table) -> dict[str, object]:
     description="Health score 0–100 per controller at the end of each hour, the points each reason took, and the "
     "top reasons, from the shared window features and the fitted fleet baseline.",
     schema=HEALTH_SCHEMA,
-    deps=[*TELEMETRY_DEPS, *DETECTION_DEPS, mart_key(BASELINE)],
+    deps=[mart_key(FEATURES), mart_key(BASELINE)],
     automation_condition=FOLLOW_INPUTS,
 )
 def health_scores(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     window = Window.of(context)
     policy = _policy(lake)
     with lake.connection(read_only=True) as con:
-        features = window_features(con, window)
+        features = read_features(con, window)
     rows = health_table(features, score_health(features, policy))
     return publish(lake, SCORES, rows, window, "window_end", closed="right", describe=_describe)

@@ -1,8 +1,9 @@
 """SLOs from slos.yaml: the SLI event series, hourly compliance with burn rates, and alert episodes.
 
-The SLI series (good/total events per group per 5 minutes) is the one place raw telemetry enters; compliance and
-breaches read it back with the history their burn windows need (up to four days), which is cheap because the
-series is small. Nothing averages percentiles: every figure is a ratio of summed event counts.
+The SLI series (good/total events per group per 5 minutes) is the one place raw telemetry enters; one evaluation
+reads it back with the history the burn windows need (up to four days), which is cheap because the series is
+small, and writes both compliance and breaches. Nothing averages percentiles: every figure is a ratio of summed
+event counts.
 """
 
 import dagster as dg
@@ -12,10 +13,10 @@ import pyarrow.compute as pc
 
 from ingest.contract import TABLE_NAMES, TOPIC_LATENCY, TS
 from models.series import NS_PER_HOUR
-from models.slo.burn import burn_timeline, evaluate
+from models.slo.burn import Evaluation, evaluate
 from models.slo.spec import BURN_WINDOWS, EventsSli, Slo
 from pipelines.lib import slos as spec
-from pipelines.lib.assets import AFTER_LOAD, mart_asset, mart_check, publish
+from pipelines.lib.assets import AFTER_LOAD, mart_asset, mart_assets, mart_check, mart_spec, publish
 from pipelines.lib.marts import MARTS, mart_key, read_window
 from pipelines.lib.metadata import count_by, markdown_table
 from pipelines.lib.partitions import Window, to_ns
@@ -118,17 +119,19 @@ def _hourly_events(lake: LakeResource, window: Window) -> pa.Table:
     return rows.set_column(2, "hour", rows["hour"].cast(TS))
 
 
-def _hour_end_states(series: pa.Table, slo: Slo, window: Window) -> pa.Table:
-    """Burn rates and alert state of `slo` at the end of every hour of `window`, per group."""
-    timeline = burn_timeline(spec.series_for(series, slo), slo, spec.STEP_S, until=window.end)
-    ends = timeline.column("ts").cast(pa.int64()).to_numpy()
-    hour_ends = (ends % NS_PER_HOUR == 0) & (ends > to_ns(window.start)) & (ends <= to_ns(window.end))
-    at_end = spec.keyed(timeline.filter(pa.array(hour_ends)), slo)
+def _hour_ends(window: Window) -> np.ndarray:
+    """The evaluation times at which compliance is recorded: the end of every hour of `window` (int64 ns)."""
+    return np.arange(to_ns(window.start) + NS_PER_HOUR, to_ns(window.end) + 1, NS_PER_HOUR, dtype=np.int64)
+
+
+def _hour_end_states(evaluation: Evaluation, slo: Slo) -> pa.Table:
+    """Burn rates and alert state of `slo` at the end of every hour the evaluation was asked for, per group."""
+    at_end = spec.keyed(evaluation.timeline, slo)
     return pa.table(
         {
             "slo": at_end["slo"],
             "group_key": at_end["group_key"],
-            "hour": pa.array(ends[hour_ends] - NS_PER_HOUR, pa.int64()).cast(TS),
+            "hour": pa.array(at_end["ts"].cast(pa.int64()).to_numpy() - NS_PER_HOUR, pa.int64()).cast(TS),
             "objective": pa.array(np.full(at_end.num_rows, slo.objective)),
             **{f"burn_{w}": at_end[f"burn_{w}"] for w in BURN_WINDOWS},
             "state": at_end["state"].cast(pa.string()),
@@ -154,6 +157,10 @@ def _compliance(states: pa.Table, hourly: pa.Table) -> pa.Table:
     return pa.table(columns, schema=COMPLIANCE_SCHEMA)
 
 
+def _episodes(evaluation: Evaluation, slo: Slo) -> pa.Table:
+    return spec.keyed(evaluation.episodes, slo).select(BREACHES_SCHEMA.names).cast(BREACHES_SCHEMA)
+
+
 def _describe_compliance(rows: pa.Table) -> dict[str, object]:
     worst = rows.filter(pc.greater(rows["events"], 0)).sort_by([("sli", "ascending")])
     shown = ["slo", "group_key", "hour", "events", "bad_events", "sli", "burn_1h", "state"]
@@ -164,27 +171,6 @@ def _describe_compliance(rows: pa.Table) -> dict[str, object]:
     }
 
 
-@mart_asset(
-    COMPLIANCE,
-    group=GROUP,
-    description="Per SLO, group and hour: events, bad events, the hour's SLI against the objective, and the burn "
-    "rates and alert state (ok, insufficient_data, ticket, page, absent) at the end of the hour.",
-    schema=COMPLIANCE_SCHEMA,
-    deps=[mart_key(SLI)],
-)
-def slo_compliance(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    window = Window.of(context)
-    slos = spec.load()
-    series = _read_series(lake, window, slos)
-    states = [_hour_end_states(series, slo, window) for slo in slos if _has_events(series, slo)]
-    rows = (
-        _compliance(pa.concat_tables(states), _hourly_events(lake, window))
-        if states
-        else COMPLIANCE_SCHEMA.empty_table()
-    )
-    return publish(lake, COMPLIANCE, rows, window, "hour", describe=_describe_compliance)
-
-
 def _describe_breaches(episodes: pa.Table) -> dict[str, object]:
     alerts = episodes.filter(pc.is_in(episodes["kind"], pa.array(["page", "ticket"])))
     return {
@@ -193,27 +179,48 @@ def _describe_breaches(episodes: pa.Table) -> dict[str, object]:
     }
 
 
-@mart_asset(
-    BREACHES,
-    group=GROUP,
-    description="Alert episodes that began in the hour: multiwindow multi-burn-rate tiers firing (page, ticket), "
-    "tiers held back by the minimum-events guard (insufficient_data), and groups without events (absent).",
-    schema=BREACHES_SCHEMA,
-    deps=[mart_key(SLI)],
+@mart_assets(
+    "slo_evaluation",
+    mart_spec(
+        COMPLIANCE,
+        group=GROUP,
+        description="Per SLO, group and hour: events, bad events, the hour's SLI against the objective, and the "
+        "burn rates and alert state (ok, insufficient_data, ticket, page, absent) at the end of the hour.",
+        schema=COMPLIANCE_SCHEMA,
+        deps=[mart_key(SLI)],
+    ),
+    mart_spec(
+        BREACHES,
+        group=GROUP,
+        description="Alert episodes that began in the hour: multiwindow multi-burn-rate tiers firing (page, "
+        "ticket), tiers held back by the minimum-events guard (insufficient_data), and groups without events "
+        "(absent).",
+        schema=BREACHES_SCHEMA,
+        deps=[mart_key(SLI)],
+    ),
 )
-def slo_breaches(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+def slo_evaluation(context: dg.AssetExecutionContext, lake: LakeResource):
+    """One evaluation of every SLO over the window and its burn-window history feeds both marts: the hour-end
+    states of compliance and the alert episodes of breaches come from the same grids."""
     window = Window.of(context)
     slos = spec.load()
     series = _read_series(lake, window, slos)
-    parts = [
-        spec.keyed(evaluate(spec.series_for(series, slo), slo, spec.STEP_S, until=window.end).episodes, slo)
+    evaluated = [
+        (
+            slo,
+            evaluate(spec.series_for(series, slo), slo, spec.STEP_S, until=window.end, timeline_at=_hour_ends(window)),
+        )
         for slo in slos
         if _has_events(series, slo)
     ]
-    rows = (
-        pa.concat_tables([p.select(BREACHES_SCHEMA.names).cast(BREACHES_SCHEMA) for p in parts])
-        if parts
-        else BREACHES_SCHEMA.empty_table()
+    compliance = (
+        _compliance(pa.concat_tables([_hour_end_states(e, slo) for slo, e in evaluated]), _hourly_events(lake, window))
+        if evaluated
+        else COMPLIANCE_SCHEMA.empty_table()
     )
+    breaches = (
+        pa.concat_tables([_episodes(e, slo) for slo, e in evaluated]) if evaluated else BREACHES_SCHEMA.empty_table()
+    )
+    yield publish(lake, COMPLIANCE, compliance, window, "hour", describe=_describe_compliance)
     # An episode's start is an evaluation time: the end of the step in which the condition first held.
-    return publish(lake, BREACHES, rows, window, "start", closed="right", describe=_describe_breaches)
+    yield publish(lake, BREACHES, breaches, window, "start", closed="right", describe=_describe_breaches)

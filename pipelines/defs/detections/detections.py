@@ -1,0 +1,149 @@
+"""Controller resets and link incidents of each hour, from one pass of both detectors.
+
+Resets and link incidents explain each other (models.features.Detections): a proven drop re-enumerates the device
+(a new counter epoch that is not a reset) and a reset takes the link down (a down state that is not a drop). Both
+detectors therefore read the same error and link rows and run together; one step writes both marts.
+"""
+
+from datetime import timedelta
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+from matplotlib.axes import Axes
+
+from ingest.contract import TOPIC_ERRORS, TOPIC_LINK
+from models.features import ERRORS_COLUMNS, LINK_COLUMNS, Detections
+from models.link_events import INCIDENTS_SCHEMA
+from models.resets import RESETS_SCHEMA
+from models.series import Controllers
+from pipelines.lib.assets import AFTER_LOAD, mart_assets, mart_check, mart_spec, publish
+from pipelines.lib.marts import mart_key
+from pipelines.lib.metadata import chart, count_by, markdown_table
+from pipelines.lib.partitions import Window
+from pipelines.lib.quality import counters_monotonic, telemetry_gaps
+from pipelines.lib.resources import LakeResource
+from pipelines.lib.telemetry import raw_key, read_inventory, read_stream
+
+RESETS = "resets"
+LINK_EVENTS = "link_events"
+# Evidence of a reset spans the last snapshot before it and the first after it; an outage's first traces can
+# precede its hour and the link comes back up after it: read an hour either side, keep what starts inside.
+BEFORE = timedelta(hours=1)
+AFTER = timedelta(hours=1)
+
+
+def _describe_resets(resets: pa.Table) -> dict[str, object]:
+    silent = int(pc.sum(resets["silent"]).as_py() or 0)
+    delay = pc.subtract(resets["detected_ts"], resets["reset_ts"])
+    return {
+        "explicit": resets.num_rows - silent,
+        "silent": silent,
+        "median_detection_delay_s": (pc.approximate_median(delay.cast(pa.int64())).as_py() or 0) / 1e9,
+        "worst_controllers": markdown_table(count_by(resets, ["controller_id"], {"silent": "sum"})),
+    }
+
+
+def _describe_incidents(incidents: pa.Table) -> dict[str, object]:
+    def plot(ax: Axes) -> None:
+        for kind in ("drop", "retrain", "downgrade"):
+            chosen = incidents.filter(pc.equal(incidents["kind"], kind))
+            values = [v for v in chosen["recovery_s"].to_pylist() if v is not None]
+            if values:
+                ax.hist(values, bins=30, alpha=0.6, label=f"{kind} ({len(values)})")
+        ax.set_xlabel("recovery time (s)")
+        ax.set_ylabel("incidents")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+
+    per_kind = count_by(incidents, ["kind"])
+    worst = count_by(incidents, ["controller_id"], {"outage_s": "sum", "recovery_s": "max"})
+    return {
+        **{f"{row['kind']}s": row["rows"] for row in per_kind.to_pylist()},
+        "worst_controllers": markdown_table(worst),
+        "recovery_times": chart("Recovery time to full speed and width in L0", plot),
+    }
+
+
+@mart_assets(
+    "detections",
+    mart_spec(
+        RESETS,
+        group="resets",
+        description="Controller resets in the hour, explicit and silent, with the evidence that revealed each and "
+        "when the first evidence arrived.",
+        schema=RESETS_SCHEMA,
+        deps=[raw_key("errors"), raw_key("link"), raw_key("inventory")],
+        automation_condition=AFTER_LOAD,
+    ),
+    mart_spec(
+        LINK_EVENTS,
+        group="links",
+        description="Link incidents (drop, retrain, width/speed downgrade) per controller, one row per incident "
+        "that starts in the hour, with outage, recovery to full speed/width in L0, and when the first evidence "
+        "arrived.",
+        schema=INCIDENTS_SCHEMA,
+        deps=[raw_key("errors"), raw_key("link"), raw_key("inventory")],
+        automation_condition=AFTER_LOAD,
+    ),
+    check_specs=[
+        mart_check(
+            RESETS,
+            "error_counters_monotonic",
+            "Cumulative health-snapshot counters never decrease within a counter epoch; a decrease would read as "
+            "a reset that did not happen (blocking).",
+            blocking=True,
+        ),
+        mart_check(
+            RESETS,
+            "telemetry_gaps",
+            "Every controller of the inventory sent health snapshots through the hour without a hole longer than "
+            "2.5 snapshot intervals (warning: a rack outage looks the same).",
+        ),
+        mart_check(
+            LINK_EVENTS,
+            "link_counters_monotonic",
+            "Cumulative link counters never decrease within a counter epoch; a decrease would turn into a "
+            "phantom link-down or counter restart (blocking).",
+            blocking=True,
+        ),
+    ],
+)
+def detections(context: dg.AssetExecutionContext, lake: LakeResource):
+    window = Window.of(context)
+    wide = window.widened(BEFORE, AFTER)
+    with lake.connection(read_only=True) as con:
+        errors = read_stream(con, TOPIC_ERRORS, wide, ERRORS_COLUMNS)
+        link = read_stream(con, TOPIC_LINK, wide, LINK_COLUMNS)
+        controllers = Controllers.of(
+            read_inventory(con).column("controller_id"), errors.column("controller_id"), link.column("controller_id")
+        )
+        error_counters = counters_monotonic(con, TOPIC_ERRORS, window, window.widened(BEFORE))
+        link_counters = counters_monotonic(con, TOPIC_LINK, window, window.widened(BEFORE))
+        gaps = telemetry_gaps(con, window, window.widened(BEFORE))
+    # No telemetry at all around the window (e.g. the loader stalled): nothing to detect from.
+    if errors.num_rows == 0 and link.num_rows == 0:
+        found = Detections(RESETS_SCHEMA.empty_table(), INCIDENTS_SCHEMA.empty_table())
+    else:
+        found = Detections.from_tables(errors, link, controllers)
+    yield publish(
+        lake,
+        RESETS,
+        found.resets,
+        window,
+        "reset_ts",
+        describe=_describe_resets,
+        check_results=[
+            error_counters.result("error_counters_monotonic", asset_key=mart_key(RESETS)),
+            gaps.result("telemetry_gaps", severity=dg.AssetCheckSeverity.WARN, asset_key=mart_key(RESETS)),
+        ],
+    )
+    yield publish(
+        lake,
+        LINK_EVENTS,
+        found.incidents,
+        window,
+        "start_ts",
+        describe=_describe_incidents,
+        check_results=[link_counters.result("link_counters_monotonic", asset_key=mart_key(LINK_EVENTS))],
+    )
