@@ -9,6 +9,7 @@ not know rather than guessing.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -448,3 +449,14 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
         return table.cast(schema)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
         raise ValueError(f"column types differ from the contract: {exc}") from exc
+
+
+# The simulator's run directory (`leo-fleet simulate --out DIR`, sample_data/): one Parquet file per table (errors,
+# link, latency, inventory, truth_faults; latency_samples in raw-samples mode) and a JSON description of the run.
+RUN_DESCRIPTION = "run.json"
+
+
+def run_table_file(run_dir: Path, table: str) -> Path:
+    """Where a run directory keeps `table`: written by ingest.sim.parquet_sink, read by `leo-fleet load`
+    (ingest.lake.loader) and by the offline evaluation (models.features, models.holdout)."""
+    return Path(run_dir) / f"{table}.parquet"

@@ -27,6 +27,9 @@ MAX_PARTITIONS = 1_000
 # A row this far ahead of the loader's clock is a broken sender clock, not skew; also keeps `now + skew` in range.
 MAX_CLOCK_SKEW_S = 7 * 86_400
 EARLIEST_DAY = date(2000, 1, 1)
+PARTITIONS_START_ENV = ENV_PREFIX + "PARTITIONS_START"
+# The first day of the Dagster partitions unless PARTITIONS_START_ENV says otherwise: the simulator's default start.
+DEFAULT_PARTITIONS_START = date(2026, 1, 5)
 # A host name or IPv4 address, or an IPv6 literal in brackets ([::1]).
 _HOST = re.compile(r"[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]")
 # Files and directories this project creates (lake, reports, broker state, Dagster storage) are its user's alone.
@@ -115,7 +118,9 @@ class S3Settings:
 
 @dataclass(frozen=True)
 class Settings:
-    """Where data lives: the DuckLake catalog and data path, reports, the local broker's state."""
+    """Where data lives: the DuckLake catalog and data path, reports, the local broker's state.
+
+    The data directory's layout is owned here, one property per directory; every other module asks for it."""
 
     data_dir: Path = field(default_factory=default_data_dir)
     # DuckLake catalog: a SQLite file by default, or e.g. "postgres:dbname=lake host=db" at scale.
@@ -125,27 +130,47 @@ class Settings:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     # How far a row's time may run ahead of the loader's clock before the message is quarantined (clock skew).
     max_clock_skew_s: float = 900.0
-    # First day of the Dagster partitions (LEO_FLEET_PARTITIONS_START, read by pipelines/lib/partitions.py); None: its
-    # default. Checked here with the rest, so a bad value is refused by every command, not only by Dagster.
-    partitions_start: date | None = None
+    # First day of the Dagster partitions (pipelines/lib/partitions.py builds them from it). Checked here with the
+    # rest, so a bad value is refused by every command, not only by Dagster.
+    partitions_start: date = DEFAULT_PARTITIONS_START
     # The object store of an s3:// data path.
     s3: S3Settings = field(default_factory=S3Settings)
 
     @property
+    def lake_dir(self) -> Path:
+        """The local lake: its SQLite catalog and Parquet files unless the catalog or data path settings move them."""
+        return self.data_dir / "lake"
+
+    @property
     def catalog(self) -> str:
-        return self.lake_catalog or f"sqlite:{self.data_dir / 'lake' / 'catalog.sqlite'}"
+        return self.lake_catalog or f"sqlite:{self.lake_dir / 'catalog.sqlite'}"
 
     @property
     def data_path(self) -> str:
-        return self.lake_data_path or f"{self.data_dir / 'lake' / 'data'}/"
+        return self.lake_data_path or f"{self.lake_dir / 'data'}/"
+
+    @property
+    def model_dir(self) -> Path:
+        """Versioned model files (pipelines.lib.model_store): next to the lake they were trained on."""
+        return self.data_dir / "models"
 
     @property
     def reports_dir(self) -> Path:
         return self.data_dir / "reports"
 
     @property
+    def dagster_home(self) -> Path:
+        """The demo's Dagster instance (DAGSTER_HOME), so `dagster dev` afterwards shows its runs."""
+        return self.data_dir / "dagster"
+
+    @property
     def broker_dir(self) -> Path:
         return self.data_dir / "broker"
+
+    @property
+    def scratch_dir(self) -> Path:
+        """Temporary files that outgrow memory (the SQL session's spills): the user's own, never the working dir."""
+        return self.data_dir / "tmp"
 
     def with_data_dir(self, data_dir: Path) -> Settings:
         return replace(self, data_dir=data_dir)
@@ -178,7 +203,7 @@ class Settings:
             lake_data_path=_quotable(ENV_PREFIX + "LAKE_DATA_PATH", get(ENV_PREFIX + "LAKE_DATA_PATH")),
             kafka=kafka,
             max_clock_skew_s=skew,
-            partitions_start=_day(ENV_PREFIX + "PARTITIONS_START", get(ENV_PREFIX + "PARTITIONS_START")),
+            partitions_start=_day(PARTITIONS_START_ENV, get(PARTITIONS_START_ENV)) or cls.partitions_start,
             s3=_s3(get),
         )
 

@@ -22,6 +22,7 @@ from ingest.contract import (
     INVENTORY_SCHEMA,
     LINK_SCHEMA,
     TS,
+    run_table_file,
 )
 from models.link_events import link_incidents, without_reset_downtime
 from models.resets import detect_resets
@@ -105,7 +106,7 @@ class Telemetry:
             ("latency", LATENCY_COLUMNS),
             ("inventory", INVENTORY_SCHEMA.names),
         ):
-            path = Path(run_dir) / f"{name}.parquet"
+            path = run_table_file(run_dir, name)
             if not path.exists():
                 raise FileNotFoundError(f"{path} is missing: not a fleet run directory")
             tables[name] = pq.read_table(path, columns=list(columns))

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ingest.contract import run_table_file
 from models.anomaly import AnomalyModel, event_rate_anomalies, score_windows, smoothed_alarms, train_isolation_forest
 from models.baselines import LINK_DROP_BASELINE, RESET_BASELINE, static_risk
 from models.early_warning import train_early_warning
@@ -88,7 +89,7 @@ class Run:
 
     @classmethod
     def load(cls, run_dir: Path, protocol: Protocol) -> Run:
-        truth_path = Path(run_dir) / "truth_faults.parquet"
+        truth_path = run_table_file(run_dir, "truth_faults")
         if not truth_path.exists():
             raise FileNotFoundError(f"{truth_path} is missing: evaluation needs the run's ground truth")
         telemetry = Telemetry.from_run_dir(run_dir)

@@ -24,11 +24,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from ingest.kafka import broker
 from ingest.lake import LAKE_ALIAS, session
-from ingest.settings import ENV_PREFIX, Settings
-from pipelines.lib.partitions import PARTITIONS_START_ENV, Window, partitions_start
+from ingest.settings import ENV_PREFIX, PARTITIONS_START_ENV, Settings
+from pipelines.lib.partitions import Window, partitions_start
 from pipelines.lib.resources import LakeResource
 from pipelines.lib.stream_status import raw_events, read_loader, read_streams
 from pipelines.materialize import QUIET_RUN, Stage, StageRun, materialize_span, stages
+from pipelines.reports import period_window, report_directory
 
 REPO = Path(__file__).resolve().parents[1]
 INSTANCE_CONFIG = REPO / "dagster.yaml"
@@ -38,7 +39,6 @@ MARKER = ".leo-fleet-demo"
 # carries its own marker: a table of this name beside DuckLake's metadata tables (all named `ducklake_*`).
 CATALOG_MARKER = "leo_fleet_demo"
 METADATA_ALIAS = "demo_catalog"
-DEMO_OUTPUTS = ("lake", "models", "reports", "dagster")
 # The printed `dagster dev` command binds the UI to loopback explicitly: it has no authentication (docs/security.md).
 UI_HOST = "127.0.0.1"
 UI_PORT = 3000
@@ -82,7 +82,7 @@ def prepare_data_dir(data_dir: Path, fresh: bool, settings: Settings | None = No
     (LEO_FLEET_LAKE_CATALOG) is emptied too: else it would still list the data files deleted here, and the next
     run would fail to open them. Both guards are checked before anything is deleted."""
     settings = (settings or Settings()).with_data_dir(data_dir)
-    lake_dir = data_dir / "lake"
+    lake_dir = settings.lake_dir
     if lake_dir.exists() and not (data_dir / MARKER).exists() and not fresh:
         raise DemoError(
             f"{lake_dir} holds a lake the demo did not create; pass --fresh to replace it or --data-dir for another"
@@ -96,8 +96,8 @@ def prepare_data_dir(data_dir: Path, fresh: bool, settings: Settings | None = No
         )
     if state != "empty":
         empty_catalog(settings)
-    for name in DEMO_OUTPUTS:
-        shutil.rmtree(data_dir / name, ignore_errors=True)
+    for output in (settings.lake_dir, settings.model_dir, settings.reports_dir, settings.dagster_home):
+        shutil.rmtree(output, ignore_errors=True)
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / MARKER).write_text("this data directory holds `leo-fleet demo` output; the demo replaces it\n")
     if external:
@@ -228,7 +228,7 @@ def shell_env(settings: Settings) -> str:
 
 def dagster_home(data_dir: Path) -> Path:
     """<data dir>/dagster with the repository's instance config, as `dagster dev` will find it."""
-    home = data_dir / "dagster"
+    home = Settings().with_data_dir(data_dir).dagster_home
     home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(INSTANCE_CONFIG, home / "dagster.yaml")
     return home
@@ -361,12 +361,13 @@ def materialize_everything(data_dir: Path, span: Window, console: Console) -> li
 
 def where_to_look(data_dir: Path, span: Window, console: Console, settings: Settings | None = None) -> None:
     settings = (settings or Settings()).with_data_dir(data_dir)
-    report = data_dir / "reports" / "slo" / f"{(span.end - timedelta(seconds=1)):%Y-%m-%d}" / "report.md"
+    last_day = period_window("day", (span.end - timedelta(seconds=1)).date())
+    report = report_directory(settings.reports_dir, "day", last_day) / "report.md"
     env = shell_env(settings)
     lines = [
         "",
         "[bold]Where to look[/bold]",
-        f"  Dagster UI:  {env} DAGSTER_HOME={data_dir / 'dagster'} .venv/bin/dagster dev -h {UI_HOST} -p {UI_PORT}",
+        f"  Dagster UI:  {env} DAGSTER_HOME={settings.dagster_home} .venv/bin/dagster dev -h {UI_HOST} -p {UI_PORT}",
         f"               then open http://{UI_HOST}:{UI_PORT} (asset graph, metadata, checks, run history)",
         f"  SLO report:  {report.with_suffix('.html')}",
         f"               summary {report}, CSV tables and charts alongside",

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 import pipelines.demo  # noqa: F401  (imported once with the real environment: it reads LEO_FLEET_PARTITIONS_START)
 from ingest import lake
 from ingest.kafka import broker
-from ingest.settings import SASL_MECHANISMS, SECURITY_PROTOCOLS, Settings
+from ingest.settings import DEFAULT_PARTITIONS_START, SASL_MECHANISMS, SECURITY_PROTOCOLS, Settings, SettingsError
 from pipelines.cli import main
 from tests.ingest.kafka.helpers import CLI
 from tests.sample_lake import SAMPLE_SPAN, Materialized
@@ -319,6 +319,7 @@ def test_the_listed_cases_are_one_line_errors_in_a_real_process(sandbox: Sandbox
         ({}, ["demo", "--data-dir", "/proc/nope"], "/proc/nope"),
         ({"LEO_FLEET_PARTITIONS": "abc"}, ["--help"], "LEO_FLEET_PARTITIONS"),
         ({"LEO_FLEET_MAX_CLOCK_SKEW_S": "abc"}, ["ingest"], "LEO_FLEET_MAX_CLOCK_SKEW_S"),
+        ({"LEO_FLEET_PARTITIONS_START": "2026-02-30"}, ["demo", "--hours", "1"], "LEO_FLEET_PARTITIONS_START"),
         ({"LEO_FLEET_LAKE_CATALOG": "garbage"}, ["sql", "-c", "SELECT 1"], "LEO_FLEET_LAKE_CATALOG"),
         ({"KAFKA_BOOTSTRAP_SERVERS": ":"}, ["ingest"], "KAFKA_BOOTSTRAP_SERVERS"),
         ({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:abc"}, ["broker", "start"], "KAFKA_BOOTSTRAP_SERVERS"),
@@ -335,6 +336,14 @@ def test_the_listed_cases_are_one_line_errors_in_a_real_process(sandbox: Sandbox
         _, stderr = process.communicate(timeout=120)
         (line,) = stderr.decode().splitlines()
         assert process.returncode == 2 and expected in line, (process.args, line)
+
+
+def test_the_partitions_start_is_a_setting() -> None:
+    """The Dagster partitions' first day comes from Settings like every other setting, default and all."""
+    assert Settings.from_env({}).partitions_start == DEFAULT_PARTITIONS_START == date(2026, 1, 5)
+    assert Settings.from_env({"LEO_FLEET_PARTITIONS_START": "2025-12-01"}).partitions_start == date(2025, 12, 1)
+    with pytest.raises(SettingsError, match=r"^LEO_FLEET_PARTITIONS_START must be a day like 2026-01-05"):
+        Settings.from_env({"LEO_FLEET_PARTITIONS_START": "1999-12-31"})
 
 
 def _env(sandbox: Sandbox, overrides: dict[str, str]) -> dict[str, str]:

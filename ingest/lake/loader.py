@@ -530,7 +530,7 @@ class RunDirectoryError(ValueError):
 
 def run_directory_files(directory: Path) -> dict[str, Path]:
     """Raw table name -> Parquet file; the four telemetry streams are required, truth is optional."""
-    files = {name: directory / f"{name}.parquet" for name in ROW_SCHEMAS}
+    files = {name: contract.run_table_file(directory, name) for name in ROW_SCHEMAS}
     missing = [path.name for name, path in files.items() if name != TRUTH_TABLE and not path.is_file()]
     if missing:
         raise RunDirectoryError(f"{directory} is not a simulator run directory: missing {', '.join(missing)}")

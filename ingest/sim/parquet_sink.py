@@ -23,8 +23,10 @@ from ingest.contract import (
     LATENCY_SAMPLES_SCHEMA,
     LATENCY_SCHEMA,
     LINK_SCHEMA,
+    RUN_DESCRIPTION,
     SCHEMA_VERSION,
     TRUTH_FAULTS_SCHEMA,
+    run_table_file,
 )
 from ingest.sim.simulator import SimChunk, Simulation
 
@@ -36,7 +38,6 @@ CHUNK_TABLES: dict[str, tuple[pa.Schema, str]] = {
     "truth_faults": (TRUTH_FAULTS_SCHEMA, "truth"),
 }
 SAMPLES_TABLE = "latency_samples"
-RUN_FILE = "run.json"
 _PARTIAL = ".partial"
 
 
@@ -62,8 +63,8 @@ def write_run(sim: Simulation, out_dir: Path, progress: bool = True) -> RunSumma
     if sim.config.raw_samples:
         tables[SAMPLES_TABLE] = (LATENCY_SAMPLES_SCHEMA, "samples")
     rows = {"inventory": sim.inventory.num_rows, **dict.fromkeys(tables, 0)}
-    _write_whole(out_dir / "inventory.parquet", sim.inventory, INVENTORY_SCHEMA)
-    writers = {name: _writer(out_dir / f"{name}.parquet", schema) for name, (schema, _) in tables.items()}
+    _write_whole(run_table_file(out_dir, "inventory"), sim.inventory, INVENTORY_SCHEMA)
+    writers = {name: _writer(run_table_file(out_dir, name), schema) for name, (schema, _) in tables.items()}
     try:
         with _progress(progress) as bar:
             task = bar.add_task("simulating", total=sim.n_chunks)
@@ -77,7 +78,7 @@ def write_run(sim: Simulation, out_dir: Path, progress: bool = True) -> RunSumma
         for writer in writers.values():
             writer.close()
     for name in tables:
-        _publish(out_dir / f"{name}.parquet")
+        _publish(run_table_file(out_dir, name))
     controller_intervals = sim.config.controllers * sim.config.n_intervals
     run = {
         "schema_version": SCHEMA_VERSION,
@@ -85,9 +86,9 @@ def write_run(sim: Simulation, out_dir: Path, progress: bool = True) -> RunSumma
         "chunks": sim.n_chunks,
         "controller_intervals": controller_intervals,
         "rows": rows,
-        "files": {name: f"{name}.parquet" for name in rows},
+        "files": {name: run_table_file(out_dir, name).name for name in rows},
     }
-    (out_dir / RUN_FILE).write_text(json.dumps(run, indent=2, sort_keys=True) + "\n")
+    (out_dir / RUN_DESCRIPTION).write_text(json.dumps(run, indent=2, sort_keys=True) + "\n")
     return RunSummary(out_dir, rows, sim.n_chunks, controller_intervals, time.perf_counter() - started)
 
 

@@ -79,7 +79,7 @@ def _open() -> duckdb.DuckDBPyConnection:
 
 def temp_dir(settings: Settings) -> Path:
     """Where the session spills sorts and joins that outgrow memory: the user's own, never the working directory."""
-    return settings.data_dir / "tmp" / "sql"
+    return settings.scratch_dir / "sql"
 
 
 def lock_down(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:

@@ -1,9 +1,9 @@
 """Time partitions shared by every asset, and the time window a run covers.
 
-Marts are hourly; detection quality and the SLO report are daily. Partitions start on LEO_FLEET_PARTITIONS_START
-(default 2026-01-05, the simulator's default start) and end at the last complete hour, so a backfill can reach any
-telemetry the lake holds from that day on. To analyse older telemetry, set the variable to an earlier day before
-starting Dagster: the start is part of the code location, not of the instance.
+Marts are hourly; detection quality and the SLO report are daily. Partitions start on `Settings.partitions_start`
+(LEO_FLEET_PARTITIONS_START, default 2026-01-05, the simulator's default start) and end at the last complete hour,
+so a backfill can reach any telemetry the lake holds from that day on. To analyse older telemetry, set the variable
+to an earlier day before starting Dagster: the start is part of the code location, not of the instance.
 
 Every hourly asset has a single-run backfill policy: a backfill over a day runs each asset once over 24 hours (one
 lake read, one model call, one transaction) instead of 24 times, which is what keeps a fleet-day under minutes.
@@ -11,24 +11,22 @@ lake read, one model call, one transaction) instead of 24 times, which is what k
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from ingest.settings import ENV_PREFIX
+from ingest.settings import Settings
 
-PARTITIONS_START_ENV = ENV_PREFIX + "PARTITIONS_START"
-DEFAULT_PARTITIONS_START = "2026-01-05"
 HOUR_FORMAT = "%Y-%m-%d-%H:%M"
 DAY_FORMAT = "%Y-%m-%d"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def partitions_start() -> str:
-    return os.environ.get(PARTITIONS_START_ENV) or DEFAULT_PARTITIONS_START
+    """The first partition day as Dagster's start dates take it (YYYY-MM-DD), from the settings."""
+    return Settings.from_env().partitions_start.isoformat()
 
 
 HOURLY = dg.HourlyPartitionsDefinition(start_date=f"{partitions_start()}-00:00", timezone="UTC", fmt=HOUR_FORMAT)

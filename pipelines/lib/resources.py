@@ -30,7 +30,7 @@ class LakeResource(dg.ConfigurableResource):
     @property
     def model_dir(self) -> Path:
         """Versioned model files (anomaly model): next to the lake, so one data dir holds everything."""
-        return self.settings.data_dir / "models"
+        return self.settings.model_dir
 
     @contextmanager
     def connection(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
