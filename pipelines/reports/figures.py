@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from models.histogram import merge_table, with_quantiles
+from models.slo.burn import burn_rate
 from models.slo.spec import LatencySli, Slo
 from pipelines.lib import slos as spec
 from pipelines.lib.marts import MARTS, read_window
@@ -59,7 +60,9 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, window: Window, **params: ob
 
 
 def summary(con: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:
-    """Per SLO over all its groups: SLI, burn rate, budget remaining, groups out of budget, alert episodes."""
+    """Per SLO over all its groups: SLI, burn rate, budget remaining, groups out of budget, alert episodes.
+
+    The pooled counts come from SQL; the burn rate from models.slo.burn, the formula's one owner."""
     sql = """
         WITH b AS (FROM sre.slo_budget($start, $end)),
         alerts AS (
@@ -72,12 +75,14 @@ def summary(con: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:
                    count(*) AS groups, count(*) FILTER (WHERE budget_remaining < 0) AS groups_over_budget
             FROM b GROUP BY slo)
         SELECT p.slo, p.objective, p.events, p.bad_events,
-               CASE WHEN p.events > 0 THEN 1 - p.bad_events / p.events END AS sli,
-               CASE WHEN p.events > 0 THEN (p.bad_events / p.events) / p.error_budget END AS burn_rate,
-               CASE WHEN p.events > 0 THEN 1 - (p.bad_events / p.events) / p.error_budget END AS budget_remaining,
+               CASE WHEN p.events > 0 THEN 1 - p.bad_events / p.events END AS sli, p.error_budget,
                p.groups, p.groups_over_budget, coalesce(a.pages, 0) AS pages, coalesce(a.tickets, 0) AS tickets
         FROM pooled p LEFT JOIN alerts a USING (slo) ORDER BY p.slo"""
-    return _rows(con, sql, window)
+    pooled = _rows(con, sql, window)
+    burn = burn_rate(pooled["bad_events"].to_numpy(), pooled["events"].to_numpy(), pooled["error_budget"].to_numpy())
+    at = pooled.column_names.index("error_budget")
+    rates = pooled.remove_column(at).add_column(at, "burn_rate", pa.array(burn, pa.float64(), from_pandas=True))
+    return rates.add_column(at + 1, "budget_remaining", pa.array(1 - burn, pa.float64(), from_pandas=True))
 
 
 def compliance(con: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:
@@ -100,7 +105,7 @@ def burn_down(con: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:
             SELECT slo, hour, sum(events) AS events, sum(bad_events) AS bad, any_value(error_budget) AS budget
             FROM sre.slo_status WHERE hour >= $start AND hour < $end GROUP BY slo, hour)
         SELECT slo, hour + INTERVAL 1 HOUR AS hour_end,
-               1 - sum(bad) OVER w / nullif(sum(events) OVER (PARTITION BY slo) * budget, 0) AS budget_remaining
+               1 - sre.burn_rate(sum(bad) OVER w, sum(events) OVER (PARTITION BY slo), budget) AS budget_remaining
         FROM h WINDOW w AS (PARTITION BY slo ORDER BY hour) ORDER BY slo, hour_end"""
     return _rows(con, sql, window)
 
@@ -130,7 +135,7 @@ def worst(con: duckdb.DuckDBPyConnection, window: Window, slos: tuple[Slo, ...],
         pooled AS (
             SELECT place.level AS level, place.name AS name, slo, sum(events)::BIGINT AS events,
                    sum(bad_events)::BIGINT AS bad_events,
-                   1 - (sum(bad_events) / sum(events)) / any_value(error_budget) AS budget_remaining
+                   1 - sre.burn_rate(sum(bad_events), sum(events), any_value(error_budget)) AS budget_remaining
             FROM placed WHERE place.name IS NOT NULL AND list_contains($levels::VARCHAR[], place.level)
             GROUP BY 1, 2, 3 HAVING sum(events) > 0)
         SELECT * FROM pooled

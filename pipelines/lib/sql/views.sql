@@ -7,6 +7,12 @@
 
 CREATE SCHEMA IF NOT EXISTS sre;
 
+-- The burn rate: error ratio / error budget (1 = spending exactly the budget), NULL without events. The SQL twin
+-- of models.slo.burn.burn_rate, tested equal to it (tests/sql/test_burn_rate.py); every burn rate and budget below
+-- uses it.
+CREATE OR REPLACE MACRO sre.burn_rate(bad_events, events, error_budget) AS
+    CASE WHEN events > 0 THEN (bad_events / events) / error_budget END;
+
 -- One row per controller: the attributes of its latest deployment (region, rack, host, firmware, link width).
 CREATE OR REPLACE VIEW sre.inventory AS
 SELECT controller_id, region, rack, host, memdev, pci_bdf, sku, capacity_gb, max_link_width, max_link_speed_gts,
@@ -35,31 +41,29 @@ QUALIFY row_number() OVER (PARTITION BY controller_id ORDER BY window_end DESC) 
 -- burn rates of the standard windows at the end of the hour and the alert state then.
 CREATE OR REPLACE VIEW sre.slo_status AS
 SELECT slo, group_key, hour, objective, 1 - objective / 100 AS error_budget, events, bad_events, sli, met,
-       CASE WHEN events > 0 THEN (bad_events / events) / (1 - objective / 100) END AS burn_rate,
+       sre.burn_rate(bad_events, events, 1 - objective / 100) AS burn_rate,
        * EXCLUDE (slo, group_key, hour, objective, events, bad_events, sli, met, state), state
 FROM marts.slo_compliance;
 
 -- Per SLO and group over [from_ts, to_ts): events, bad events, SLI, burn rate and the error budget remaining
--- (1 = untouched, 0 = spent, negative = overspent). The same figures as the SLO report and models.slo.
+-- (1 = untouched, 0 = spent, negative = overspent). The same figures as the SLO report and models.slo.burn.
 CREATE OR REPLACE MACRO sre.slo_budget(from_ts, to_ts) AS TABLE
 SELECT slo, group_key, any_value(objective) AS objective, any_value(error_budget) AS error_budget,
        sum(events)::BIGINT AS events, sum(bad_events)::BIGINT AS bad_events,
        CASE WHEN sum(events) > 0 THEN 1 - sum(bad_events) / sum(events) END AS sli,
-       CASE WHEN sum(events) > 0 THEN (sum(bad_events) / sum(events)) / any_value(error_budget) END AS burn_rate,
-       CASE WHEN sum(events) > 0 THEN 1 - (sum(bad_events) / sum(events)) / any_value(error_budget) END
-           AS budget_remaining
+       sre.burn_rate(sum(bad_events), sum(events), any_value(error_budget)) AS burn_rate,
+       1 - sre.burn_rate(sum(bad_events), sum(events), any_value(error_budget)) AS budget_remaining
 FROM sre.slo_status
 WHERE hour >= from_ts AND hour < to_ts
 GROUP BY slo, group_key;
 
 -- Calendar compliance history: per ISO week and per month (UTC session: `leo-fleet sql` sets it), SLO and group.
--- Calendar periods, not the SLO's rolling window: models.slo and the alert states use the rolling one.
+-- Calendar periods, not the SLO's rolling window: models.slo.burn and the alert states use the rolling one.
 CREATE OR REPLACE VIEW sre.slo_history AS
 SELECT p.period, date_trunc(p.period, s.hour) AS period_start, s.slo, s.group_key, any_value(s.objective) AS objective,
        sum(s.events)::BIGINT AS events, sum(s.bad_events)::BIGINT AS bad_events,
        CASE WHEN sum(s.events) > 0 THEN 1 - sum(s.bad_events) / sum(s.events) END AS sli,
-       CASE WHEN sum(s.events) > 0 THEN 1 - (sum(s.bad_events) / sum(s.events)) / any_value(s.error_budget) END
-           AS budget_remaining
+       1 - sre.burn_rate(sum(s.bad_events), sum(s.events), any_value(s.error_budget)) AS budget_remaining
 FROM sre.slo_status s CROSS JOIN (VALUES ('week'), ('month')) p(period)
 GROUP BY p.period, period_start, s.slo, s.group_key;
 
