@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import dagster as dg
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ingest.contract import (
     TELEMETRY_SCHEMAS,
@@ -88,13 +89,18 @@ class Finding:
 
 
 def _finding(con: duckdb.DuckDBPyConnection, rows_sql: str, params: dict) -> Finding:
-    """`rows_sql` yields the checked rows with a boolean `failing` column."""
-    checked, failing = con.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE failing) FROM ({rows_sql})", params
-    ).fetchone()
-    sample = con.execute(
-        f"SELECT * EXCLUDE (failing) FROM ({rows_sql}) WHERE failing LIMIT {SAMPLE_ROWS}", params
+    """`rows_sql` yields the checked rows with a boolean `failing` column; it is computed once (a MATERIALIZED
+    CTE) for both the counts and the sample, since it scans raw telemetry."""
+    result = con.execute(
+        f"""WITH checked AS MATERIALIZED ({rows_sql}),
+                 totals AS (SELECT count(*) AS _checked, count(*) FILTER (WHERE failing) AS _failing FROM checked),
+                 sample AS (SELECT true AS _sampled, * EXCLUDE (failing) FROM checked WHERE failing
+                            LIMIT {SAMPLE_ROWS})
+            SELECT * FROM totals LEFT JOIN sample ON true""",
+        params,
     ).to_arrow_table()
+    checked, failing = result["_checked"][0].as_py(), result["_failing"][0].as_py()
+    sample = result.filter(pc.is_valid(result["_sampled"])).drop_columns(["_checked", "_failing", "_sampled"])
     return Finding(int(checked), int(failing), sample)
 
 

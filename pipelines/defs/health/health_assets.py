@@ -76,13 +76,12 @@ def health_baseline(config: TrainingConfig, lake: LakeResource) -> dg.Materializ
     )
 
 
-def _policy(lake: LakeResource) -> HealthPolicy:
+def _policy(con: duckdb.DuckDBPyConnection) -> HealthPolicy:
     """slos.yaml's SLO budget and page burn factor with the fitted fleet baseline."""
-    with lake.connection(read_only=True) as con:
-        try:
-            rows = con.execute(f"SELECT feature, baseline FROM {MARTS}.{BASELINE}").fetchall()
-        except duckdb.CatalogException:
-            raise ValueError(f"no fleet baseline yet: materialize {MARTS}/{BASELINE} first") from None
+    try:
+        rows = con.execute(f"SELECT feature, baseline FROM {MARTS}.{BASELINE}").fetchall()
+    except duckdb.CatalogException:
+        raise ValueError(f"no fleet baseline yet: materialize {MARTS}/{BASELINE} first") from None
     return replace(HealthPolicy.for_slo(controller_slo()), baseline=dict(rows))
 
 
@@ -118,8 +117,8 @@ def _describe(scores: pa.Table) -> dict[str, object]:
 )
 def health_scores(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     window = Window.of(context)
-    policy = _policy(lake)
     with lake.connection(read_only=True) as con:
+        policy = _policy(con)
         features = read_features(con, window)
     rows = health_table(features, score_health(features, policy))
     return publish(lake, SCORES, rows, window, "window_end", closed="right", describe=_describe)

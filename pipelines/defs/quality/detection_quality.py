@@ -9,6 +9,7 @@ data a model was fitted on. Truth is read here and nowhere else.
 from datetime import datetime, timedelta
 
 import dagster as dg
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -149,10 +150,9 @@ def _risk_ranking(
     return score_ranking(row_labels, risk[keep])
 
 
-def _training_end(lake: LakeResource) -> int:
+def _training_end(con: duckdb.DuckDBPyConnection, lake: LakeResource) -> int:
     """The later of the two fitted models' training ends: hours up to it are never scored."""
-    with lake.connection(read_only=True) as con:
-        (health_end,) = con.execute(f"SELECT max(training_end) FROM {MARTS}.health_baseline").fetchone()
+    (health_end,) = con.execute(f"SELECT max(training_end) FROM {MARTS}.health_baseline").fetchone()
     anomaly_end = datetime.fromisoformat(load_model(anomaly_model_dir(lake)).metadata.training_end)
     return max(to_ns(health_end), to_ns(anomaly_end))
 
@@ -198,9 +198,9 @@ def _describe(rows: pa.Table) -> dict[str, object]:
 )
 def detection_quality(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     window = Window.of(context)
-    trained_until = _training_end(lake)
     rows: list[dict] = []
     with lake.connection(read_only=True) as con:
+        trained_until = _training_end(con, lake)
         truth = read_truth(con)
         controllers = Controllers.of(read_inventory(con).column("controller_id"))
         for day in window.chunks(timedelta(days=1)):

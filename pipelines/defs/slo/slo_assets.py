@@ -7,14 +7,15 @@ event counts.
 """
 
 import dagster as dg
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.contract import TABLE_NAMES, TOPIC_LATENCY, TS
+from ingest.contract import LATENCY_SCHEMA, TABLE_NAMES, TOPIC_LATENCY, TS
 from models.series import NS_PER_HOUR
 from models.slo.burn import Evaluation, evaluate
-from models.slo.spec import BURN_WINDOWS, EventsSli, Slo
+from models.slo.spec import BURN_WINDOWS, EventsSli, LatencySli, Slo
 from pipelines.lib import slos as spec
 from pipelines.lib.assets import AFTER_LOAD, mart_asset, mart_assets, mart_check, mart_spec, publish
 from pipelines.lib.marts import MARTS, mart_key, read_window
@@ -29,6 +30,9 @@ COMPLIANCE = "slo_compliance"
 BREACHES = "slo_breaches"
 GROUP = "slo"
 _TOPIC_OF_TABLE = {name: topic for topic, name in TABLE_NAMES.items()}
+# What a latency SLI reads of a latency row (models.slo.sli.latency_series), besides its group columns.
+SLI_LATENCY_COLUMNS = ("window_start", "window_s", "memory_tier", "op", "count", "over_slo", "slo_threshold_ns")
+BUCKET_COLUMNS = ("scale", "bucket_offset", "bucket_counts")
 
 COMPLIANCE_SCHEMA = pa.schema(
     [
@@ -64,6 +68,18 @@ def _describe_sli(series: pa.Table) -> dict[str, object]:
     return {"per_slo": markdown_table(per_slo.append_column("sli", sli).sort_by("sli"))}
 
 
+def _read_latency(con: duckdb.DuckDBPyConnection, window: Window, slos: tuple[Slo, ...]) -> pa.Table:
+    """The CXL latency rows of `window` with the columns latency SLIs read: the bucket lists (most of the bytes)
+    only when an SLO's threshold is not the rows' exact over-threshold counter's."""
+    groups = {column for slo in slos for column in slo.group_columns}
+    columns = [name for name in LATENCY_SCHEMA.names if name in {*SLI_LATENCY_COLUMNS, *groups}]
+    rows = read_stream(con, TOPIC_LATENCY, window, columns, "memory_tier = 'cxl'")
+    thresholds = {slo.sli.threshold_ns for slo in slos if isinstance(slo.sli, LatencySli)}
+    if all(pc.all(pc.equal(rows["slo_threshold_ns"], threshold)).as_py() for threshold in thresholds):
+        return rows
+    return read_stream(con, TOPIC_LATENCY, window, [*columns, *BUCKET_COLUMNS], "memory_tier = 'cxl'")
+
+
 @mart_asset(
     SLI,
     group=GROUP,
@@ -82,7 +98,7 @@ def slo_sli(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
         inventory = read_inventory(con)
         parts = []
         for hour in window.chunks():
-            latency = read_stream(con, TOPIC_LATENCY, hour)
+            latency = _read_latency(con, hour, slos)
             events = {name: read_stream(con, _TOPIC_OF_TABLE[name], hour) for name in event_tables}
             parts += [spec.sli_series(con, slo, latency, events, inventory) for slo in slos]
         consistency = histogram_consistency(con, window)
@@ -98,24 +114,22 @@ def slo_sli(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
     )
 
 
-def _read_series(lake: LakeResource, window: Window, slos: tuple[Slo, ...]) -> pa.Table:
+def _read_series(con: duckdb.DuckDBPyConnection, window: Window, slos: tuple[Slo, ...]) -> pa.Table:
     """The SLI series of `window` plus the history the longest burn window needs."""
-    with lake.connection(read_only=True) as con:
-        return read_window(con, f"{MARTS}.{SLI}", "ts", window.widened(spec.lookback(slos)))
+    return read_window(con, f"{MARTS}.{SLI}", "ts", window.widened(spec.lookback(slos)))
 
 
 def _has_events(series: pa.Table, slo: Slo) -> bool:
     return bool(pc.any(pc.equal(series["slo"], slo.name)).as_py())
 
 
-def _hourly_events(lake: LakeResource, window: Window) -> pa.Table:
+def _hourly_events(con: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:
     """Good and total events per SLO, group and hour of `window`."""
     sql = f"""
         SELECT slo, group_key, time_bucket(INTERVAL 1 HOUR, ts) AS hour, sum(good)::BIGINT AS good,
                sum(total)::BIGINT AS events
         FROM {MARTS}.{SLI} WHERE ts >= $start AND ts < $end GROUP BY ALL"""
-    with lake.connection(read_only=True) as con:
-        rows = con.execute(sql, {"start": window.start, "end": window.end}).to_arrow_table()
+    rows = con.execute(sql, {"start": window.start, "end": window.end}).to_arrow_table()
     return rows.set_column(2, "hour", rows["hour"].cast(TS))
 
 
@@ -204,7 +218,9 @@ def slo_evaluation(context: dg.AssetExecutionContext, lake: LakeResource):
     states of compliance and the alert episodes of breaches come from the same grids."""
     window = Window.of(context)
     slos = spec.load()
-    series = _read_series(lake, window, slos)
+    with lake.connection(read_only=True) as con:
+        series = _read_series(con, window, slos)
+        hourly = _hourly_events(con, window)
     evaluated = [
         (
             slo,
@@ -214,7 +230,7 @@ def slo_evaluation(context: dg.AssetExecutionContext, lake: LakeResource):
         if _has_events(series, slo)
     ]
     compliance = (
-        _compliance(pa.concat_tables([_hour_end_states(e, slo) for slo, e in evaluated]), _hourly_events(lake, window))
+        _compliance(pa.concat_tables([_hour_end_states(e, slo) for slo, e in evaluated]), hourly)
         if evaluated
         else COMPLIANCE_SCHEMA.empty_table()
     )
