@@ -50,7 +50,7 @@ test: lint
 	$(BIN)/pytest -m "not slow"
 
 sample-data: $(STAMP)
-	$(BIN)/python -m ingest.sim.sample_data
+	$(BIN)/python -m ingest.sim.sample_data sample_data
 
 bench: $(STAMP)
 	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done

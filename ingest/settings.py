@@ -39,8 +39,9 @@ PRIVATE_UMASK = 0o077
 def restrict_new_files() -> None:
     """Set the process umask so everything created from here on is owner-only (0600 files, 0700 directories).
 
-    Called by every entry point: `leo-fleet` (main), the lake connection (Dagster runs, benchmarks) and the
-    Dagster code location; telemetry, reports and the instance's event log are not for other local users.
+    Called by every entry point and by nothing else: `leo-fleet` (main), the Dagster code location's load (its
+    code server and run workers) and the benchmarks' main; telemetry, reports and the instance's event log are
+    not for other local users.
     """
     os.umask(PRIVATE_UMASK)
 

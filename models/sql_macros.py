@@ -7,10 +7,10 @@ pass their connection in, so SQL users get the same merge, quantile and SLI answ
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from importlib import resources
 from typing import Protocol
 
-SQL_DIR = Path(__file__).with_name("sql")
+SQL_DIR = resources.files("models").joinpath("sql")  # package data: a wheel carries it
 # A statement ends with a semicolon at the end of a line (the convention of the files in SQL_DIR).
 _STATEMENT_END = re.compile(r";[ \t]*$", re.MULTILINE)
 
@@ -29,7 +29,7 @@ def statements(text: str) -> list[str]:
 def install_macros(con: Connection) -> list[str]:
     """Create (or replace) every macro in SQL_DIR on `con`; returns their names, for logging and tests."""
     names = []
-    for path in sorted(SQL_DIR.glob("*.sql")):
+    for path in sorted((p for p in SQL_DIR.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name):
         for statement in statements(path.read_text()):
             con.execute(statement)
             match = re.search(r"MACRO\s+(\w+)", statement)

@@ -2,12 +2,11 @@
 
 Everything runs against real components: the Tansu broker from the pinned wheel, the loader's consumer group, a
 DuckLake under the data directory, and Dagster runs recorded in an instance under <data dir>/dagster (with the
-repository's dagster.yaml), so `dagster dev` afterwards shows the history, metadata and checks of this run.
+package's dagster.yaml), so `dagster dev` afterwards shows the history, metadata and checks of this run.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
@@ -15,6 +14,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from pathlib import Path
 
 import dagster as dg
@@ -31,8 +31,8 @@ from pipelines.lib.stream_status import raw_events, read_loader, read_streams
 from pipelines.materialize import QUIET_RUN, Stage, StageRun, materialize_span, stages
 from pipelines.reports import period_window, report_directory
 
-REPO = Path(__file__).resolve().parents[1]
-INSTANCE_CONFIG = REPO / "dagster.yaml"
+# The Dagster instance configuration (storage, run queue, pool limits): package data, so a wheel carries it too.
+INSTANCE_CONFIG = resources.files("pipelines").joinpath("dagster.yaml")
 # Written into the data directory by the demo: its presence means the lake there holds demo data only.
 MARKER = ".leo-fleet-demo"
 # A catalog outside the data directory (LEO_FLEET_LAKE_CATALOG: a PostgreSQL database, or a SQLite file elsewhere)
@@ -227,10 +227,14 @@ def shell_env(settings: Settings) -> str:
 
 
 def dagster_home(data_dir: Path) -> Path:
-    """<data dir>/dagster with the repository's instance config, as `dagster dev` will find it."""
-    home = Settings().with_data_dir(data_dir).dagster_home
+    """<data dir>/dagster with the package's instance config, as `dagster dev` will find it."""
+    return install_instance_config(Settings().with_data_dir(data_dir).dagster_home)
+
+
+def install_instance_config(home: Path) -> Path:
+    """`home` (a DAGSTER_HOME) holding INSTANCE_CONFIG as its dagster.yaml."""
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(INSTANCE_CONFIG, home / "dagster.yaml")
+    (home / "dagster.yaml").write_bytes(INSTANCE_CONFIG.read_bytes())
     return home
 
 
@@ -333,7 +337,8 @@ def materialize_everything(data_dir: Path, span: Window, console: Console) -> li
 
     instance = dg.DagsterInstance.from_config(str(dagster_home(data_dir)))
     definitions = defs()
-    lake = LakeResource(data_dir=str(data_dir))
+    # The data directory may come from --data-dir: given outright; the catalog and data path as the environment's.
+    lake = LakeResource.from_environment(data_dir=str(data_dir))
     # What the loader wrote, recorded as loader_observer would: the raw tables show their rows and watermarks.
     with lake.connection(read_only=True) as con:
         events = raw_events(read_streams(con), read_loader(con), {}, datetime.now(UTC))
@@ -388,8 +393,6 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> list
     check_span(span)
     data_dir = settings.data_dir
     prepare_data_dir(data_dir, options.fresh, settings)
-    # Dagster resources and the loader read the data directory from the environment: point them here.
-    os.environ[f"{ENV_PREFIX}DATA_DIR"] = str(data_dir)
     console.print(f"[bold]leo-fleet demo[/bold]: {options.controllers} controllers x {options.hours:g} h, {span}")
     console.print(f"Data directory: {data_dir}")
     if settings.lake_catalog:

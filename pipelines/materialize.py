@@ -22,8 +22,6 @@ from dataclasses import dataclass
 
 import dagster as dg
 import psutil
-from dagster._core.definitions.partitions.utils.time_window import TimeWindow
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from pipelines.lib.partitions import DAILY, HOURLY, Window
 from pipelines.lib.resources import LakeResource
@@ -32,6 +30,10 @@ from pipelines.lib.resources import LakeResource
 QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 WORKER_TAG = "leo-fleet/worker"  # "host:pid" of the process executing an in-process run
 UNFINISHED = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+# The run tags that make one run cover a range of partitions: what a single-run backfill and
+# `dagster asset materialize --partition-range` set (Dagster exports no constant for them).
+PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class Stage:
         if self.partitions_def is None:
             return []
         first = self.partitions_def.get_partition_key_for_timestamp(span.start.timestamp())
-        overlapping = TimeWindow(self.partitions_def.time_window_for_partition_key(first).start, span.end)
+        overlapping = dg.TimeWindow(self.partitions_def.time_window_for_partition_key(first).start, span.end)
         return [
             key
             for key in self.partitions_def.get_partition_keys_in_time_window(overlapping)
@@ -129,7 +131,7 @@ def run_stage(
     started = time.perf_counter()
     result = None
     if keys or stage.partitions_def is None:
-        tags = {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]} if keys else {}
+        tags = {PARTITION_RANGE_START_TAG: keys[0], PARTITION_RANGE_END_TAG: keys[-1]} if keys else {}
         tags[WORKER_TAG] = f"{socket.gethostname()}:{os.getpid()}"
         ops = {"__".join(key.path): {"config": dict(c)} for key, c in (config or {}).items() if key in stage.keys}
         result = dg.materialize(

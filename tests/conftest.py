@@ -23,11 +23,12 @@ from ingest.kafka.broker import free_port
 from ingest.kafka.topics import reset_topics
 from ingest.settings import ENV_PREFIX, KafkaSettings, Settings
 from pipelines.definitions import defs
+from pipelines.demo import install_instance_config
 from pipelines.materialize import materialize_span
 from tests.ingest.kafka.helpers import CLI
 from tests.postgres import PostgresServer, bin_dir, postgres_server
 from tests.s3 import S3Server, s3_server, weed_binary
-from tests.sample_lake import REPO, SAMPLE_SPAN, Materialized, instance_home, sample_lake
+from tests.sample_lake import REPO, SAMPLE_SPAN, Materialized, sample_lake
 
 DEMO_START = "2026-01-05T00:00Z"
 
@@ -121,6 +122,6 @@ def definitions() -> dg.Definitions:
 def materialized(tmp_path_factory: pytest.TempPathFactory, definitions: dg.Definitions) -> Materialized:
     root = tmp_path_factory.mktemp("materialized")
     lake = sample_lake(root / "data")
-    home = instance_home(root / "dagster")
+    home = install_instance_config(root / "dagster")
     runs = materialize_span(definitions, lake, SAMPLE_SPAN, dg.DagsterInstance.from_config(str(home)))
     return Materialized(root / "data", home, lake, runs)

@@ -4,7 +4,6 @@ and report tests (the build is the expensive part); they only read it."""
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,12 +38,6 @@ class Materialized:
 def sample_lake(data_dir: Path) -> LakeResource:
     load_run_directory(Settings().with_data_dir(data_dir), SAMPLE_DIR)
     return LakeResource(data_dir=str(data_dir))
-
-
-def instance_home(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(REPO / "dagster.yaml", path / "dagster.yaml")
-    return path
 
 
 def copy_lake(source_dir: Path, target_dir: Path) -> Path:

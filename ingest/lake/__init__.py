@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 import duckdb_extensions
 
-from ingest.settings import Settings, restrict_new_files
+from ingest.settings import Settings
 
 LAKE_ALIAS = "lake"
 
@@ -79,7 +79,6 @@ def connect(settings: Settings | None = None, *, read_only: bool = False) -> duc
     use; any number of processes may do that at the same moment (docs/reliability.md, "First start").
     """
     settings = settings or Settings.from_env()
-    restrict_new_files()
     catalog = settings.catalog
     if catalog.startswith("sqlite:"):
         catalog_path = Path(catalog.removeprefix("sqlite:"))

@@ -37,7 +37,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, T
 from ingest import contract, lake
 from ingest.kafka import codec
 from ingest.kafka.topics import TELEMETRY_TOPICS, ensure_topics
-from ingest.lake.fault_injection import crash_point
+from ingest.lake.fault_injection import CrashPoints
 from ingest.lake.raw_tables import (
     OFFSET_ANOMALIES_TABLE,
     RAW,
@@ -81,6 +81,7 @@ class LoaderOptions:
     status_interval_s: float = 2.0
     heartbeat_s: float = 30.0  # a status row reaches the lake at least this often, even when idle
     max_poll_records: int = 200
+    crash_points: CrashPoints | None = None  # reliability tests only (fault_injection.py)
 
 
 @dataclass
@@ -173,7 +174,7 @@ class Loader:
         ensure_tables(con)
         self._reader = con.cursor()  # a second connection to the same attached lake, for the main thread
         self._reader.execute(f"USE {lake.LAKE_ALIAS}")
-        self._writer = LakeWriter(con)
+        self._writer = LakeWriter(con, self.options.crash_points)
         self._consumer = KafkaConsumer(
             **self.settings.kafka.client_config(),
             **GROUP_TIMEOUTS,
@@ -273,7 +274,8 @@ class Loader:
                 if (tp.topic, tp.partition) in self._marks
             }
             if offsets:
-                crash_point("after_lake_commit")
+                if self.options.crash_points:
+                    self.options.crash_points.reach("after_lake_commit")
                 self._consumer.commit_async(offsets)
 
     def _set_paused(self, paused: bool) -> None:

@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest import contract
-from ingest.lake.fault_injection import crash_point
+from ingest.lake.fault_injection import CrashPoints
 
 RAW = "raw"
 TRUTH_TABLE = "truth_faults"
@@ -295,14 +295,21 @@ def watermark_for(marks: dict[PartitionKey, int], key: PartitionKey) -> int | No
     return marks.get(key, marks.get((topic, partition, None)))
 
 
-def commit_batch(con: duckdb.DuckDBPyConnection, batch: Batch, give_up_after_s: float = 120.0) -> WriteResult:
+def commit_batch(
+    con: duckdb.DuckDBPyConnection,
+    batch: Batch,
+    give_up_after_s: float = 120.0,
+    crash_points: CrashPoints | None = None,
+) -> WriteResult:
     """`write_batch`, retried with jittered backoff while the transaction fails to commit.
 
     Two processes committing to a SQLite-catalog DuckLake at once make one of them fail with "database is
     locked" (duckdb/ducklake#128, #1309); the batch is immutable and the replay filter runs again inside the
     new transaction, so retrying can neither lose nor duplicate a message.
     """
-    result, retries = retry_transaction(lambda: write_batch(con, batch, datetime.now(UTC)), give_up_after_s)
+    result, retries = retry_transaction(
+        lambda: write_batch(con, batch, datetime.now(UTC), crash_points), give_up_after_s
+    )
     return replace(result, retries=retries)
 
 
@@ -325,11 +332,14 @@ def retry_transaction(transaction: Callable[[], T], give_up_after_s: float = 120
             time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0))
 
 
-def write_batch(con: duckdb.DuckDBPyConnection, batch: Batch, now: datetime) -> WriteResult:
-    """Append the batch in one transaction, minus anything already stored (see module docstring)."""
+def write_batch(
+    con: duckdb.DuckDBPyConnection, batch: Batch, now: datetime, crash_points: CrashPoints | None = None
+) -> WriteResult:
+    """Append the batch in one transaction, minus anything already stored (see module docstring); `crash_points`
+    (reliability tests only) may end the process before the transaction or before its COMMIT."""
     started = time.perf_counter()
-    if batch.positions:
-        crash_point("before_write")
+    if batch.positions and crash_points:
+        crash_points.reach("before_write")
     con.execute("BEGIN TRANSACTION")
     try:
         marks = watermarks(con)
@@ -353,8 +363,8 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: Batch, now: datetime) -> 
         _append(con, OFFSET_ANOMALIES_TABLE, _offset_anomalies_table(batch.offset_anomalies, now))
         if batch.status is not None:
             _append(con, STATUS_TABLE, pa.Table.from_pylist([{**batch.status, "ts": now}], schema=STATUS_SCHEMA))
-        if after_mark:
-            crash_point("mid_transaction")
+        if after_mark and crash_points:
+            crash_points.reach("mid_transaction")
         con.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(duckdb.TransactionException):  # a failed COMMIT has already rolled back

@@ -13,6 +13,7 @@ import threading
 
 import duckdb
 
+from ingest.lake.fault_injection import CrashPoints
 from ingest.lake.raw_tables import Batch, WriteResult, commit_batch
 
 
@@ -21,8 +22,9 @@ class LakeWriteError(RuntimeError):
 
 
 class LakeWriter:
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, crash_points: CrashPoints | None = None) -> None:
         self._con = con
+        self._crash_points = crash_points
         self._todo: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
         self._done: queue.Queue[WriteResult | BaseException] = queue.Queue()
         self._in_flight = 0
@@ -58,6 +60,6 @@ class LakeWriter:
     def _run(self) -> None:
         while (batch := self._todo.get()) is not None:
             try:
-                self._done.put(commit_batch(self._con, batch))
+                self._done.put(commit_batch(self._con, batch, crash_points=self._crash_points))
             except BaseException as exc:
                 self._done.put(exc)

@@ -1,11 +1,13 @@
 """Regenerate sample_data/: a small seeded fleet run with its ground truth (`make sample-data`).
 
-`python -m ingest.sim.sample_data` rewrites the Parquet files, run.json and a README whose fault statistics are
-measured from the files just written, so the README always describes the committed data.
+`python -m ingest.sim.sample_data DIR` rewrites the Parquet files, run.json and a README whose fault statistics are
+measured from the files just written, so the README always describes the committed data. The directory is an
+argument: a developer tool run from the checkout (the Makefile passes `sample_data`), it finds nothing by itself.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -17,7 +19,6 @@ from ingest.sim.simulator import Simulation
 
 SAMPLE_SEED = 20260105
 SAMPLE_CONFIG = SimConfig(controllers=200, hours=6.0, interval_s=60, seed=SAMPLE_SEED)
-SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_data"
 
 _STATISTICS = {
     "Controller resets by kind (explicit / silent)": """
@@ -75,7 +76,7 @@ configuration.
 Regenerate (byte-identical) with:
 
 ```bash
-make sample-data        # = .venv/bin/python -m ingest.sim.sample_data
+make sample-data        # = .venv/bin/python -m ingest.sim.sample_data sample_data
 ```
 
 | File | Rows |
@@ -88,10 +89,13 @@ Fault statistics (measured from these files):
 """
 
 
-def main() -> int:
-    SAMPLE_DIR.mkdir(exist_ok=True)
-    summary = write_run(Simulation(SAMPLE_CONFIG), SAMPLE_DIR, progress=sys.stderr.isatty())
-    (SAMPLE_DIR / "README.md").write_text(readme(summary.rows, fault_statistics(SAMPLE_DIR)))
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("output", type=Path, help="the run directory to (re)write, e.g. sample_data")
+    output = parser.parse_args(argv).output
+    output.mkdir(exist_ok=True)
+    summary = write_run(Simulation(SAMPLE_CONFIG), output, progress=sys.stderr.isatty())
+    (output / "README.md").write_text(readme(summary.rows, fault_statistics(output)))
     print(summary.one_line())
     return 0
 

@@ -46,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from kafka.errors import KafkaError
 
+    from ingest.lake.fault_injection import CrashPoints
     from ingest.lake.loader import Loader, LoaderOptions
     from ingest.lake.writer import LakeWriteError
 
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         idle_s=args.idle_seconds,
         flush_rows=args.flush_rows,
         flush_interval_s=args.flush_seconds,
+        crash_points=CrashPoints.from_env(),
     )
     display = _JsonLines() if args.json else _LiveTable()
     loader = Loader(settings, options, on_status=display.update)

@@ -109,7 +109,7 @@ def publish(
 ) -> dg.MaterializeResult:
     """Replace `window` in `marts.<name>` with `rows` and describe what was written (for `marts/<name>`)."""
     with lake.connection() as con:
-        written = replace_window(con, name, rows, time_column, window, closed)
+        written = replace_window(con, name, rows, time_column, window, closed, lake.crash_points)
     return dg.MaterializeResult(
         asset_key=mart_key(name),
         metadata={

@@ -16,7 +16,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.lake.fault_injection import MART_STAGE, crash_point
+from ingest.lake.fault_injection import MART_STAGE, CrashPoints
 from pipelines.lib.partitions import Window
 
 MARTS = "marts"
@@ -114,8 +114,10 @@ def replace_window(
     time_column: str,
     window: Window,
     closed: Closed = "left",
+    crash_points: CrashPoints | None = None,
 ) -> pa.Table:
-    """Make `marts.<name>` hold exactly `table`'s rows for `window`; returns the rows written.
+    """Make `marts.<name>` hold exactly `table`'s rows for `window`; returns the rows written. `crash_points`
+    (reliability tests only) may end the process between the DELETE and the INSERT.
 
     The table is created from the first result's schema; later writes insert by column name, so a model that adds a
     column fails loudly instead of shifting values.
@@ -132,7 +134,8 @@ def replace_window(
                 f"DELETE FROM {MARTS}.{name} WHERE {time_column} {lower} $start AND {time_column} {upper} $end",
                 {"start": window.start, "end": window.end},
             )
-            crash_point(MART_STAGE)
+            if crash_points:
+                crash_points.reach(MART_STAGE)
             con.execute(f"INSERT INTO {MARTS}.{name} BY NAME SELECT * FROM incoming")
             con.execute("COMMIT")
         except BaseException:

@@ -4,13 +4,13 @@ does what the docs claim, and every asset carries its catalog information."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import dagster as dg
 
+from pipelines.demo import install_instance_config
 from pipelines.lib.marts import MARTS
 from pipelines.lib.partitions import HOURLY
 from pipelines.materialize import stages
@@ -20,7 +20,7 @@ GROUPS = {"ingest", "latency", "slo", "links", "resets", "features", "health", "
 
 
 def test_definitions_validate_from_the_repository_root(tmp_path: Path) -> None:
-    shutil.copyfile(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
+    install_instance_config(tmp_path)
     dagster = Path(sys.executable).with_name("dagster")
     completed = subprocess.run(
         [str(dagster), "definitions", "validate"],
@@ -35,7 +35,7 @@ def test_definitions_validate_from_the_repository_root(tmp_path: Path) -> None:
 
 
 def test_instance_config_limits_runs_and_lake_writers(tmp_path: Path) -> None:
-    shutil.copyfile(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
+    install_instance_config(tmp_path)
     instance = dg.DagsterInstance.from_config(str(tmp_path))
     concurrency = instance.get_concurrency_config()
     assert concurrency.pool_config.default_pool_limit == 1  # the lake_write pool runs one step at a time

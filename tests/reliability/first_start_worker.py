@@ -36,10 +36,12 @@ def _wait_for(ready: Path, go: Path) -> None:
 def race_worker(tasks: Queue, results: Queue) -> None:
     """Per task (settings, read_only, go_at): at `go_at` open the lake (writers also create the raw tables); report
     "ok", "no lake" (LakeNotFoundError) or the error, with the seconds it took. A None task ends the worker; "ready"
-    first, once imported."""
+    first, once imported. A process of its own, like `leo-fleet`: its entry point makes the lake files private."""
     from ingest import lake
     from ingest.lake.raw_tables import ensure_tables
+    from ingest.settings import restrict_new_files
 
+    restrict_new_files()
     results.put(("ready", 0.0))
     for settings, read_only, go_at in iter(tasks.get, None):
         time.sleep(max(0.0, go_at - time.time()))

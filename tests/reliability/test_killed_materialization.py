@@ -16,10 +16,11 @@ import pyarrow as pa
 import pytest
 
 from ingest.lake.fault_injection import ENV, EXIT_CODE, MART_STAGE
+from pipelines.demo import install_instance_config
 from pipelines.lib.marts import MARTS
 from pipelines.lib.resources import LakeResource
 from tests.reliability.mart_worker import MART, materialize_mart
-from tests.sample_lake import instance_home, sample_lake
+from tests.sample_lake import sample_lake
 
 WINDOW_ROWS = f"SELECT count(*) FROM {MARTS}.{MART}"
 
@@ -63,7 +64,7 @@ def _killed_run(data_dir: Path, home: Path) -> tuple[subprocess.CompletedProcess
 
 @pytest.mark.timeout(300)
 def test_a_killed_mart_run_leaves_no_partial_window_and_a_rerun_repairs_it(tmp_path: Path) -> None:
-    data_dir, home = tmp_path / "data", instance_home(tmp_path / "dagster")
+    data_dir, home = tmp_path / "data", install_instance_config(tmp_path / "dagster")
     lake = sample_lake(data_dir)
     assert materialize_mart(str(data_dir), str(home))
     uninterrupted = _mart(lake)

@@ -52,7 +52,7 @@ def load_until_idle(
         )
 
     before = {stream.name: stream.rows for stream in _streams_so_far(lake)}
-    final = Loader(lake.settings, LoaderOptions(follow=False), on_status=log).run()
+    final = Loader(lake.settings, LoaderOptions(follow=False, crash_points=lake.crash_points), on_status=log).run()
     with lake.connection(read_only=True) as con:
         streams, loader = read_streams(con), read_loader(con)
     yield from raw_events(streams, loader, before, datetime.now(UTC))

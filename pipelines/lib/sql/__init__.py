@@ -12,14 +12,14 @@ from __future__ import annotations
 import contextlib
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from importlib import resources
 
 import duckdb
 
 from ingest.lake.raw_tables import retry_transaction
 from models.sql_macros import install_macros, statements
 
-VIEWS_FILE = Path(__file__).with_name("views.sql")
+VIEWS_FILE = resources.files(__name__).joinpath("views.sql")  # package data: a wheel carries it
 SCHEMA = "sre"
 _TABLE_REFERENCE = re.compile(r"\b(raw|marts)\.(\w+)")
 _CREATED = re.compile(rf"\b(?:VIEW|MACRO)\s+{SCHEMA}\.(\w+)", re.IGNORECASE)
