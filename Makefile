@@ -53,4 +53,4 @@ sample-data: $(STAMP)
 	$(BIN)/python -m ingest.sim.sample_data sample_data
 
 bench: $(STAMP)
-	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+	for script in bench/[a-z]*.py; do $(BIN)/python -m bench.$$(basename $$script .py) || exit 1; done

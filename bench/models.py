@@ -1,7 +1,7 @@
 """Benchmark of models/: latency rollups, SLO computation and latency scoring over a simulated latency table.
 
-    .venv/bin/python bench/models.py                 # 100 million rows (generated once, then cached)
-    .venv/bin/python bench/models.py --rows 2000000  # a quick run
+    .venv/bin/python -m bench.models                 # 100 million rows (generated once, then cached)
+    .venv/bin/python -m bench.models --rows 2000000  # a quick run
 
 The table comes from the simulator and is streamed into a Parquet file under the data directory
 (bench/latency-<rows>.parquet) the first time; every stage then streams that file in batches, so memory does
@@ -32,18 +32,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from ingest.contract import LATENCY_SCHEMA  # noqa: E402
-from ingest.settings import Settings  # noqa: E402
-from models.histogram import MERGED_COLUMNS, with_quantiles  # noqa: E402
-from models.latency_detector import DetectorParams, score_table  # noqa: E402
-from models.rollup import ROLLUP_KEYS, rollup_stream, with_inventory  # noqa: E402
-from models.slo.burn import evaluate  # noqa: E402
-from models.slo.sli import latency_series  # noqa: E402
-from models.slo.spec import LatencySli, Slo  # noqa: E402
-from pipelines.lib.slos import load  # noqa: E402
+from ingest.contract import LATENCY_SCHEMA
+from ingest.settings import Settings, restrict_new_files
+from models.histogram import MERGED_COLUMNS, with_quantiles
+from models.latency_detector import DetectorParams, score_table
+from models.rollup import ROLLUP_KEYS, rollup_stream, with_inventory
+from models.slo.burn import evaluate
+from models.slo.sli import latency_series
+from models.slo.spec import LatencySli, Slo
+from pipelines.lib.slos import load
 
 BATCH_ROWS = 1 << 18
 CONTROLLERS = 1000
@@ -147,6 +144,7 @@ def counts(column: pa.ChunkedArray) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    restrict_new_files()  # an entry point: the lake and files it writes are its user's alone
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000_000, help="latency rows (default 100 million)")
     parser.add_argument("--dir", type=Path, default=Settings.from_env().data_dir / "bench", help="cache directory")

@@ -1,7 +1,7 @@
 """Benchmark of the Kafka path: simulate → produce → broker → loader → DuckLake, against ceilings from the same run.
 
-    .venv/bin/python bench/pipeline.py                              # 1,000 controllers x 6 h (~1.3M rows)
-    .venv/bin/python bench/pipeline.py --controllers 4000 --hours 6 # ~5M rows
+    .venv/bin/python -m bench.pipeline                              # 1,000 controllers x 6 h (~1.3M rows)
+    .venv/bin/python -m bench.pipeline --controllers 4000 --hours 6 # ~5M rows
 
 All in one run, on a broker of its own (free port) and a temporary lake:
   (a) broker ceiling: opaque payloads of our average message size, produced with our producer settings, then
@@ -24,24 +24,20 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
 from rich.console import Console
 from rich.table import Table
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
-from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
-
-from ingest import contract, lake  # noqa: E402
-from ingest.kafka import broker, codec  # noqa: E402
-from ingest.kafka.producer import PRODUCER_CONFIG  # noqa: E402
-from ingest.kafka.publish import publish_simulation  # noqa: E402
-from ingest.lake.loader import FETCH_CONFIG, Loader, LoaderOptions  # noqa: E402
-from ingest.lake.raw_tables import RAW, duckdb_safe, ensure_tables  # noqa: E402
-from ingest.settings import KafkaSettings, Settings  # noqa: E402
-from ingest.sim.config import SimConfig  # noqa: E402
-from ingest.sim.simulator import Simulation  # noqa: E402
+from ingest import contract, lake
+from ingest.kafka import broker, codec
+from ingest.kafka.producer import PRODUCER_CONFIG
+from ingest.kafka.publish import publish_simulation
+from ingest.lake.loader import FETCH_CONFIG, Loader, LoaderOptions
+from ingest.lake.raw_tables import RAW, duckdb_safe, ensure_tables
+from ingest.settings import KafkaSettings, Settings, restrict_new_files
+from ingest.sim.config import SimConfig
+from ingest.sim.simulator import Simulation
 
 STREAMS = (contract.TOPIC_ERRORS, contract.TOPIC_LINK, contract.TOPIC_LATENCY)
 RAW_TOPIC = "bench.opaque"
@@ -50,6 +46,7 @@ console = Console(stderr=True)
 
 
 def main() -> int:
+    restrict_new_files()  # an entry point: the lake and files it writes are its user's alone
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--controllers", type=int, default=1000)
     parser.add_argument("--hours", type=float, default=6.0)

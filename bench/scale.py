@@ -1,7 +1,7 @@
 """Scale benchmark: N `leo-fleet ingest` loaders in one consumer group on one lake (PostgreSQL catalog + S3 data).
 
-    .venv/bin/python bench/scale.py                                   # 1, 2 and 4 loaders, 300 controllers x 4 h
-    .venv/bin/python bench/scale.py --loaders 1,2 --controllers 1000 --hours 6
+    .venv/bin/python -m bench.scale                                   # 1, 2 and 4 loaders, 300 controllers x 4 h
+    .venv/bin/python -m bench.scale --loaders 1,2 --controllers 1000 --hours 6
 
 All in one run, every server on a free 127.0.0.1 port and stopped at the end: a broker of its own, a throw-away
 PostgreSQL cluster (tests/postgres.py) for the DuckLake catalogs and a SeaweedFS S3 server (tests/s3.py) for the
@@ -35,17 +35,14 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from ingest import broker  # noqa: E402
-from ingest.kafka.publish import publish_simulation  # noqa: E402
-from ingest.settings import KafkaSettings, Settings  # noqa: E402
-from ingest.sim.config import SimConfig  # noqa: E402
-from ingest.sim.simulator import Simulation  # noqa: E402
-from tests.ingest.kafka.helpers import CLI, cli_env, create_tables, duplicates, stored_rows  # noqa: E402
-from tests.postgres import PostgresServer, postgres_server  # noqa: E402
-from tests.s3 import S3Server, s3_server  # noqa: E402
+from ingest.kafka import broker
+from ingest.kafka.publish import publish_simulation
+from ingest.settings import KafkaSettings, Settings, restrict_new_files
+from ingest.sim.config import SimConfig
+from ingest.sim.simulator import Simulation
+from tests.ingest.kafka.helpers import CLI, cli_env, create_tables, duplicates, stored_rows
+from tests.postgres import PostgresServer, postgres_server
+from tests.s3 import S3Server, s3_server
 
 IDLE_S = 1.0
 TELEMETRY_INTERVAL_S = 10
@@ -74,6 +71,7 @@ class LoaderRun:
 
 
 def main() -> int:
+    restrict_new_files()  # an entry point: the lake and files it writes are its user's alone
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loaders", default="1,2,4", help="comma-separated loader counts (default 1,2,4)")
     parser.add_argument("--controllers", type=int, default=2000)

@@ -1,7 +1,7 @@
 """Benchmark of the fleet simulator: controller-intervals/s, rows/s and peak RSS at 1k, 10k and 100k controllers.
 
-    .venv/bin/python bench/simulate.py            # generation at 1k/10k/100k + end-to-end Parquet at 10k
-    .venv/bin/python bench/simulate.py --quick    # smaller spans
+    .venv/bin/python -m bench.simulate            # generation at 1k/10k/100k + end-to-end Parquet at 10k
+    .venv/bin/python -m bench.simulate --quick    # smaller spans
 
 One controller-interval = a read and a write latency histogram row plus the link snapshot due. Each size runs
 in its own process so its peak RSS is its own. The ceiling is numpy copying the same number of bytes the
@@ -23,9 +23,6 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 TARGET_RATE = 1_000_000  # controller-intervals/s at 10k controllers (issue 2 acceptance)
 # (controllers, hours): each generation run takes seconds, not minutes.
@@ -93,7 +90,7 @@ def run_child(controllers: int, hours: float, repeats: int, end_to_end: bool) ->
     command = [sys.executable, __file__, "--child", str(controllers), str(hours), str(repeats)]
     if end_to_end:
         command.append("--end-to-end")
-    output = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
