@@ -116,22 +116,23 @@ def _describe_scores(scores: pa.Table) -> dict[str, object]:
 def anomaly_scores(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     window = Window.of(context)
     model = load_model(anomaly_model_dir(lake))
-    with lake.connection(read_only=True) as con:
+    with lake.connection() as con:
         features = read_features(con, window.widened(ALARM_HISTORY))
-    scores = score_windows(model, features)
-    alarms = smoothed_alarms(scores, model.metadata.alarm_threshold)
-    n_controllers, n_windows = scores.shape
-    rows = pa.table(
-        {
-            "controller_id": features.controllers.ids.take(pa.array(np.repeat(np.arange(n_controllers), n_windows))),
-            "window_end": pa.array(np.tile(features.window_ends, n_controllers), pa.int64()).cast(TS),
-            "score": scores.ravel(),
-            "alarm": alarms.ravel(),
-            "model_version": np.full(scores.size, model.metadata.version),
-        },
-        schema=SCORES_SCHEMA,
-    )
-    return publish(lake, SCORES, rows, window, "window_end", closed="right", describe=_describe_scores)
+        scores = score_windows(model, features)
+        alarms = smoothed_alarms(scores, model.metadata.alarm_threshold)
+        n_controllers, n_windows = scores.shape
+        controller_rows = pa.array(np.repeat(np.arange(n_controllers), n_windows))
+        rows = pa.table(
+            {
+                "controller_id": features.controllers.ids.take(controller_rows),
+                "window_end": pa.array(np.tile(features.window_ends, n_controllers), pa.int64()).cast(TS),
+                "score": scores.ravel(),
+                "alarm": alarms.ravel(),
+                "model_version": np.full(scores.size, model.metadata.version),
+            },
+            schema=SCORES_SCHEMA,
+        )
+        return publish(lake, SCORES, rows, window, "window_end", con=con, closed="right", describe=_describe_scores)
 
 
 def _describe_events(anomalies: pa.Table) -> dict[str, object]:
@@ -152,8 +153,8 @@ def _describe_events(anomalies: pa.Table) -> dict[str, object]:
 )
 def event_anomalies(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     window = Window.of(context)
-    with lake.connection(read_only=True) as con:
-        features = read_features(con, window)
-    return publish(
-        lake, EVENTS, event_rate_anomalies(features), window, "window_end", closed="right", describe=_describe_events
-    )
+    with lake.connection() as con:
+        anomalies = event_rate_anomalies(read_features(con, window))
+        return publish(
+            lake, EVENTS, anomalies, window, "window_end", con=con, closed="right", describe=_describe_events
+        )

@@ -112,7 +112,7 @@ def _describe_incidents(incidents: pa.Table) -> dict[str, object]:
 def detections(context: dg.AssetExecutionContext, lake: LakeResource):
     window = Window.of(context)
     wide = window.widened(BEFORE, AFTER)
-    with lake.connection(read_only=True) as con:
+    with lake.connection() as con:
         errors = read_stream(con, TOPIC_ERRORS, wide, ERRORS_COLUMNS)
         link = read_stream(con, TOPIC_LINK, wide, LINK_COLUMNS)
         controllers = Controllers.of(
@@ -121,29 +121,31 @@ def detections(context: dg.AssetExecutionContext, lake: LakeResource):
         error_counters = counters_monotonic(con, TOPIC_ERRORS, window, window.widened(BEFORE))
         link_counters = counters_monotonic(con, TOPIC_LINK, window, window.widened(BEFORE))
         gaps = telemetry_gaps(con, window, window.widened(BEFORE))
-    # No telemetry at all around the window (e.g. the loader stalled): nothing to detect from.
-    if errors.num_rows == 0 and link.num_rows == 0:
-        found = Detections(RESETS_SCHEMA.empty_table(), INCIDENTS_SCHEMA.empty_table())
-    else:
-        found = Detections.from_tables(errors, link, controllers)
-    yield publish(
-        lake,
-        RESETS,
-        found.resets,
-        window,
-        "reset_ts",
-        describe=_describe_resets,
-        check_results=[
-            error_counters.result("error_counters_monotonic", asset_key=mart_key(RESETS)),
-            gaps.result("telemetry_gaps", severity=dg.AssetCheckSeverity.WARN, asset_key=mart_key(RESETS)),
-        ],
-    )
-    yield publish(
-        lake,
-        LINK_EVENTS,
-        found.incidents,
-        window,
-        "start_ts",
-        describe=_describe_incidents,
-        check_results=[link_counters.result("link_counters_monotonic", asset_key=mart_key(LINK_EVENTS))],
-    )
+        # No telemetry at all around the window (e.g. the loader stalled): nothing to detect from.
+        if errors.num_rows == 0 and link.num_rows == 0:
+            found = Detections(RESETS_SCHEMA.empty_table(), INCIDENTS_SCHEMA.empty_table())
+        else:
+            found = Detections.from_tables(errors, link, controllers)
+        yield publish(
+            lake,
+            RESETS,
+            found.resets,
+            window,
+            "reset_ts",
+            con=con,
+            describe=_describe_resets,
+            check_results=[
+                error_counters.result("error_counters_monotonic", asset_key=mart_key(RESETS)),
+                gaps.result("telemetry_gaps", severity=dg.AssetCheckSeverity.WARN, asset_key=mart_key(RESETS)),
+            ],
+        )
+        yield publish(
+            lake,
+            LINK_EVENTS,
+            found.incidents,
+            window,
+            "start_ts",
+            con=con,
+            describe=_describe_incidents,
+            check_results=[link_counters.result("link_counters_monotonic", asset_key=mart_key(LINK_EVENTS))],
+        )

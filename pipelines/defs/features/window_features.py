@@ -40,8 +40,15 @@ def _describe(rows: pa.Table) -> dict[str, object]:
 )
 def features(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     window = Window.of(context)
-    with lake.connection(read_only=True) as con:
+    with lake.connection() as con:
         computed = window_features(con, window, controller_slo().sli.op)
-    return publish(
-        lake, FEATURES, computed.to_firmware_table(), window, "window_end", closed="right", describe=_describe
-    )
+        return publish(
+            lake,
+            FEATURES,
+            computed.to_firmware_table(),
+            window,
+            "window_end",
+            con=con,
+            closed="right",
+            describe=_describe,
+        )

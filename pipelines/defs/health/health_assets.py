@@ -117,8 +117,8 @@ def _describe(scores: pa.Table) -> dict[str, object]:
 )
 def health_scores(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     window = Window.of(context)
-    with lake.connection(read_only=True) as con:
+    with lake.connection() as con:
         policy = _policy(con)
         features = read_features(con, window)
-    rows = health_table(features, score_health(features, policy))
-    return publish(lake, SCORES, rows, window, "window_end", closed="right", describe=_describe)
+        rows = health_table(features, score_health(features, policy))
+        return publish(lake, SCORES, rows, window, "window_end", con=con, closed="right", describe=_describe)

@@ -199,7 +199,7 @@ def _describe(rows: pa.Table) -> dict[str, object]:
 def detection_quality(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     window = Window.of(context)
     rows: list[dict] = []
-    with lake.connection(read_only=True) as con:
+    with lake.connection() as con:
         trained_until = _training_end(con, lake)
         truth = read_truth(con)
         controllers = Controllers.of(read_inventory(con).column("controller_id"))
@@ -238,5 +238,5 @@ def detection_quality(context: dg.AssetExecutionContext, lake: LakeResource) -> 
                     _risk_ranking(truth, controllers, anomaly, "score", None, trained_until),
                 ),
             ]
-    table = pa.Table.from_pylist(rows, schema=QUALITY_SCHEMA)
-    return publish(lake, NAME, table, window, "day", describe=_describe)
+        table = pa.Table.from_pylist(rows, schema=QUALITY_SCHEMA)
+        return publish(lake, NAME, table, window, "day", con=con, describe=_describe)

@@ -94,7 +94,7 @@ def slo_sli(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
     window = Window.of(context)
     slos = spec.load()
     event_tables = {slo.sli.table for slo in slos if isinstance(slo.sli, EventsSli)}
-    with lake.connection(read_only=True) as con:
+    with lake.connection() as con:
         inventory = read_inventory(con)
         parts = []
         for hour in window.chunks():
@@ -102,16 +102,16 @@ def slo_sli(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
             events = {name: read_stream(con, _TOPIC_OF_TABLE[name], hour) for name in event_tables}
             parts += [spec.sli_series(con, slo, latency, events, inventory) for slo in slos]
         consistency = histogram_consistency(con, window)
-    series = pa.concat_tables(parts)
-    return publish(
-        lake,
-        SLI,
-        series,
-        window,
-        "ts",
-        describe=_describe_sli,
-        check_results=[consistency.result(HISTOGRAM_CHECK)],
-    )
+        return publish(
+            lake,
+            SLI,
+            pa.concat_tables(parts),
+            window,
+            "ts",
+            con=con,
+            describe=_describe_sli,
+            check_results=[consistency.result(HISTOGRAM_CHECK)],
+        )
 
 
 def _read_series(con: duckdb.DuckDBPyConnection, window: Window, slos: tuple[Slo, ...]) -> pa.Table:
@@ -218,25 +218,29 @@ def slo_evaluation(context: dg.AssetExecutionContext, lake: LakeResource):
     states of compliance and the alert episodes of breaches come from the same grids."""
     window = Window.of(context)
     slos = spec.load()
-    with lake.connection(read_only=True) as con:
+    with lake.connection() as con:
         series = _read_series(con, window, slos)
         hourly = _hourly_events(con, window)
-    evaluated = [
-        (
-            slo,
-            evaluate(spec.series_for(series, slo), slo, spec.STEP_S, until=window.end, timeline_at=_hour_ends(window)),
+        evaluated = [
+            (
+                slo,
+                evaluate(
+                    spec.series_for(series, slo), slo, spec.STEP_S, until=window.end, timeline_at=_hour_ends(window)
+                ),
+            )
+            for slo in slos
+            if _has_events(series, slo)
+        ]
+        compliance = (
+            _compliance(pa.concat_tables([_hour_end_states(e, slo) for slo, e in evaluated]), hourly)
+            if evaluated
+            else COMPLIANCE_SCHEMA.empty_table()
         )
-        for slo in slos
-        if _has_events(series, slo)
-    ]
-    compliance = (
-        _compliance(pa.concat_tables([_hour_end_states(e, slo) for slo, e in evaluated]), hourly)
-        if evaluated
-        else COMPLIANCE_SCHEMA.empty_table()
-    )
-    breaches = (
-        pa.concat_tables([_episodes(e, slo) for slo, e in evaluated]) if evaluated else BREACHES_SCHEMA.empty_table()
-    )
-    yield publish(lake, COMPLIANCE, compliance, window, "hour", describe=_describe_compliance)
-    # An episode's start is an evaluation time: the end of the step in which the condition first held.
-    yield publish(lake, BREACHES, breaches, window, "start", closed="right", describe=_describe_breaches)
+        breaches = (
+            pa.concat_tables([_episodes(e, slo) for slo, e in evaluated])
+            if evaluated
+            else BREACHES_SCHEMA.empty_table()
+        )
+        yield publish(lake, COMPLIANCE, compliance, window, "hour", con=con, describe=_describe_compliance)
+        # An episode's start is an evaluation time: the end of the step in which the condition first held.
+        yield publish(lake, BREACHES, breaches, window, "start", con=con, closed="right", describe=_describe_breaches)
