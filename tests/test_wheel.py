@@ -76,7 +76,7 @@ def test_the_wheel_installs_outside_the_checkout_and_runs_the_demo_and_sql(tmp_p
     wheel = _build_wheel(tmp_path)
     in_wheel = set(zipfile.ZipFile(wheel).namelist())
     assert _package_data() <= in_wheel, _package_data() - in_wheel
-    assert {"pipelines/dagster.yaml", "pipelines/lib/sql/views.sql", "models/sql/histogram.sql"} <= in_wheel
+    assert {"pipelines/dagster.yaml", "pipelines/sql/views.sql", "models/sql/histogram.sql"} <= in_wheel
     built = time.perf_counter()
 
     venv = tmp_path / "venv"

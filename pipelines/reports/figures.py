@@ -21,7 +21,7 @@ from models.slo.spec import LatencySli, Slo
 from pipelines.lib import slos as spec
 from pipelines.lib.marts import MARTS, read_window
 from pipelines.lib.partitions import Window
-from pipelines.lib.sql import SCHEMA
+from pipelines.sql import SCHEMA
 
 WORST_ROWS = 10
 LEVELS = ("controller", "host", "rack")

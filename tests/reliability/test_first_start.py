@@ -27,7 +27,7 @@ import pytest
 from ingest import lake
 from ingest.kafka.publish import publish_simulation
 from ingest.settings import ENV_PREFIX, Settings
-from pipelines.lib.sql import install_views
+from pipelines.sql import install_views
 from tests.ingest.kafka.helpers import cli_env, duplicates, lake_count, simulation, stored_rows
 from tests.reliability.first_start_worker import race_worker
 from tests.sample_lake import REPO

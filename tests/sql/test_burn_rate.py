@@ -10,7 +10,7 @@ import numpy as np
 
 from models.slo.burn import burn_rate
 from models.sql_macros import statements
-from pipelines.lib.sql import VIEWS_FILE
+from pipelines.sql import VIEWS_FILE
 
 # (bad events, events, error budget): ordinary burns, exactly the budget, no events at all, more bad events than
 # events (a malformed mart row must not be hidden), counts beyond 32 bits, and budgets from 99.99 % to 50 %.

@@ -11,7 +11,7 @@ import pytest
 from ingest import lake
 from ingest.lake.raw_tables import ensure_tables
 from ingest.settings import Settings
-from pipelines.lib.sql import VIEWS_FILE, install_views
+from pipelines.sql import VIEWS_FILE, install_views
 from tests.sample_lake import Materialized
 from tests.sql.helpers import plain_duckdb
 

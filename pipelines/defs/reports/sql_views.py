@@ -1,4 +1,4 @@
-"""The SREs' SQL: views and macros persisted in the lake (pipelines/lib/sql/views.sql), refreshed after the marts.
+"""The SREs' SQL: views and macros persisted in the lake (pipelines/sql/views.sql), refreshed after the marts.
 
 Views are live queries, so they need re-creating only when views.sql changes or a mart they read appears for the
 first time; the asset is cheap and idempotent; `materialize_span` (the demo, the tests) runs it after the marts.
@@ -10,8 +10,8 @@ import dagster as dg
 
 from pipelines.lib.marts import mart_key
 from pipelines.lib.resources import LakeResource
-from pipelines.lib.sql import SCHEMA, VIEWS_FILE, install_views
 from pipelines.lib.telemetry import raw_key
+from pipelines.sql import SCHEMA, VIEWS_FILE, install_views
 
 VIEWS_KEY = dg.AssetKey([SCHEMA, "views"])
 MARTS_READ = (

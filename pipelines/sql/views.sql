@@ -1,4 +1,4 @@
--- leo-fleet SQL for SREs: views and table macros in schema `sre` of the lake, created by pipelines.lib.sql.install_views
+-- leo-fleet SQL for SREs: views and table macros in schema `sre` of the lake, created by pipelines.sql.install_views
 -- (the Dagster asset sre/views runs it after the marts; `leo-fleet demo` does too). Every statement is idempotent
 -- (CREATE OR REPLACE). Any DuckDB client that ATTACHes the lake and runs `USE <alias>` sees them; docs/sql.md.
 -- Statements end with a semicolon at the end of a line; the installer splits on that.
