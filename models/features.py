@@ -82,9 +82,9 @@ LONG_RUN_SERIES = ("resets", "link_drops", "link_retrains", "ue_events", "thresh
 TREND_SERIES = {"ce": "ce", "aer_cor_total": "link_error"}
 # Hours-since features saturate here: "long ago" and "never seen in this data" mean the same to a model.
 HOURS_SINCE_CAP = 24.0
-
 # The long form's column of each controller's firmware version (the cohort the features compare it with).
 FIRMWARE_COLUMN = "firmware_version"
+
 
 @dataclass(frozen=True)
 class Telemetry:
@@ -169,7 +169,6 @@ class WindowFeatures:
             }
         )
 
-
     def to_firmware_table(self) -> pa.Table:
         """`to_table` with each controller's firmware version: every column `from_table` needs."""
         firmware = np.repeat(self.firmware, len(self.window_ends)).astype(str)
@@ -193,6 +192,7 @@ class WindowFeatures:
         firmware = np.full(len(controllers), "unknown", dtype=object)
         firmware[codes] = np.asarray(table.column(FIRMWARE_COLUMN).to_pylist(), object)
         return cls(controllers, window_ends, names, values, firmware)
+
 
 class _Grid:
     """Dense [controller, window] accumulation of row-level values."""
