@@ -22,7 +22,7 @@ from models.anomaly import (
     train_isolation_forest,
 )
 from pipelines.lib.assets import FOLLOW_INPUTS, mart_asset, publish
-from pipelines.lib.features import (
+from pipelines.lib.feature_mart import (
     ANOMALY_MODEL_KEY,
     FEATURES,
     TrainingConfig,

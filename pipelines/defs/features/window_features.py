@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipelines.lib.assets import FOLLOW_INPUTS, mart_asset, publish
-from pipelines.lib.features import FEATURES, controller_slo, features_schema, window_features
+from pipelines.lib.feature_mart import FEATURES, controller_slo, features_schema, window_features
 from pipelines.lib.marts import mart_key
 from pipelines.lib.partitions import Window
 from pipelines.lib.resources import LakeResource

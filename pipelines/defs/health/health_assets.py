@@ -16,7 +16,7 @@ from matplotlib.axes import Axes
 from ingest.contract import TS
 from models.health import HEALTH_SCHEMA, HealthPolicy, fit_baseline, health_table, score_health
 from pipelines.lib.assets import FOLLOW_INPUTS, mart_asset, publish
-from pipelines.lib.features import FEATURES, TrainingConfig, controller_slo, read_features, training_rows
+from pipelines.lib.feature_mart import FEATURES, TrainingConfig, controller_slo, read_features, training_rows
 from pipelines.lib.marts import MARTS, mart_key, replace_table
 from pipelines.lib.metadata import chart, markdown_table
 from pipelines.lib.partitions import Window

@@ -27,7 +27,7 @@ from models.evaluation import (
 from models.holdout import Protocol
 from models.series import NS_PER_HOUR, NS_PER_S, Controllers, equals, timestamps_ns
 from pipelines.lib.assets import FOLLOW_INPUTS, mart_asset, publish
-from pipelines.lib.features import ANOMALY_MODEL_KEY, TEST_FRACTION, anomaly_model_dir
+from pipelines.lib.feature_mart import ANOMALY_MODEL_KEY, TEST_FRACTION, anomaly_model_dir
 from pipelines.lib.marts import MARTS, Closed, in_window, mart_key, read_window
 from pipelines.lib.metadata import markdown_table
 from pipelines.lib.model_store import load_model
