@@ -63,17 +63,19 @@ def test_every_table_function_off_the_allowlist_is_refused_and_none_reads_outsid
     off_the_list, ran = set(), set()
     try:
         names, macros = table_functions(con)
+        calls = [(path, args) for path in files for args in (f"'{path}'", f"'{path}', 'runs'")]
         for name in names:
-            for path in files:
-                for args in (f"'{path}'", f"'{path}', 'runs'"):
-                    try:
-                        _, rows = execute(con, f"SELECT * FROM {name}({args})")
-                    except CliError as exc:
-                        if "is not on the allowlist" in str(exc):
-                            off_the_list.add(name)
-                        continue
-                    ran.add(name)
-                    assert marker not in repr(rows), f"{name}({args}) read {path.name}"
+            for path, args in calls:
+                try:
+                    _, rows = execute(con, f"SELECT * FROM {name}({args})")
+                except CliError as exc:
+                    if "is not on the allowlist" in str(exc):
+                        off_the_list.add(name)
+                        if name not in macros:
+                            break  # refused by its name alone (sql_guard): every other argument is refused alike
+                    continue
+                ran.add(name)
+                assert marker not in repr(rows), f"{name}({args}) read {path.name}"
         for query in (  # also in a lateral join, a subquery, a CTE
             f"SELECT * FROM range(1) r, read_csv('{files[0]}')",
             f"SELECT (SELECT count(*) FROM sqlite_scan('{files[0]}', 'runs'))",
