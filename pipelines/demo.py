@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,6 +43,9 @@ METADATA_ALIAS = "demo_catalog"
 # The printed `dagster dev` command binds the UI to loopback explicitly: it has no authentication (docs/security.md).
 UI_HOST = "127.0.0.1"
 UI_PORT = 3000
+# The printed commands name the programs of the environment running the demo (a checkout's .venv or any venv the
+# wheel is installed in), and the code location by module, so they run as printed from any directory.
+BIN = Path(sys.executable).parent
 
 
 class DemoError(Exception):
@@ -369,15 +373,17 @@ def where_to_look(data_dir: Path, span: Window, console: Console, settings: Sett
     last_day = period_window("day", (span.end - timedelta(seconds=1)).date())
     report = report_directory(settings.reports_dir, "day", last_day) / "report.md"
     env = shell_env(settings)
+    dagster, leo_fleet = (shlex.quote(str(BIN / program)) for program in ("dagster", "leo-fleet"))
+    ui = f"{dagster} dev -m pipelines.definitions -h {UI_HOST} -p {UI_PORT}"
     lines = [
         "",
         "[bold]Where to look[/bold]",
-        f"  Dagster UI:  {env} DAGSTER_HOME={settings.dagster_home} .venv/bin/dagster dev -h {UI_HOST} -p {UI_PORT}",
+        f"  Dagster UI:  {env} DAGSTER_HOME={settings.dagster_home} {ui}",
         f"               then open http://{UI_HOST}:{UI_PORT} (asset graph, metadata, checks, run history)",
         f"  SLO report:  {report.with_suffix('.html')}",
         f"               summary {report}, CSV tables and charts alongside",
-        f"               any other day, week or month: {env} .venv/bin/leo-fleet report --date D --period week",
-        f'  SQL:         {env} .venv/bin/leo-fleet sql -c "FROM sre.fleet_health ORDER BY health LIMIT 10"',
+        f"               any other day, week or month: {env} {leo_fleet} report --date D --period week",
+        f'  SQL:         {env} {leo_fleet} sql -c "FROM sre.fleet_health ORDER BY health LIMIT 10"',
         "               or interactively: leo-fleet sql; the views and questions answered in SQL: docs/sql.md",
     ]
     if settings.lake_catalog and mask_secrets(settings.lake_catalog) != settings.lake_catalog:
