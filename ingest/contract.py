@@ -28,6 +28,10 @@ HEADER_SCHEMA_VERSION = "leo-schema-version"
 HEADER_CONTENT_TYPE = "content-type"
 CONTENT_TYPE_ARROW = "application/vnd.apache.arrow.stream"
 CONTENT_TYPE_JSONL = "application/x-ndjson"
+# Input a producer (a host collector) could not map to contract rows, forwarded as raw bytes with the reason in
+# HEADER_REJECT_REASON, so the loader quarantines it instead of the producer dropping it.
+CONTENT_TYPE_REJECTED = "application/vnd.leo.rejected"
+HEADER_REJECT_REASON = "leo-reject-reason"
 
 # ---------------------------------------------------------------------------------------------------------
 # Enumerations (telemetry.md §2–§4). Order matters where the value is an on-the-wire code.

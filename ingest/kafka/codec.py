@@ -87,6 +87,14 @@ def message_headers(schema: pa.Schema, content_type: str = contract.CONTENT_TYPE
     ]
 
 
+def rejected_headers(schema: pa.Schema, reason: str) -> list[tuple[str, bytes]]:
+    """Headers of a message that carries input its producer could not map (`decode` quarantines it with `reason`)."""
+    return [
+        *message_headers(schema, contract.CONTENT_TYPE_REJECTED),
+        (contract.HEADER_REJECT_REASON, reason.encode()),
+    ]
+
+
 def encode_arrow(table: pa.Table) -> bytes:
     """One self-contained IPC stream (schema, dictionaries, zstd-compressed batches, end marker)."""
     sink = pa.BufferOutputStream()
@@ -120,6 +128,8 @@ def decode(
         raise Rejected("unknown_topic_schema", f"schema {name!r} does not belong on topic {topic!r}")
     if version != str(contract.SCHEMA_VERSION):
         raise Rejected("unknown_schema_version", version)
+    if content_type == contract.CONTENT_TYPE_REJECTED:
+        raise Rejected("producer_rejected", header.get(contract.HEADER_REJECT_REASON) or "no reason given")
     if not value:
         raise Rejected("empty_message", "no payload")
     if len(value) > MAX_MESSAGE_BYTES:

@@ -141,25 +141,34 @@ class TelemetryProducer:
             payload = codec.encode_arrow(rows)
         self._bytes_per_row[topic] = 0.5 * self._bytes_per_row[topic] + 0.5 * len(payload) / rows.num_rows
         key = rows.column("controller_id")[0].as_py().encode()
+        headers = codec.message_headers(contract.TELEMETRY_SCHEMAS[topic])
+        self._send(topic, payload, key, headers, rows.num_rows, partition)
+        return rows.num_rows
+
+    def send_rejected(self, topic: str, raw: bytes, reason: str, key: bytes) -> None:
+        """Forward input a collector could not map, so the loader quarantines its raw bytes with `reason`.
+
+        Acknowledged by `flush` like any message, so a collector may advance its position past it afterwards.
+        """
+        self._raise_failures()
+        headers = codec.rejected_headers(contract.TELEMETRY_SCHEMAS[topic], reason)
+        self._send(topic, raw[: codec.MAX_PRODUCED_BYTES], key, headers, 0)
+
+    def _send(
+        self, topic: str, payload: bytes, key: bytes, headers: list, rows: int, partition: int | None = None
+    ) -> None:
         try:
-            future = self._producer.send(
-                topic,
-                value=payload,
-                key=key,
-                partition=partition,
-                headers=codec.message_headers(contract.TELEMETRY_SCHEMAS[topic]),
-            )
+            future = self._producer.send(topic, value=payload, key=key, partition=partition, headers=headers)
         except KafkaTimeoutError as error:  # no metadata or buffer space within max_block_ms: the broker is gone
             self.messages += 1
-            self.rows += rows.num_rows
+            self.rows += rows
             self._failures.append(error)
             self._raise_failures()
-        future.add_callback(self._delivered, rows.num_rows)
+        future.add_callback(self._delivered, rows)
         future.add_errback(self._failures.append)
         self.messages += 1
         self.bytes += len(payload)
-        self.rows += rows.num_rows
-        return rows.num_rows
+        self.rows += rows
 
     def _delivered(self, rows: int, _metadata) -> None:
         self.delivered_messages += 1

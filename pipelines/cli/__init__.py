@@ -24,6 +24,7 @@ SUBCOMMAND_MODULES = (
     "pipelines.cli.report",
     "pipelines.cli.demo",
     "pipelines.cli.evaluate",
+    "pipelines.cli.collect",
 )
 
 
