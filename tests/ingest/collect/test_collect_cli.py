@@ -1,0 +1,69 @@
+"""`leo-fleet collect --once` → the real broker → `leo-fleet ingest` → the lake: exact rows, nothing twice or lost
+across runs, an unmappable line quarantined with its raw bytes and reason; bad arguments get one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ingest import contract
+from ingest.collect.cxl_monitor import HostIdentity, map_lines
+from tests.ingest.collect import fixtures as fx
+from tests.ingest.kafka.helpers import as_stored, duplicates, lake_count, lake_rows, run_cli, run_main, sorted_by
+
+
+@pytest.mark.kafka
+def test_collect_then_ingest_exactly_once_with_the_bad_line_quarantined(settings, tmp_path, monkeypatch, capsys):
+    def leo_fleet(*args: str) -> tuple[int, str, str]:
+        status, out, err = run_main(settings, monkeypatch, capsys, *args)
+        assert status == 0, err
+        return status, out, err
+
+    monitor = tmp_path / "cxl-monitor.log"
+    sysfs_root = fx.fake_sysfs(tmp_path / "sys")
+    collect = ("collect", "--cxl-monitor", str(monitor), "--sysfs-root", str(sysfs_root))
+    collect += ("--state-dir", str(tmp_path / "state"), "--once", "--host", "host-a", "--rack", "r7", "--region", "eu")
+    ingest = ("ingest", "--until-idle", "--json", "--idle-seconds", "1")
+    fx.write_lines(monitor, [fx.line(event) for event in fx.EVENTS])
+
+    first = json.loads(leo_fleet(*collect)[1])
+    leo_fleet(*ingest)
+    columns = [name for name in contract.ERRORS_SCHEMA.names if name != "ts"]  # ts: when the collector read it
+    after_first = sorted_by(lake_rows(settings, "errors", columns), ("event_id",))
+
+    fx.write_lines(monitor, [fx.line(fx.AER_CE, status=0x4), fx.MALFORMED, fx.line(fx.POISON, dpa=0x80)])
+    second = json.loads(leo_fleet(*collect)[1])
+    leo_fleet(*ingest)
+
+    assert first == {"errors": 7, "link": 2, "inventory": 1, "rejected": 0, "reasons": []}
+    assert (second["errors"], second["link"], second["inventory"], second["rejected"]) == (2, 2, 0, 1)
+    mapped, _ = map_lines([fx.line(event) for event in fx.EVENTS], HostIdentity("host-a", "r7", "eu"), 0)
+    assert after_first.equals(sorted_by(as_stored(mapped.select(columns)), ("event_id",)))  # every field, as mapped
+    assert lake_count(settings, "SELECT count(*) FROM raw.errors") == 9
+    assert lake_count(settings, "SELECT count(*) FROM raw.errors WHERE record_type = 'poison' AND dpa = 128") == 1
+    assert lake_count(settings, "SELECT count(*) FROM raw.link") == 4
+    assert lake_count(settings, "SELECT count(*) FROM raw.inventory WHERE firmware_version = '1.4.2'") == 1
+    assert duplicates(settings) == {"errors": 0, "link": 0, "latency": 0, "inventory": 0}
+    quarantined = lake_rows(settings, "quarantine", ["kafka_topic", "reason_code", "reason", "raw_bytes"]).to_pylist()
+    assert len(quarantined) == 1
+    assert quarantined[0]["kafka_topic"] == "leo.errors" and quarantined[0]["raw_bytes"] == fx.MALFORMED
+    assert quarantined[0]["reason_code"] == "producer_rejected"
+    assert quarantined[0]["reason"].startswith("producer_rejected: bad_json: ")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["collect", "--state-dir", "{tmp}/s"], "nothing to collect"),
+        (["collect", "--state-dir", "{tmp}/s", "--cxl-monitor", "{tmp}/missing.log"], "is not a file"),
+        (["collect", "--state-dir", "{tmp}/s", "--sysfs-root", "{tmp}"], "not a sysfs tree"),
+        (["collect", "--state-dir", "{tmp}/s", "--sysfs-root", "/sys", "--interval", "0"], "--interval"),
+        (["collect", "--sysfs-root", "/sys"], "--state-dir"),
+    ],
+)
+def test_bad_arguments_get_one_line_and_status_2(lake_settings, tmp_path, args, message):
+    result = run_cli(lake_settings, *(arg.format(tmp=tmp_path) for arg in args))
+
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and message in result.stderr
