@@ -17,10 +17,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
-from ingest.contract import TS
+from ingest.contract import TABLE_NAMES, TIME_COLUMNS, TS
 from models.rollup import with_inventory
 from models.slo.sli import events_query, latency_series
 from models.slo.spec import EventsSli, Slo, SpecError, duration_s, parse_slos
+from pipelines.lib.partitions import Window
+from pipelines.lib.telemetry import raw_table
 
 # The one SLO spec file, package data beside its only reader (architecture.md: one module owns each fact).
 SLO_SPEC = files("pipelines.lib") / "slos.yaml"
@@ -28,6 +30,7 @@ SLO_SPEC = files("pipelines.lib") / "slos.yaml"
 STEP_S = 300
 FLEET = "fleet"
 INVENTORY_COLUMNS = ("host", "rack", "region", "firmware_version")
+_TOPIC_OF_TABLE = {name: topic for topic, name in TABLE_NAMES.items()}
 SLI_SCHEMA = pa.schema(
     [
         pa.field("slo", pa.string(), nullable=False),
@@ -82,17 +85,25 @@ def latest_inventory(inventory: pa.Table) -> pa.Table:
     return with_inventory(ids, inventory, INVENTORY_COLUMNS)
 
 
+def _raw_rows(table: str) -> str:
+    """SQL for the rows of `raw.<table>` in the window bound as $start and $end: DuckDB reads only the columns the
+    SLI names, where reading the table into Arrow would read them all."""
+    topic = _TOPIC_OF_TABLE[table]
+    column = TIME_COLUMNS[topic]
+    return f"(SELECT * FROM {raw_table(topic)} WHERE {column} >= $start AND {column} < $end)"
+
+
 def sli_series(
-    con: duckdb.DuckDBPyConnection, slo: Slo, latency: pa.Table, events: dict[str, pa.Table], inventory: pa.Table
+    con: duckdb.DuckDBPyConnection, slo: Slo, latency: pa.Table, window: Window, inventory: pa.Table
 ) -> pa.Table:
-    """Good/total events of `slo` per group and STEP_S step, from the window's raw rows."""
+    """Good/total events of `slo` per group and STEP_S step in `window`: a latency SLO from the window's `latency`
+    rows, an events SLO in DuckDB from its raw table."""
     if isinstance(slo.sli, EventsSli):
-        con.register("sli_events", events[slo.sli.table])
         con.register("sli_inventory", latest_inventory(inventory))
         try:
-            series = con.execute(events_query(slo, "sli_events", "sli_inventory", STEP_S)).to_arrow_table()
+            query = events_query(slo, _raw_rows(slo.sli.table), "sli_inventory", STEP_S)
+            series = con.execute(query, {"start": window.start, "end": window.end}).to_arrow_table()
         finally:
-            con.unregister("sli_events")
             con.unregister("sli_inventory")
     else:
         wanted = [c for c in slo.group_columns if c in INVENTORY_COLUMNS and c not in latency.column_names]

@@ -12,10 +12,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.contract import LATENCY_SCHEMA, TABLE_NAMES, TOPIC_LATENCY, TS
+from ingest.contract import LATENCY_SCHEMA, TOPIC_LATENCY, TS
 from models.series import NS_PER_HOUR
 from models.slo.burn import Evaluation, evaluate
-from models.slo.spec import BURN_WINDOWS, EventsSli, LatencySli, Slo
+from models.slo.spec import BURN_WINDOWS, LatencySli, Slo
 from pipelines.lib import slos as spec
 from pipelines.lib.assets import AFTER_LOAD, mart_asset, mart_assets, mart_check, mart_spec, publish
 from pipelines.lib.marts import MARTS, mart_key, read_window
@@ -29,7 +29,6 @@ SLI = "slo_sli"
 COMPLIANCE = "slo_compliance"
 BREACHES = "slo_breaches"
 GROUP = "slo"
-_TOPIC_OF_TABLE = {name: topic for topic, name in TABLE_NAMES.items()}
 # What a latency SLI reads of a latency row (models.slo.sli.latency_series), besides its group columns.
 SLI_LATENCY_COLUMNS = ("window_start", "window_s", "memory_tier", "op", "count", "over_slo", "slo_threshold_ns")
 BUCKET_COLUMNS = ("scale", "bucket_offset", "bucket_counts")
@@ -93,14 +92,12 @@ def _read_latency(con: duckdb.DuckDBPyConnection, window: Window, slos: tuple[Sl
 def slo_sli(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     window = Window.of(context)
     slos = spec.load()
-    event_tables = {slo.sli.table for slo in slos if isinstance(slo.sli, EventsSli)}
     with lake.connection() as con:
         inventory = read_inventory(con)
         parts = []
         for hour in window.chunks():
             latency = _read_latency(con, hour, slos)
-            events = {name: read_stream(con, _TOPIC_OF_TABLE[name], hour) for name in event_tables}
-            parts += [spec.sli_series(con, slo, latency, events, inventory) for slo in slos]
+            parts += [spec.sli_series(con, slo, latency, hour, inventory) for slo in slos]
         consistency = histogram_consistency(con, window)
         return publish(
             lake,
