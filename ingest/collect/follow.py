@@ -16,14 +16,20 @@ MAX_READ_BYTES = 16 * 1024 * 1024  # per poll, so a huge backlog is published in
 
 
 def read_new_lines(path: Path, position: FilePosition) -> tuple[list[bytes], FilePosition]:
-    """The complete lines after `position` (without their newlines) and the position after the last of them."""
-    with open(path, "rb") as file:
-        status = os.fstat(file.fileno())
-        offset = position.offset
-        if status.st_ino != position.inode or status.st_size < offset:
-            offset = 0
-        file.seek(offset)
-        data = file.read(MAX_READ_BYTES)
+    """The complete lines after `position` (without their newlines) and the position after the last of them.
+
+    A file that is missing (between a rotation's rename and the writer's new file) has nothing new yet.
+    """
+    try:
+        with open(path, "rb") as file:
+            status = os.fstat(file.fileno())
+            offset = position.offset
+            if status.st_ino != position.inode or status.st_size < offset:
+                offset = 0
+            file.seek(offset)
+            data = file.read(MAX_READ_BYTES)
+    except FileNotFoundError:
+        return [], position
     complete = data[: data.rfind(b"\n") + 1]
     if not complete and len(data) == MAX_READ_BYTES:  # one line longer than a poll: hand it on whole (a reject)
         complete = data

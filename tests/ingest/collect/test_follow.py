@@ -24,15 +24,17 @@ def test_only_complete_lines_are_read_and_the_position_moves_past_them(tmp_path)
 def test_a_rotated_or_truncated_file_is_read_from_its_start(tmp_path):
     path = tmp_path / "monitor.log"
     path.write_bytes(b"old-1\nold-2\n")
-    _, position = read_new_lines(path, FilePosition())
+    _, before_rotation = read_new_lines(path, FilePosition())
 
     path.rename(tmp_path / "monitor.log.1")
+    missing, kept = read_new_lines(path, before_rotation)  # the writer has not created the new file yet
     path.write_bytes(b"new-1\n")
-    rotated, position = read_new_lines(path, position)
+    rotated, position = read_new_lines(path, before_rotation)
     path.write_bytes(b"")  # truncated in place (copytruncate)
     path.write_bytes(b"t\n")
     truncated, _ = read_new_lines(path, position)
 
+    assert (missing, kept) == ([], before_rotation)
     assert rotated == [b"new-1"]
     assert truncated == [b"t"]
 
