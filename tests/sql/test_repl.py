@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import signal
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -66,6 +67,16 @@ def test_quit_ends_the_session(materialized: Materialized, capsys: pytest.Captur
     assert prompts == [PROMPT]
 
 
+@pytest.fixture
+def python_sigint() -> Iterator[None]:
+    """Ctrl-C as a `leo-fleet sql` process gets it: Python's own SIGINT handler. The test process may run with
+    another one (a pytest-xdist worker ignores SIGINT), and then interrupt_main() would do nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("python_sigint")
 def test_the_prompt_survives_anything_typed(
     materialized: Materialized, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
