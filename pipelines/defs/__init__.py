@@ -1,2 +1,2 @@
-"""One subfolder per domain (ingest_observe, latency, slo, links, resets, health, anomaly, quality, reports);
+"""One subfolder per domain (ingest_observe, latency, detections, features, slo, health, anomaly, quality, reports);
 loaded by definitions.py."""
