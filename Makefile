@@ -7,7 +7,6 @@ STAMP := $(VENV)/.installed
 # The Dagster UI has no authentication: loopback unless told otherwise (`make ui UI_HOST=0.0.0.0` on a trusted net).
 UI_HOST ?= 127.0.0.1
 UI_PORT ?= 3000
-DATA_DIR ?= $(or $(LEO_FLEET_DATA_DIR),$(or $(XDG_DATA_HOME),$(HOME)/.local/share)/leo-fleet)
 
 .PHONY: install lock demo ui test lint format sample-data bench
 
@@ -35,7 +34,7 @@ demo: $(STAMP)
 	$(BIN)/leo-fleet demo
 
 ui: $(STAMP)
-	LEO_FLEET_DATA_DIR=$(DATA_DIR) DAGSTER_HOME=$(DATA_DIR)/dagster $(BIN)/dagster dev -h $(UI_HOST) -p $(UI_PORT)
+	$(BIN)/leo-fleet ui --host $(UI_HOST) --port $(UI_PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -10,12 +10,10 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
-import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from pathlib import Path
 
 import dagster as dg
@@ -26,26 +24,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from ingest.kafka import broker
 from ingest.lake import LAKE_ALIAS, session
 from ingest.settings import ENV_PREFIX, PARTITIONS_START_ENV, Settings
+from pipelines.lib.instance import BIN, UI_HOST, UI_PORT, install_instance_config
 from pipelines.lib.partitions import Window, partitions_start
 from pipelines.lib.resources import LakeResource
 from pipelines.lib.stream_status import raw_events, read_loader, read_streams
 from pipelines.materialize import QUIET_RUN, Stage, StageRun, materialize_span, stages
 from pipelines.reports import period_window, report_directory
 
-# The Dagster instance configuration (storage, run queue, pool limits): package data, so a wheel carries it too.
-INSTANCE_CONFIG = resources.files("pipelines").joinpath("dagster.yaml")
 # Written into the data directory by the demo: its presence means the lake there holds demo data only.
 MARKER = ".leo-fleet-demo"
 # A catalog outside the data directory (LEO_FLEET_LAKE_CATALOG: a PostgreSQL database, or a SQLite file elsewhere)
 # carries its own marker: a table of this name beside DuckLake's metadata tables (all named `ducklake_*`).
 CATALOG_MARKER = "leo_fleet_demo"
 METADATA_ALIAS = "demo_catalog"
-# The printed `dagster dev` command binds the UI to loopback explicitly: it has no authentication (docs/security.md).
-UI_HOST = "127.0.0.1"
-UI_PORT = 3000
-# The printed commands name the programs of the environment running the demo (a checkout's .venv or any venv the
-# wheel is installed in), and the code location by module, so they run as printed from any directory.
-BIN = Path(sys.executable).parent
 
 
 class DemoError(Exception):
@@ -235,13 +226,6 @@ def dagster_home(data_dir: Path) -> Path:
     return install_instance_config(Settings().with_data_dir(data_dir).dagster_home)
 
 
-def install_instance_config(home: Path) -> Path:
-    """`home` (a DAGSTER_HOME) holding INSTANCE_CONFIG as its dagster.yaml."""
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_bytes(INSTANCE_CONFIG.read_bytes())
-    return home
-
-
 @contextmanager
 def local_broker(settings: Settings, console: Console):
     """The local broker for the duration of the demo: reused if running, else started and stopped afterwards.
@@ -373,12 +357,12 @@ def where_to_look(data_dir: Path, span: Window, console: Console, settings: Sett
     last_day = period_window("day", (span.end - timedelta(seconds=1)).date())
     report = report_directory(settings.reports_dir, "day", last_day) / "report.md"
     env = shell_env(settings)
-    dagster, leo_fleet = (shlex.quote(str(BIN / program)) for program in ("dagster", "leo-fleet"))
-    ui = f"{dagster} dev -m pipelines.definitions -h {UI_HOST} -p {UI_PORT}"
+    # The programs of the environment that ran the demo, so the commands run as printed from any directory.
+    leo_fleet = shlex.quote(str(BIN / "leo-fleet"))
     lines = [
         "",
         "[bold]Where to look[/bold]",
-        f"  Dagster UI:  {env} DAGSTER_HOME={settings.dagster_home} {ui}",
+        f"  Dagster UI:  {env} {leo_fleet} ui --host {UI_HOST} --port {UI_PORT}",
         f"               then open http://{UI_HOST}:{UI_PORT} (asset graph, metadata, checks, run history)",
         f"  SLO report:  {report.with_suffix('.html')}",
         f"               summary {report}, CSV tables and charts alongside",

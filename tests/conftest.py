@@ -23,7 +23,7 @@ from ingest.kafka.broker import free_port
 from ingest.kafka.topics import reset_topics
 from ingest.settings import ENV_PREFIX, KafkaSettings, Settings
 from pipelines.definitions import defs
-from pipelines.demo import install_instance_config
+from pipelines.lib.instance import install_instance_config
 from pipelines.materialize import materialize_span
 from tests.ingest.kafka.helpers import CLI
 from tests.postgres import PostgresServer, bin_dir, postgres_server

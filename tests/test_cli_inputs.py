@@ -316,6 +316,7 @@ def test_the_listed_cases_are_one_line_errors_in_a_real_process(sandbox: Sandbox
         ({}, ["simulate", "--fault-acceleration", "1e300", "--out", "run"], "--fault-acceleration"),
         ({}, ["report", "--date", "9999-12-31", "--period", "month"], "9999-12-31"),
         ({}, ["broker", "start", "--port", "99999"], "--port"),
+        ({}, ["ui", "--port", "0"], "--port"),
         ({}, ["demo", "--data-dir", "/proc/nope"], "/proc/nope"),
         ({"LEO_FLEET_PARTITIONS": "abc"}, ["--help"], "LEO_FLEET_PARTITIONS"),
         ({"LEO_FLEET_MAX_CLOCK_SKEW_S": "abc"}, ["ingest"], "LEO_FLEET_MAX_CLOCK_SKEW_S"),

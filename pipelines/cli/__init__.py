@@ -25,6 +25,7 @@ SUBCOMMAND_MODULES = (
     "pipelines.cli.demo",
     "pipelines.cli.evaluate",
     "pipelines.cli.collect",
+    "pipelines.cli.ui",
 )
 
 

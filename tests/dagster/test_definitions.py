@@ -10,7 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipelines.demo import install_instance_config
+from pipelines.lib.instance import install_instance_config
 from pipelines.lib.marts import MARTS
 from pipelines.lib.partitions import HOURLY
 from pipelines.materialize import stages

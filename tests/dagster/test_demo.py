@@ -22,7 +22,10 @@ def test_demo_runs_end_to_end(demo_run: DemoRun) -> None:
     data_dir = demo_run.data_dir
     out = demo_run.completed.stdout.decode()
     assert demo_run.completed.returncode == 0, demo_run.completed.stderr.decode()[-2000:]
-    assert f"DAGSTER_HOME={data_dir / 'dagster'}" in out and "http://127.0.0.1:3000" in out
+    # The UI it points to serves this data directory's instance (Settings.dagster_home, where the runs below are).
+    ui = next(line for line in out.splitlines() if "Dagster UI:" in line)
+    assert f"LEO_FLEET_DATA_DIR={data_dir} " in ui and ui.endswith("leo-fleet ui --host 127.0.0.1 --port 3000")
+    assert Settings().with_data_dir(data_dir).dagster_home == data_dir / "dagster" and "http://127.0.0.1:3000" in out
     report = data_dir / "reports" / "slo" / "2026-01-05" / "report.md"
     assert str(report) in out and report.read_text().startswith("# SLO report 2026-01-05")
     settings = Settings.from_env().with_data_dir(data_dir)

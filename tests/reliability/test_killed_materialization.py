@@ -16,7 +16,7 @@ import pyarrow as pa
 import pytest
 
 from ingest.lake.fault_injection import ENV, EXIT_CODE, MART_STAGE
-from pipelines.demo import install_instance_config
+from pipelines.lib.instance import install_instance_config
 from pipelines.lib.marts import MARTS
 from pipelines.lib.resources import LakeResource
 from tests.reliability.mart_worker import MART, materialize_mart

@@ -174,11 +174,11 @@ def test_loader_status_output_holds_no_password(settings):
 
 
 def _printed_ui_command(data_dir: Path) -> str:
-    """The `dagster dev` command line exactly as the demo prints it."""
+    """The UI command line (`leo-fleet ui`, which runs `dagster dev`) exactly as the demo prints it."""
     console = Console(record=True, width=1000, file=open(os.devnull, "w"))  # noqa: SIM115
     start = datetime(2026, 1, 5, tzinfo=UTC)
     demo.where_to_look(data_dir, Window(start, start + timedelta(hours=2)), console)
-    line = next(line for line in console.export_text().splitlines() if "dagster dev" in line)
+    line = next(line for line in console.export_text().splitlines() if "Dagster UI:" in line)
     return line.split("Dagster UI:", 1)[1].strip()
 
 
@@ -200,7 +200,7 @@ def test_the_dagster_ui_command_the_demo_prints_listens_on_loopback_only(tmp_pat
     port = free_port()
     monkeypatch.setattr(demo, "UI_PORT", port)  # the printed default, 3000, may be taken on a CI host
     command = _printed_ui_command(data_dir)
-    assert f"-h 127.0.0.1 -p {port}" in command
+    assert f"--host 127.0.0.1 --port {port}" in command
     log = tmp_path / "dagster-dev.log"
     with log.open("wb") as output:
         process = subprocess.Popen(

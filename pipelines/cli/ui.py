@@ -1,0 +1,45 @@
+"""`leo-fleet ui [--host H] [--port P]`: the Dagster UI over this data directory's lake and run history.
+
+It runs `dagster dev` with DAGSTER_HOME taken from the settings' data-dir layout (holding the packaged instance
+configuration, as the demo leaves it) and the code location named by module, so it works from any directory and
+from a wheel install. The UI has no authentication: it listens on loopback unless told otherwise
+(docs/security.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ingest.settings import MAX_PORT
+from pipelines.cli.errors import whole_number
+from pipelines.lib.instance import UI_HOST, UI_PORT
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "ui",
+        help="the Dagster UI (dagster dev) over this data directory: assets, checks, run history",
+        description=(
+            "Start `dagster dev` for the leo_fleet code location with DAGSTER_HOME under the data directory, so the "
+            "UI shows the runs the demo and the schedules recorded there. Loopback only unless --host says otherwise."
+        ),
+    )
+    parser.add_argument("--host", default=UI_HOST, help=f"address to listen on (default: {UI_HOST})")
+    parser.add_argument(
+        "--port", type=whole_number(1, MAX_PORT), default=UI_PORT, help=f"port to listen on (default: {UI_PORT})"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    from ingest.settings import ENV_PREFIX, Settings
+    from pipelines.lib.instance import dagster_dev, install_instance_config
+
+    settings = Settings.from_env()
+    home = install_instance_config(settings.dagster_home)
+    environment = {**os.environ, "DAGSTER_HOME": str(home), f"{ENV_PREFIX}DATA_DIR": str(settings.data_dir)}
+    command = dagster_dev(args.host, args.port)
+    os.execve(command[0], command, environment)  # Ctrl-C and the exit status are dagster's own from here on
+    return 0
