@@ -54,6 +54,9 @@ MERGED_COLUMNS = tuple(field.name for field in MERGED_FIELDS)
 
 # Merge at most this many (group, bucket) cells at once, bounding memory to ~128 MiB whatever the keys.
 _MAX_CELLS = 1 << 24
+# Add about this many bucket counts per bincount: its temporaries (16 bytes a count) stay small and are reused,
+# where one bincount over a 4-hour fleet chunk (16 M counts) took 2.2 s in a fresh process, 0.2 s blocked.
+_BLOCK_COUNTS = 1 << 20
 
 
 class Histogram(NamedTuple):
@@ -142,7 +145,7 @@ def merge_lists(
 ) -> tuple[np.ndarray, pa.ListArray]:
     """Add the histogram of every row into its group's: returns (bucket_offset, bucket_counts) per group.
 
-    One `np.bincount` over (group, bucket) cells; groups are taken in slices so memory stays bounded.
+    Weighted `np.bincount`s over (group, bucket) cells; groups are taken in slices so memory stays bounded.
     """
     lists = _Lists.of(bucket_offset, counts)
     offsets = np.zeros(groups, np.int64)
@@ -152,27 +155,36 @@ def merge_lists(
         occupied = lists.lengths > 0
         low = int(lists.offset[occupied].min())
         width = int((lists.offset + lists.lengths)[occupied].max()) - low
-        # Element j of row i lands in cell group[i] * width + (offset[i] + j - low): one repeat, one add, in
-        # 32-bit integers whenever every cell number and element position fits (half the memory).
-        small = max(groups * width, lists.values.size) < 1 << 31
-        index_type = np.int32 if small else np.int64
-        row_cell = (group * width + lists.offset - low - lists.starts).astype(index_type)
-        cells = np.repeat(row_cell, lists.lengths)
-        cells += np.arange(lists.values.size, dtype=index_type)
+        row_cell = group * width + lists.offset - low  # the cell of each row's first bucket
         per_pass = max(1, _MAX_CELLS // width)
         for start in range(0, groups, per_pass):
             stop = min(groups, start + per_pass)
-            first_cell, end_cell = start * width, stop * width
-            chosen = slice(None) if per_pass >= groups else (cells >= first_cell) & (cells < end_cell)
-            dense = np.bincount(
-                cells[chosen] - first_cell, weights=lists.values[chosen], minlength=end_cell - first_cell
-            )
+            rows = np.flatnonzero((group >= start) & (group < stop)) if per_pass < groups else np.arange(group.size)
+            dense = _add_rows(lists, row_cell - start * width, rows, (stop - start) * width)
             first, lengths[start:stop], kept = _trim(dense.reshape(stop - start, width))
             offsets[start:stop] = np.where(lengths[start:stop] > 0, low + first, 0)
             parts.append(kept)
     flat = np.rint(np.concatenate(parts)).astype(np.uint64) if parts else np.zeros(0, np.uint64)
     list_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
     return offsets, pa.ListArray.from_arrays(pa.array(list_offsets), pa.array(flat, pa.uint64()))
+
+
+def _add_rows(lists: _Lists, row_cell: np.ndarray, rows: np.ndarray, cells: int) -> np.ndarray:
+    """Every bucket count of `rows` (ascending) added into a dense array of `cells` cells, about _BLOCK_COUNTS
+    at a time. Consecutive rows hold consecutive counts, so a block of them is a slice of `lists.values`."""
+    dense = np.zeros(cells)
+    blocks = max(1, int(lists.lengths[rows].sum()) // _BLOCK_COUNTS)
+    for block in np.array_split(rows, blocks):
+        lengths = lists.lengths[block]
+        if block[-1] - block[0] + 1 == block.size:
+            first, last = int(lists.starts[block[0]]), int(lists.starts[block[-1]] + lengths[-1])
+            elements = np.arange(first, last)
+        else:
+            elements = np.repeat(lists.starts[block] - (np.cumsum(lengths) - lengths), lengths)
+            elements += np.arange(elements.size)
+        cell = np.repeat(row_cell[block] - lists.starts[block], lengths) + elements
+        dense += np.bincount(cell, weights=lists.values[elements], minlength=cells)
+    return dense
 
 
 def list_quantiles(
