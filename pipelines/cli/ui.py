@@ -9,9 +9,10 @@ from a wheel install. The UI has no authentication: it listens on loopback unles
 from __future__ import annotations
 
 import argparse
+from typing import NoReturn
 
 from ingest.settings import MAX_PORT
-from pipelines.cli.errors import whole_number
+from pipelines.cli.errors import CliError, whole_number
 from pipelines.lib.instance import UI_HOST, UI_PORT
 
 
@@ -31,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> NoReturn:
     import os
 
     from ingest.settings import ENV_PREFIX, Settings
@@ -41,5 +42,7 @@ def run(args: argparse.Namespace) -> int:
     home = install_instance_config(settings.dagster_home)
     environment = {**os.environ, "DAGSTER_HOME": str(home), f"{ENV_PREFIX}DATA_DIR": str(settings.data_dir)}
     command = dagster_dev(args.host, args.port)
-    os.execve(command[0], command, environment)  # Ctrl-C and the exit status are dagster's own from here on
-    return 0
+    try:
+        os.execve(command[0], command, environment)  # Ctrl-C and the exit status are dagster's own from here on
+    except OSError as exc:  # no dagster beside this interpreter, say: one line, not a traceback
+        raise CliError(f"cannot start {command[0]}: {exc.strerror}") from None
