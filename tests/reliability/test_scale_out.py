@@ -23,6 +23,7 @@ from tests.ingest.kafka.helpers import (
     assert_exactly,
     cli_env,
     create_tables,
+    in_own_group,
     run_cli,
     simulation,
     start_publishing,
@@ -117,11 +118,7 @@ def test_three_loaders_killed_and_restarted_on_postgres_and_s3(scale_settings: S
                 loader.wait()
 
     before_drain = stored_rows(settings)
-    # The drain joins a group of its own: after SIGKILLs, a new member of the loaders' group on the local broker
-    # (Tansu 0.6.0) was seen waiting 90-180 s for partitions (docs/reliability.md, "Open: a new member after
-    # SIGKILLed ones"). Exactly-once does not depend on the group: each loader resumes from the lake's watermarks,
-    # not from the group's committed offsets, so a new group proves the same property.
-    drain = replace(settings, kafka=replace(settings.kafka, consumer_group=f"{settings.kafka.consumer_group}-drain"))
+    drain = in_own_group(settings)
     try:
         final = run_cli(drain, "ingest", "--until-idle", "--json", "--idle-seconds", "2", timeout=90)
     except subprocess.TimeoutExpired as exc:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -55,6 +56,16 @@ def start_publishing(settings: Settings, sim: Simulation, seconds: float) -> tup
     producer = threading.Thread(target=lambda: published.update(summary=publish_simulation(settings, sim, speed=speed)))
     producer.start()
     return producer, published
+
+
+def in_own_group(settings: Settings) -> Settings:
+    """The same settings in a consumer group of their own, for a final drain after loaders were SIGKILLed.
+
+    On the local broker a new member of a group that lost members to SIGKILL was seen waiting minutes for
+    partitions (docs/reliability.md, "Open: a new member after SIGKILLed ones"). Exactly-once does not depend on
+    the group: a loader resumes from the lake's watermarks, not the group's offsets, so a new group proves the same.
+    """
+    return replace(settings, kafka=replace(settings.kafka, consumer_group=f"{settings.kafka.consumer_group}-drain"))
 
 
 def run_loader(settings: Settings, **options: object) -> dict:
