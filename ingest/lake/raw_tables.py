@@ -306,7 +306,12 @@ def commit_batch(
     Two processes committing to a SQLite-catalog DuckLake at once make one of them fail with "database is
     locked" (duckdb/ducklake#128, #1309); the batch is immutable and the replay filter runs again inside the
     new transaction, so retrying can neither lose nor duplicate a message.
+
+    DuckLake's own retry of a commit that lost the race for the next snapshot id is turned off for this session:
+    it would commit the same rows under a new snapshot without running the filter again, and without anyone
+    counting it. Every conflict therefore reaches `retry_transaction`, and `WriteResult.retries` counts it.
     """
+    con.execute("SET ducklake_max_retry_count = 0")
     result, retries = retry_transaction(
         lambda: write_batch(con, batch, datetime.now(UTC), crash_points), give_up_after_s
     )

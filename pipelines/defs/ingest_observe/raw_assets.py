@@ -20,6 +20,7 @@ from ingest.contract import (
     TOPIC_LINK,
     TRUTH_FAULTS_SCHEMA,
 )
+from ingest.lake.raw_tables import STATUS_SCHEMA, STATUS_TABLE
 from pipelines.lib.metadata import column_schema
 from pipelines.lib.telemetry import RAW, TRUTH_TABLE, raw_key
 
@@ -60,6 +61,13 @@ raw_tables = [
         TRUTH_TABLE,
         "Ground truth of the faults the simulator injected; read only by detection-quality evaluation.",
         TRUTH_FAULTS_SCHEMA,
+        None,
+    ),
+    _spec(
+        STATUS_TABLE,
+        "The loaders' status rows: one per lake commit and at least every 30 s, with rows/s, lag per partition and "
+        "the running totals of each loader (rows, quarantined, skipped, lake commits retried after a conflict).",
+        STATUS_SCHEMA,
         None,
     ),
 ]

@@ -1,4 +1,5 @@
-"""Checks on the raw tables themselves: their columns still match the contract, and few messages are quarantined.
+"""Checks on the raw tables themselves: their columns still match the contract, few messages are quarantined, and
+loaders seldom have to retry a lake commit.
 
 They are not tied to a partition: a job runs them every ten minutes (a checks-only schedule), and `leo-fleet
 demo` runs them once after loading. One step runs them all, on one lake connection; each table can also be
@@ -6,10 +7,13 @@ checked on its own from the UI.
 """
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
 from ingest.contract import TABLE_NAMES, TELEMETRY_SCHEMAS
+from ingest.lake.raw_tables import STATUS_TABLE
+from pipelines.lib.commit_retries import commit_retries
 from pipelines.lib.quality import quarantine_share, schema_drift
 from pipelines.lib.resources import LakeResource
 from pipelines.lib.telemetry import raw_key
@@ -18,6 +22,10 @@ SCHEMA_CHECK = "schema_matches_contract"
 QUARANTINE_CHECK = "quarantine_rate"
 # Above this share of quarantined messages the producer side is likely broken, not just noisy.
 MAX_QUARANTINE_SHARE = 0.001
+RETRIES_CHECK = "lake_commit_retries"
+# Each retry writes the batch again: above one commit in ten, loaders spend a real share of their time on conflicts.
+MAX_RETRIES_PER_1000_COMMITS = 100
+RETRIES_WINDOW = timedelta(hours=1)
 
 
 def _specs(topic: str) -> list[dg.AssetCheckSpec]:
@@ -50,9 +58,46 @@ def raw_table_checks(context: dg.AssetCheckExecutionContext, lake: LakeResource)
                 )
 
 
+@dg.asset_check(
+    asset=raw_key(STATUS_TABLE),
+    name=RETRIES_CHECK,
+    description=f"Warns when a loader retried more than {MAX_RETRIES_PER_1000_COMMITS} of every 1,000 lake commits "
+    f"in the last {RETRIES_WINDOW.total_seconds() / 3600:g} h. Each loader commit writes a status row with the "
+    "loader's running count of commits retried after a conflict (another writer took the DuckLake catalog's next "
+    "snapshot first, or SQLite's lock); a retry writes the batch again, so climbing retries mean loaders race each "
+    "other for the catalog: run fewer loaders, let each commit bigger batches, or use a PostgreSQL catalog "
+    "(docs/scale-out.md). Passes when no loader committed in the window (the raw tables' freshness policy covers "
+    "a stalled loader).",
+)
+def lake_commit_retries(lake: LakeResource) -> dg.AssetCheckResult:
+    with lake.connection(read_only=True) as con:
+        loaders = commit_retries(con, datetime.now(UTC) - RETRIES_WINDOW)
+    worst = max((loader.per_1000_commits for loader in loaders), default=0.0)
+    lines = [
+        "| loader | commits | retries | per 1,000 commits | last status |",
+        "|---|---:|---:|---:|---|",
+        *(
+            f"| {x.loader_id} | {x.commits:,} | {x.retries:,} | {x.per_1000_commits:,.1f} | {x.last_status:%H:%M:%S} |"
+            for x in loaders
+        ),
+    ]
+    return dg.AssetCheckResult(
+        passed=worst <= MAX_RETRIES_PER_1000_COMMITS,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "loaders": len(loaders),
+            "commits": sum(loader.commits for loader in loaders),
+            "retries": sum(loader.retries for loader in loaders),
+            "worst_retries_per_1000_commits": round(worst, 1),
+            "threshold_per_1000_commits": MAX_RETRIES_PER_1000_COMMITS,
+            "by_loader": dg.MetadataValue.md("\n".join(lines) if loaders else "_no loader committed in the window_"),
+        },
+    )
+
+
 raw_checks_job = dg.define_asset_job(
     "raw_checks",
-    selection=dg.AssetSelection.checks(raw_table_checks),
+    selection=dg.AssetSelection.checks(raw_table_checks, lake_commit_retries),
     description="Every check on the raw tables.",
 )
 raw_checks_schedule = dg.ScheduleDefinition(
