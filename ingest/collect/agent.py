@@ -1,27 +1,43 @@
 """The host collector's loop: poll every source → map to contract rows → publish → flush (acknowledged) → save
-positions. Positions move only after Kafka acknowledged every message of the poll, rejects included, so a crash
-or a broker outage never skips a record: the next run reads again from the last saved position.
+positions. Positions move only after Kafka acknowledged every message of the poll, rejects included, or after the
+poll was written to the on-disk spool (ingest.collect.spool) because the broker could not take it; so a crash or a
+broker outage never skips a record: the next run reads again from the last saved position or replays the spool.
+
+Spooled polls are replayed oldest first, before anything new is sent, and deleted only once acknowledged. When a
+poll fits neither the broker nor the spool, a followed file and rasdaemon keep their positions (read again
+later), a sysfs snapshot is skipped (its counters are cumulative), and a pipe's lines are dropped and counted; the
+counts travel to raw.quarantine as a `spool_full` reject once a poll is delivered or spooled again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from kafka.errors import KafkaError
+
 from ingest import contract
-from ingest.collect import sysfs
+from ingest.collect import DEFAULT_SPOOL_MAX_BYTES, rasdaemon, sysfs
 from ingest.collect.cxl_monitor import HostIdentity, Reject, map_lines
 from ingest.collect.follow import StdinLines, read_new_lines
-from ingest.collect.position import FilePosition, load_position, load_state, save_position, save_state
-from ingest.kafka.producer import TelemetryProducer
-from ingest.settings import Settings
+from ingest.collect.position import load_position, load_state, save_state
+from ingest.collect.spool import Publication, Spool
+from ingest.kafka.producer import DeliveryError, TelemetryProducer
+from ingest.settings import Settings, bootstrap_addresses
 
 STDIN = Path("-")
 CXL_MONITOR_STATE = "cxl_monitor.position.json"
 SYSFS_STATE = "sysfs.state.json"
+RASDAEMON_STATE = "rasdaemon.position.json"
+DROPS_STATE = "spool_drops.json"
+SPOOL_DIR = "spool"
+CONNECT_TIMEOUT_S = 2.0  # a broker that accepts no TCP connection is down: spool without waiting for the client
 
 
 @dataclass(frozen=True)
@@ -30,8 +46,10 @@ class CollectOptions:
     identity: HostIdentity
     cxl_monitor: Path | None = None  # a file to follow, STDIN, or None to skip the source
     sysfs_root: Path | None = None
+    rasdaemon: Path | None = None  # rasdaemon's SQLite database
     interval_s: float = 10.0
     once: bool = False
+    spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
 
 
 @dataclass(frozen=True)
@@ -41,6 +59,13 @@ class PollSummary:
     inventory: int
     rejected: int
     reasons: tuple[str, ...]
+    skipped: int  # rasdaemon aer_event rows of devices that are not CXL memory devices
+    delivery: str  # "sent", "spooled" (broker unreachable) or "spool_full" (neither: see the module docstring)
+    replayed_segments: int  # spooled polls delivered during this poll
+    spool_segments: int
+    spool_bytes: int
+    dropped_lines: int  # pipe lines dropped while the spool was full, not yet in a delivered or spooled reject
+    skipped_sysfs_polls: int  # sysfs snapshots skipped while the spool was full, likewise
 
 
 class Agent:
@@ -57,60 +82,176 @@ class Agent:
         self.settings, self.options, self.clock, self.producer_config = settings, options, clock, producer_config
         self._stdin = StdinLines(stdin_fd) if options.cxl_monitor == STDIN else None
         self._stopped = threading.Event()
+        self._producer: TelemetryProducer | None = None
+        self.spool = Spool(options.state_dir / SPOOL_DIR, options.spool_max_bytes)
+        for name, state in self.spool.newest_states().items():  # a crash after spooling, before saving them
+            if name != DROPS_STATE:  # drops counted after that segment must stay counted
+                save_state(self._state(name), state)
 
     def stop(self) -> None:
         self._stopped.set()
 
     def run(self, on_poll: Callable[[PollSummary], None] = lambda _: None) -> None:
-        with TelemetryProducer(self.settings, config=self.producer_config) as producer:
+        try:
             while not self._stopped.is_set():
-                on_poll(self.poll(producer))
+                on_poll(self.poll())
                 if self.options.once or (self._stdin is not None and self._stdin.closed):
                     return
                 self._stopped.wait(self.options.interval_s)
+        finally:
+            self._drop_producer()
 
-    def poll(self, producer: TelemetryProducer) -> PollSummary:
-        """One round over every source; returns after the broker acknowledged it and its positions are saved."""
+    def poll(self) -> PollSummary:
+        """One round over every source; returns once the round is acknowledged or spooled and its states saved."""
+        replayed = self._replay()
         now = self.clock()
-        identity = self.options.identity
-        lines, position = self._read_cxl_monitor()
-        errors, rejects = map_lines(lines, identity, now)
-        producer.send(contract.TOPIC_ERRORS, errors)
-        for reject in rejects:
-            producer.send_rejected(contract.TOPIC_ERRORS, reject.raw, reject.reason, identity.host.encode())
-        snapshot = None
-        if self.options.sysfs_root is not None:
-            snapshot = sysfs.snapshot(self.options.sysfs_root, identity, now, load_state(self._state(SYSFS_STATE)))
-            producer.send(contract.TOPIC_LINK, snapshot.link)
-            producer.send(contract.TOPIC_INVENTORY, snapshot.inventory)
-            for reject in snapshot.rejects:
-                producer.send_rejected(contract.TOPIC_LINK, reject.raw, reject.reason, identity.host.encode())
-        producer.flush()  # raises DeliveryError before any position moves
-        if position is not None:
-            save_position(self._state(CXL_MONITOR_STATE), position)
-        if snapshot is not None:
-            save_state(self._state(SYSFS_STATE), snapshot.state)
-        return _summary(errors.num_rows, snapshot, rejects)
+        publication, lines, counts = self._read_sources(now)
+        rejects = [reject for _, reject in publication.rejects]
+        drops = load_state(self._state(DROPS_STATE))
+        if drops:
+            publication.rejects.append((contract.TOPIC_ERRORS, _drop_reject(self.options.identity.host, drops)))
+            publication.states[DROPS_STATE] = {}
+        if not publication.has_records() or (not self.spool.segments() and self._deliver(publication)):
+            delivery = "sent"
+        elif self.spool.append(publication):
+            delivery = "spooled"
+        else:
+            delivery = "spool_full"
+        if delivery == "spool_full":
+            dropped_lines = lines if self._stdin is not None else 0
+            if dropped_lines or self.options.sysfs_root is not None:
+                drops = _count_drops(drops, dropped_lines, self.options.sysfs_root is not None, now)
+                save_state(self._state(DROPS_STATE), drops)
+        else:
+            for name, state in publication.states.items():
+                save_state(self._state(name), state)
+            drops = {}
+        return PollSummary(
+            errors=counts[contract.TOPIC_ERRORS],
+            link=counts[contract.TOPIC_LINK],
+            inventory=counts[contract.TOPIC_INVENTORY],
+            rejected=len(rejects),
+            reasons=tuple(reject.reason for reject in rejects),
+            skipped=counts["skipped"],
+            delivery=delivery,
+            replayed_segments=replayed,
+            spool_segments=len(self.spool.segments()),
+            spool_bytes=self.spool.size(),
+            dropped_lines=drops.get("dropped_lines", 0),
+            skipped_sysfs_polls=drops.get("skipped_sysfs_polls", 0),
+        )
 
-    def _read_cxl_monitor(self) -> tuple[list[bytes], FilePosition | None]:
-        """New lines and, for a followed file, the position after them (a pipe has none)."""
+    def _read_sources(self, now: int) -> tuple[Publication, int, dict[str, int]]:
+        """Every source's new records as one publication; also the pipe lines read and the rows per topic."""
+        identity, publication = self.options.identity, Publication()
+        lines = self._read_cxl_monitor(publication)
+        errors, rejects = map_lines(lines, identity, now)
+        publication.tables.append((contract.TOPIC_ERRORS, errors))
+        publication.rejects += [(contract.TOPIC_ERRORS, reject) for reject in rejects]
+        counts = {contract.TOPIC_ERRORS: errors.num_rows, contract.TOPIC_LINK: 0, contract.TOPIC_INVENTORY: 0}
+        counts["skipped"] = 0
+        root = self.options.sysfs_root
+        if self.options.rasdaemon is not None:
+            devices = sysfs.devices_by_function(root) if root is not None else {}
+            state = load_state(self._state(RASDAEMON_STATE))
+            batch = rasdaemon.read_new(self.options.rasdaemon, state, identity, devices)
+            publication.tables.append((contract.TOPIC_ERRORS, batch.rows))
+            publication.rejects += [(contract.TOPIC_ERRORS, reject) for reject in batch.rejects]
+            publication.states[RASDAEMON_STATE] = batch.state
+            counts[contract.TOPIC_ERRORS] += batch.rows.num_rows
+            counts["skipped"] = batch.skipped
+        if root is not None:
+            snapshot = sysfs.snapshot(root, identity, now, load_state(self._state(SYSFS_STATE)))
+            publication.tables += [(contract.TOPIC_LINK, snapshot.link), (contract.TOPIC_INVENTORY, snapshot.inventory)]
+            publication.rejects += [(contract.TOPIC_LINK, reject) for reject in snapshot.rejects]
+            publication.states[SYSFS_STATE] = snapshot.state
+            counts[contract.TOPIC_LINK], counts[contract.TOPIC_INVENTORY] = (
+                snapshot.link.num_rows,
+                snapshot.inventory.num_rows,
+            )
+        return publication, len(lines), counts
+
+    def _read_cxl_monitor(self, publication: Publication) -> list[bytes]:
+        """New lines; for a followed file, the position after them goes into the publication's states."""
         source = self.options.cxl_monitor
         if source is None:
-            return [], None
+            return []
         if self._stdin is not None:
-            return self._stdin.read(wait=self.options.once), None
-        return read_new_lines(source, load_position(self._state(CXL_MONITOR_STATE)))
+            return self._stdin.read(wait=self.options.once)
+        lines, position = read_new_lines(source, load_position(self._state(CXL_MONITOR_STATE)))
+        publication.states[CXL_MONITOR_STATE] = asdict(position)
+        return lines
+
+    def _replay(self) -> int:
+        """Deliver spooled polls oldest first, deleting each once acknowledged; stops at the first that fails."""
+        replayed = 0
+        for segment in self.spool.segments():
+            if not self._deliver(self.spool.read(segment)):
+                break
+            self.spool.remove(segment)
+            replayed += 1
+        return replayed
+
+    def _deliver(self, publication: Publication) -> bool:
+        """Publish and wait for Kafka's acknowledgement of every message; False when the broker could not take it."""
+        try:
+            producer = self._connect()
+            if producer is None:
+                return False
+            key = self.options.identity.host.encode()
+            for topic, table in publication.tables:
+                producer.send(topic, table)
+            for topic, reject in publication.rejects:
+                producer.send_rejected(topic, reject.raw, reject.reason, key)
+            producer.flush()
+        except (DeliveryError, KafkaError):
+            self._drop_producer()
+            return False
+        return True
+
+    def _connect(self) -> TelemetryProducer | None:
+        """The producer, created when a bootstrap server accepts a TCP connection; None while none does."""
+        if self._producer is None:
+            if not any(
+                _accepts(host, port) for host, port in bootstrap_addresses(self.settings.kafka.bootstrap_servers)
+            ):
+                return None
+            self._producer = TelemetryProducer(self.settings, config=self.producer_config)
+        return self._producer
+
+    def _drop_producer(self) -> None:
+        """Close the producer without flushing: after a failure its buffers belong to a poll that is re-sent whole."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                producer.__exit__(DeliveryError, None, None)
 
     def _state(self, name: str) -> Path:
         return self.options.state_dir / name
 
 
-def _summary(errors: int, snapshot: sysfs.Snapshot | None, rejects: list[Reject]) -> PollSummary:
-    rejects = rejects + (snapshot.rejects if snapshot else [])
-    return PollSummary(
-        errors=errors,
-        link=snapshot.link.num_rows if snapshot else 0,
-        inventory=snapshot.inventory.num_rows if snapshot else 0,
-        rejected=len(rejects),
-        reasons=tuple(reject.reason for reject in rejects),
+def _accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host.strip("[]"), port), timeout=CONNECT_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
+
+
+def _count_drops(drops: dict, lines: int, sysfs_skipped: bool, now: int) -> dict:
+    """Add this poll's losses to the pending drop counts (saved, so a restart still reports them)."""
+    return {
+        "dropped_lines": drops.get("dropped_lines", 0) + lines,
+        "skipped_sysfs_polls": drops.get("skipped_sysfs_polls", 0) + sysfs_skipped,
+        "first_ns": drops.get("first_ns", now),
+        "last_ns": now,
+    }
+
+
+def _drop_reject(host: str, drops: dict) -> Reject:
+    """The pending drop counts as a reject: raw.quarantine keeps them (reason `spool_full: …`, the JSON as bytes)."""
+    reason = (
+        f"spool_full: dropped {drops['dropped_lines']} pipe line(s) and skipped "
+        f"{drops['skipped_sysfs_polls']} sysfs poll(s) while the broker was unreachable and the spool full"
     )
+    return Reject(json.dumps({"host": host, **drops}, sort_keys=True).encode(), reason)

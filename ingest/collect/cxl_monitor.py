@@ -101,20 +101,9 @@ def map_record(record: dict, identity: HostIdentity, received_ns: int, row_id: b
     if record.get("system", "cxl") != "cxl" or event not in RECORD_TYPES:
         raise Unmappable(f"unsupported_event: {record.get('system')!r}/{event!r}")
     field = _Fields(record)
-    row = dict.fromkeys(contract.ERRORS_SCHEMA.names)
-    row.update(
-        event_id=row_id,
-        ts=received_ns,
-        controller_id=f"0x{field.unsigned('serial', 64):016x}",
-        host=identity.host,
-        rack=identity.rack,
-        region=identity.region,
-        memdev=field.text("memdev"),
-        pci_bdf=field.text("host"),
-        record_type=RECORD_TYPES[event],
-        hdr_flags=0,
-        counter_epoch=0,
-    )
+    controller_id = f"0x{field.unsigned('serial', 64):016x}"
+    row = base_row(identity, received_ns, row_id, controller_id, field.text("memdev"), field.text("host"))
+    row["record_type"] = RECORD_TYPES[event]
     if event in LOGGED_EVENTS:
         log = field.unsigned("log", 8)
         if log >= len(contract.LOG_TYPES):
@@ -124,6 +113,24 @@ def map_record(record: dict, identity: HostIdentity, received_ns: int, row_id: b
         row["hdr_flags"] = field.unsigned("hdr_flags", 24)
         row["device_ts"] = field.timestamp("hdr_timestamp")
     row.update(_EVENT_COLUMNS[event](field))
+    return row
+
+
+def base_row(identity: HostIdentity, ts_ns: int, row_id: bytes, controller_id: str, memdev: str, pci_bdf: str) -> dict:
+    """The columns every collected errors row fills the same way; the rest start null (hdr_flags 0, epoch 0)."""
+    row = dict.fromkeys(contract.ERRORS_SCHEMA.names)
+    row.update(
+        event_id=row_id,
+        ts=ts_ns,
+        controller_id=controller_id,
+        host=identity.host,
+        rack=identity.rack,
+        region=identity.region,
+        memdev=memdev,
+        pci_bdf=pci_bdf,
+        hdr_flags=0,
+        counter_epoch=0,
+    )
     return row
 
 

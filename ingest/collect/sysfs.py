@@ -91,6 +91,25 @@ def snapshot(root: Path, identity: HostIdentity, now_ns: int, state: dict) -> Sn
     )
 
 
+def devices_by_function(root: Path) -> dict[str, Device]:
+    """Each readable CXL memory device under its PCIe endpoint's name and the name of the port above it (when that
+    port leads to this device only), so an event that names a PCI function (rasdaemon's aer_event) finds its
+    controller. Unreadable devices are left out here; `snapshot` reports them."""
+    found: dict[str, Device] = {}
+    below: dict[str, list[Device]] = {}
+    for memdir in sorted((root / "bus" / "cxl" / "devices").glob("mem*")):
+        try:
+            device = read_device(memdir)
+        except (SysfsError, OSError):
+            continue
+        found[device.pci_dir.name] = device
+        below.setdefault(device.pci_dir.parent.name, []).append(device)
+    for port, devices in below.items():
+        if len(devices) == 1:
+            found.setdefault(port, devices[0])
+    return found
+
+
 def read_device(memdir: Path) -> Device:
     """The memdev's serial (0x-hex in sysfs), firmware version, capacity and PCI device directory."""
     serial = _attribute(memdir / "serial")
