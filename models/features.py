@@ -412,13 +412,17 @@ def _link_features(link: pa.Table, controllers: Controllers, grid: _Grid, per_wi
     series = series_codes(codes, snaps.column("port"))
     ts = timestamps_ns(snaps.column("ts"))
     order = order_by_controller_time(series, ts)
-    snaps, codes, series, ts = snaps.take(pa.array(order)), codes[order], series[order], ts[order]
-    epochs = numbers(snaps.column("counter_epoch"), 0)
+    codes, series, ts = codes[order], series[order], ts[order]
+
+    def ordered(name: str, fill: float = np.nan) -> np.ndarray:  # numpy, not an Arrow take of every column
+        return numbers(snaps.column(name), fill)[order]
+
+    epochs = ordered("counter_epoch", 0)
     for name in LINK_COUNTERS:
-        deltas = epoch_deltas(series, epochs, numbers(snaps.column(name), 0))
+        deltas = epoch_deltas(series, epochs, ordered(name, 0))
         per_window[name] = grid.total(codes, ts, deltas.values)
-    speed_ratio = numbers(snaps.column("cur_speed_gts")) / numbers(snaps.column("max_speed_gts"))
-    width_ratio = numbers(snaps.column("cur_width")) / numbers(snaps.column("max_width"))
+    speed_ratio = ordered("cur_speed_gts") / ordered("max_speed_gts")
+    width_ratio = ordered("cur_width") / ordered("max_width")
     # Bandwidth lost to a downgrade, 0..1, as last seen (a link that is down reports its last trained values).
     lost = 1.0 - np.clip(speed_ratio * width_ratio, 0.0, 1.0)
     state["link_bandwidth_lost"] = np.nan_to_num(_forward_fill(grid.maximum(codes, ts, lost)))

@@ -9,13 +9,16 @@ produced for the lookback are dropped before writing: an asset only ever writes 
 from __future__ import annotations
 
 import contextlib
-from typing import Literal
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Literal, TypeVar
 
 import dagster as dg
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ingest.lake import LAKE_ALIAS
 from ingest.lake.fault_injection import MART_STAGE, CrashPoints
 from pipelines.lib.partitions import Window
 
@@ -54,6 +57,34 @@ def read_window(
     )
     rows = con.execute(sql, {"start": window.start, "end": window.end}).to_arrow_table()
     return rows.cast(pa.schema([_nanoseconds(field) for field in rows.schema]))
+
+
+T = TypeVar("T")
+
+
+def read_ahead(
+    con: duckdb.DuckDBPyConnection, windows: Iterable[Window], read: Callable[[duckdb.DuckDBPyConnection, Window], T]
+) -> Iterator[T]:
+    """`read(cursor, window)` for each window in order, the next window read while the caller works on this one.
+
+    DuckDB reads without holding the GIL, so on two cores the lake read of one chunk overlaps the numpy work on the
+    one before. The reads run on a cursor of their own (a second connection to the same attached lake), so the
+    caller may keep using `con`; at most two chunks are in memory at once.
+    """
+    cursor = con.cursor()
+    try:
+        cursor.execute(f"USE {LAKE_ALIAS}")
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as reader:
+            pending = None
+            for window in windows:
+                following = reader.submit(read, cursor, window)
+                if pending is not None:
+                    yield pending.result()
+                pending = following
+            if pending is not None:
+                yield pending.result()
+    finally:
+        cursor.close()
 
 
 def _nanoseconds(field: pa.Field) -> pa.Field:

@@ -83,7 +83,7 @@ def count_by(table: pa.Table, keys: Sequence[str], aggregations: Mapping[str, st
 def png(fig: plt.Figure) -> bytes:
     """A figure as PNG bytes (closing it, so workers do not accumulate open figures)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=CHART_DPI, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=CHART_DPI)
     plt.close(fig)
     return buffer.getvalue()
 
@@ -102,11 +102,11 @@ def time_axis(ax: Axes) -> None:
 
 def draw(title: str, plot: Callable[[Axes], None]) -> plt.Figure:
     """One small titled chart; `plot` fills the axes."""
-    fig, ax = plt.subplots(figsize=CHART_SIZE_IN)
+    # Laid out when drawn (also after a resize), in the one drawing pass that saving makes.
+    fig, ax = plt.subplots(figsize=CHART_SIZE_IN, layout="constrained")
     plot(ax)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
     return fig
 
 

@@ -13,6 +13,7 @@ from ingest.contract import LATENCY_SCHEMA, TOPIC_LATENCY
 from models.histogram import merge_table, with_quantiles
 from models.rollup import rollup
 from pipelines.lib.assets import AFTER_LOAD, mart_asset, mart_check, publish
+from pipelines.lib.marts import read_ahead
 from pipelines.lib.metadata import chart, markdown_table, time_axis
 from pipelines.lib.partitions import Window
 from pipelines.lib.quality import HISTOGRAM_CHECK, HISTOGRAM_CHECK_DESCRIPTION, histogram_consistency
@@ -74,7 +75,8 @@ def _describe(rows: pa.Table) -> dict[str, object]:
 def latency_rollups(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     window = Window.of(context)
     with lake.connection(read_only=True) as con:
-        rollups = pa.concat_tables(hourly_rollup(read_stream(con, TOPIC_LATENCY, hour)) for hour in window.chunks())
+        hours = read_ahead(con, window.chunks(), lambda cursor, hour: read_stream(cursor, TOPIC_LATENCY, hour))
+        rollups = pa.concat_tables(hourly_rollup(latency) for latency in hours)
         consistency = histogram_consistency(con, window)
     return publish(
         lake,
