@@ -22,9 +22,11 @@ import argparse
 import json
 import math
 import os
+import re
 import socket
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import NoReturn
 
@@ -133,41 +135,76 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be from {low} to {high}")
     if (args.tier == "cxl") != (args.controller_id is not None):
         parser.error("--controller-id is required with --tier cxl, and only then (local_dram rows carry the host)")
+    if args.controller_id is not None and not re.fullmatch(r"0x[0-9a-f]{16}", args.controller_id):
+        parser.error("--controller-id must be 0x and 16 lower-case hex digits, as the collector writes it")
     if not args.host.strip():
         parser.error("--host must not be empty")
     return args
 
 
+def controller_of(args: argparse.Namespace) -> str:
+    """The row's controller_id and Kafka key: the CXL device's, or for a local-DRAM baseline row the host name
+    (the contract's convention)."""
+    return args.controller_id or args.host
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # The contract's convention: a local-DRAM baseline row carries the host name as its controller_id.
-    controller = args.controller_id or args.host
-    identity = {"host": args.host, "controller_id": controller, "memory_tier": args.tier}
+    if args.print:
+        return run(args, lambda line: print(line, end="", flush=True))
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or "127.0.0.1:9092"
+    try:
+        if not any(_accepts(server) for server in servers.split(",")):  # at once, not after the client's 30 s
+            raise KafkaError("no server accepts a connection")
+        producer = KafkaProducer(bootstrap_servers=servers.split(","), acks="all")
+    except KafkaError as exc:
+        print(f"probe.py: error: cannot reach KAFKA_BOOTSTRAP_SERVERS={servers}: {exc}", file=sys.stderr)
+        return 2
+    key = controller_of(args).encode()
+
+    def send(line: str) -> None:
+        """Keyed by controller with kafka-python's default partitioner (murmur2, as the loader expects); waits for
+        the acknowledgement, so a window is either published or reported."""
+        producer.send(TOPIC, key=key, value=line.encode(), headers=HEADERS).get(timeout=30)
+
+    try:
+        return run(args, send)
+    except KafkaError as exc:
+        print(f"probe.py: error: a window was not published: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        producer.close()
+
+
+def _accepts(server: str) -> bool:
+    host, _, port = server.strip().rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=5):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def run(args: argparse.Namespace, emit: Callable[[str], None]) -> int:
+    """Measure and emit one row per window until --windows are done (or Ctrl-C: status 130)."""
+    identity = {"host": args.host, "controller_id": controller_of(args), "memory_tier": args.tier}
     rng = np.random.default_rng()
     chain = random_chain(args.buffer_mib * 1024 * 1024 // 64, rng)
     l1_chain = random_chain(L1_CHAIN_LINES, rng)
-    producer = None
-    if not args.print:
-        from kafka import KafkaProducer
-
-        servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or "127.0.0.1:9092"
-        producer = KafkaProducer(bootstrap_servers=servers.split(","), acks="all")
     published = 0
-    while args.windows == 0 or published < args.windows:
-        window_start = time.time() // args.window_s * args.window_s
-        row = histogram_row(measure(chain, l1_chain, args.samples, args.hops), window_start, args.window_s, identity)
-        line = json.dumps(row) + "\n"
-        if producer is None:
-            sys.stdout.write(line)
-            sys.stdout.flush()
-        else:
-            # Keyed by controller with kafka-python's default partitioner (murmur2, as the loader expects).
-            producer.send(TOPIC, key=controller.encode(), value=line.encode(), headers=HEADERS).get(timeout=30)
-        published += 1
-        if published != args.windows:
-            time.sleep(max(0.0, window_start + args.window_s - time.time()))
-    if producer is not None:
-        producer.close()
+    try:
+        while args.windows == 0 or published < args.windows:
+            window_start = time.time() // args.window_s * args.window_s
+            values = measure(chain, l1_chain, args.samples, args.hops)
+            emit(json.dumps(histogram_row(values, window_start, args.window_s, identity)) + "\n")
+            published += 1
+            if published != args.windows:
+                time.sleep(max(0.0, window_start + args.window_s - time.time()))
+    except KeyboardInterrupt:
+        return 130
     return 0
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from ingest import contract
 from ingest.kafka import codec
+from ingest.kafka.broker import free_port
 from ingest.lake import connect
 from pipelines.lib.partitions import Window
 from pipelines.lib.quality import histogram_consistency
@@ -85,6 +86,7 @@ def test_a_probe_window_lands_in_the_lake_with_a_consistent_histogram(settings):
     [
         (["--tier", "cxl"], "--controller-id is required"),
         (["--controller-id", CONTROLLER_ID], "--controller-id is required"),
+        (["--tier", "cxl", "--controller-id", "0x1D9A"], "16 lower-case hex digits"),
         (["--hops", "0"], "--hops must be from 1"),
         (["--windows", "-1"], "--windows must be from 0"),
         (["--buffer-mib", "lots"], "--buffer-mib"),
@@ -96,3 +98,12 @@ def test_bad_arguments_get_one_line_and_status_2(args, message):
 
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and message in result.stderr
+
+
+def test_an_unreachable_broker_gets_one_line_and_status_2():
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"}
+
+    result = _run_probe("--windows", "1", "--buffer-mib", "1", env=env)
+
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "cannot reach KAFKA_BOOTSTRAP_SERVERS" in result.stderr
