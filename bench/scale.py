@@ -1,6 +1,6 @@
 """Scale benchmark: N `leo-fleet ingest` loaders in one consumer group on one lake (PostgreSQL catalog + S3 data).
 
-    .venv/bin/python -m bench.scale                                   # 1, 2 and 4 loaders, 300 controllers x 4 h
+    .venv/bin/python -m bench.scale                                   # 1, 2 and 4 loaders, 2,000 controllers x 6 h
     .venv/bin/python -m bench.scale --loaders 1,2 --controllers 1000 --hours 6
 
 All in one run, every server on a free 127.0.0.1 port and stopped at the end: a broker of its own, a throw-away
