@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Literal, TypeVar
 
 import dagster as dg
@@ -60,6 +60,22 @@ def read_window(
 
 
 T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def in_background(
+    con: duckdb.DuckDBPyConnection, work: Callable[[duckdb.DuckDBPyConnection], T]
+) -> Iterator[Future[T]]:
+    """`work(cursor)` in a thread on a cursor of its own while the caller goes on with `con`: a check's SQL scan
+    runs without the GIL, so it overlaps the caller's numpy work instead of preceding it. Leaving the block waits
+    for the work."""
+    cursor = con.cursor()
+    try:
+        cursor.execute(f"USE {LAKE_ALIAS}")
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="background-sql") as worker:
+            yield worker.submit(work, cursor)
+    finally:
+        cursor.close()
 
 
 def read_ahead(

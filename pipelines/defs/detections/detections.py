@@ -8,6 +8,7 @@ detectors therefore read the same error and link rows and run together; one step
 from datetime import timedelta
 
 import dagster as dg
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 from matplotlib.axes import Axes
@@ -18,10 +19,10 @@ from models.link_events import INCIDENTS_SCHEMA
 from models.resets import RESETS_SCHEMA
 from models.series import Controllers
 from pipelines.lib.assets import AFTER_LOAD, mart_assets, mart_check, mart_spec, publish
-from pipelines.lib.marts import mart_key
+from pipelines.lib.marts import in_background, mart_key
 from pipelines.lib.metadata import chart, count_by, markdown_table
 from pipelines.lib.partitions import Window
-from pipelines.lib.quality import counters_monotonic, telemetry_gaps
+from pipelines.lib.quality import Finding, counters_monotonic, telemetry_gaps
 from pipelines.lib.resources import LakeResource
 from pipelines.lib.telemetry import raw_key, read_inventory, read_stream
 
@@ -63,6 +64,16 @@ def _describe_incidents(incidents: pa.Table) -> dict[str, object]:
         "worst_controllers": markdown_table(worst),
         "recovery_times": chart("Recovery time to full speed and width in L0", plot),
     }
+
+
+def _input_checks(con: duckdb.DuckDBPyConnection, window: Window) -> tuple[Finding, Finding, Finding]:
+    """The raw inputs' checks (error counters, link counters, snapshot gaps), with the lookback the detectors use."""
+    lookback = window.widened(BEFORE)
+    return (
+        counters_monotonic(con, TOPIC_ERRORS, window, lookback),
+        counters_monotonic(con, TOPIC_LINK, window, lookback),
+        telemetry_gaps(con, window, lookback),
+    )
 
 
 @mart_assets(
@@ -118,14 +129,13 @@ def detections(context: dg.AssetExecutionContext, lake: LakeResource):
         controllers = Controllers.of(
             read_inventory(con).column("controller_id"), errors.column("controller_id"), link.column("controller_id")
         )
-        error_counters = counters_monotonic(con, TOPIC_ERRORS, window, window.widened(BEFORE))
-        link_counters = counters_monotonic(con, TOPIC_LINK, window, window.widened(BEFORE))
-        gaps = telemetry_gaps(con, window, window.widened(BEFORE))
-        # No telemetry at all around the window (e.g. the loader stalled): nothing to detect from.
-        if errors.num_rows == 0 and link.num_rows == 0:
-            found = Detections(RESETS_SCHEMA.empty_table(), INCIDENTS_SCHEMA.empty_table())
-        else:
-            found = Detections.from_tables(errors, link, controllers)
+        with in_background(con, lambda cursor: _input_checks(cursor, window)) as checks:
+            # No telemetry at all around the window (e.g. the loader stalled): nothing to detect from.
+            if errors.num_rows == 0 and link.num_rows == 0:
+                found = Detections(RESETS_SCHEMA.empty_table(), INCIDENTS_SCHEMA.empty_table())
+            else:
+                found = Detections.from_tables(errors, link, controllers)
+            error_counters, link_counters, gaps = checks.result()
         yield publish(
             lake,
             RESETS,

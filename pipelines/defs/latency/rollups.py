@@ -13,7 +13,7 @@ from ingest.contract import LATENCY_SCHEMA, TOPIC_LATENCY
 from models.histogram import merge_table, with_quantiles
 from models.rollup import rollup
 from pipelines.lib.assets import AFTER_LOAD, mart_asset, mart_check, publish
-from pipelines.lib.marts import read_ahead
+from pipelines.lib.marts import in_background, read_ahead
 from pipelines.lib.metadata import chart, markdown_table, time_axis
 from pipelines.lib.partitions import Window
 from pipelines.lib.quality import HISTOGRAM_CHECK, HISTOGRAM_CHECK_DESCRIPTION, histogram_consistency
@@ -74,10 +74,13 @@ def _describe(rows: pa.Table) -> dict[str, object]:
 )
 def latency_rollups(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     window = Window.of(context)
-    with lake.connection(read_only=True) as con:
+    with (
+        lake.connection(read_only=True) as con,
+        in_background(con, lambda cursor: histogram_consistency(cursor, window)) as consistency,
+    ):
         hours = read_ahead(con, window.chunks(), lambda cursor, hour: read_stream(cursor, TOPIC_LATENCY, hour))
         rollups = pa.concat_tables(hourly_rollup(latency) for latency in hours)
-        consistency = histogram_consistency(con, window)
+        check = consistency.result().result(HISTOGRAM_CHECK)
     return publish(
         lake,
         NAME,
@@ -85,5 +88,5 @@ def latency_rollups(context: dg.AssetExecutionContext, lake: LakeResource) -> dg
         window,
         "window_start",
         describe=_describe,
-        check_results=[consistency.result(HISTOGRAM_CHECK)],
+        check_results=[check],
     )

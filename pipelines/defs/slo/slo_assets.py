@@ -18,7 +18,7 @@ from models.slo.burn import Evaluation, evaluate
 from models.slo.spec import BURN_WINDOWS, LatencySli, Slo
 from pipelines.lib import slos as spec
 from pipelines.lib.assets import AFTER_LOAD, mart_asset, mart_assets, mart_check, mart_spec, publish
-from pipelines.lib.marts import MARTS, mart_key, read_ahead, read_window
+from pipelines.lib.marts import MARTS, in_background, mart_key, read_ahead, read_window
 from pipelines.lib.metadata import count_by, markdown_table
 from pipelines.lib.partitions import Window, to_ns
 from pipelines.lib.quality import HISTOGRAM_CHECK, HISTOGRAM_CHECK_DESCRIPTION, histogram_consistency
@@ -95,11 +95,12 @@ def slo_sli(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
     with lake.connection() as con:
         inventory = read_inventory(con)
         parts = []
-        hours = list(window.chunks())
-        latencies = read_ahead(con, hours, lambda cursor, hour: _read_latency(cursor, hour, slos))
-        for hour, latency in zip(hours, latencies, strict=True):
-            parts += [spec.sli_series(con, slo, latency, hour, inventory) for slo in slos]
-        consistency = histogram_consistency(con, window)
+        with in_background(con, lambda cursor: histogram_consistency(cursor, window)) as consistency:
+            hours = list(window.chunks())
+            latencies = read_ahead(con, hours, lambda cursor, hour: _read_latency(cursor, hour, slos))
+            for hour, latency in zip(hours, latencies, strict=True):
+                parts += [spec.sli_series(con, slo, latency, hour, inventory) for slo in slos]
+            check = consistency.result().result(HISTOGRAM_CHECK)
         return publish(
             lake,
             SLI,
@@ -108,7 +109,7 @@ def slo_sli(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
             "ts",
             con=con,
             describe=_describe_sli,
-            check_results=[consistency.result(HISTOGRAM_CHECK)],
+            check_results=[check],
         )
 
 
