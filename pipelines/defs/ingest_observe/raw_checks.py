@@ -64,10 +64,9 @@ def raw_table_checks(context: dg.AssetCheckExecutionContext, lake: LakeResource)
     description=f"Warns when a loader retried more than {MAX_RETRIES_PER_1000_COMMITS} of every 1,000 lake commits "
     f"in the last {RETRIES_WINDOW.total_seconds() / 3600:g} h. Each loader commit writes a status row with the "
     "loader's running count of commits retried after a conflict (another writer took the DuckLake catalog's next "
-    "snapshot first, or SQLite's lock); a retry writes the batch again, so climbing retries mean loaders race each "
-    "other for the catalog: run fewer loaders, let each commit bigger batches, or use a PostgreSQL catalog "
-    "(docs/scale-out.md). Passes when no loader committed in the window (the raw tables' freshness policy covers "
-    "a stalled loader).",
+    "snapshot first, or SQLite's lock); a retry writes the batch again, so climbing retries mean writers race each "
+    "other for the catalog: run fewer loaders, and no mart backfill beside a catch-up load (docs/scale-out.md). "
+    "Passes when no loader committed in the window (the raw tables' freshness policy covers a stalled loader).",
 )
 def lake_commit_retries(lake: LakeResource) -> dg.AssetCheckResult:
     with lake.connection(read_only=True) as con:
