@@ -13,7 +13,7 @@ import dagster as dg
 import duckdb
 import pyarrow as pa
 
-from pipelines.lib.marts import Closed, mart_key, replace_window
+from pipelines.lib.marts import Closed, in_background, mart_key, replace_window, window_rows
 from pipelines.lib.metadata import column_schema
 from pipelines.lib.partitions import HOURLY, SINGLE_RUN, Window
 from pipelines.lib.resources import LakeResource
@@ -112,15 +112,22 @@ def publish(
 ) -> dg.MaterializeResult:
     """Replace `window` in `marts.<name>` with `rows` and describe what was written (for `marts/<name>`). `con`:
     the step's own read-write lake connection, if it holds one (each new connection costs tenths of a second)."""
-    with nullcontext(con) if con is not None else lake.connection() as con:
-        written = replace_window(con, name, rows, time_column, window, closed, lake.crash_points)
+    written = window_rows(rows, time_column, window, closed)
+
+    def write(cursor: duckdb.DuckDBPyConnection) -> None:
+        replace_window(cursor, name, written, time_column, window, closed, lake.crash_points)
+
+    # The write runs in DuckDB without the GIL: describing the rows (numpy, charts) overlaps it.
+    with nullcontext(con) if con is not None else lake.connection() as con, in_background(con, write) as writing:
+        description = describe(written)
+        writing.result()
     return dg.MaterializeResult(
         asset_key=mart_key(name),
         metadata={
             "dagster/row_count": written.num_rows,
             "dagster/column_schema": column_schema(written.schema),
             "window": str(window),
-            **describe(written),
+            **description,
         },
         check_results=list(check_results),
     )

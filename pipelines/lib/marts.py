@@ -154,22 +154,26 @@ def in_window(table: pa.Table, time_column: str, window: Window, closed: Closed 
     return table.filter(pc.fill_null(mask, False))
 
 
+def window_rows(table: pa.Table, time_column: str, window: Window, closed: Closed = "left") -> pa.Table:
+    """The rows of `table` that `marts.<name>` keeps for `window`, in the lake's plain types: what is written."""
+    return _plain(in_window(table, time_column, window, closed))
+
+
 def replace_window(
     con: duckdb.DuckDBPyConnection,
     name: str,
-    table: pa.Table,
+    rows: pa.Table,
     time_column: str,
     window: Window,
     closed: Closed = "left",
     crash_points: CrashPoints | None = None,
-) -> pa.Table:
-    """Make `marts.<name>` hold exactly `table`'s rows for `window`; returns the rows written. `crash_points`
+) -> None:
+    """Make `marts.<name>` hold exactly `rows` (`window_rows` of a step's result) for `window`. `crash_points`
     (reliability tests only) may end the process between the DELETE and the INSERT.
 
     The table is created from the first result's schema; later writes insert by column name, so a model that adds a
     column fails loudly instead of shifting values.
     """
-    rows = _plain(in_window(table, time_column, window, closed))
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {MARTS}")
     con.register("incoming", rows)
     try:
@@ -191,4 +195,3 @@ def replace_window(
             raise
     finally:
         con.unregister("incoming")
-    return rows
