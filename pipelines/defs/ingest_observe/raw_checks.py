@@ -2,8 +2,8 @@
 loaders seldom have to retry a lake commit.
 
 They are not tied to a partition: a job runs them every ten minutes (a checks-only schedule), and `leo-fleet
-demo` runs them once after loading. One step runs them all, on one lake connection; each table can also be
-checked on its own from the UI.
+demo` runs them once after loading. One step runs the per-table checks, on one lake connection (each table can
+also be checked on its own from the UI); the loaders' commit retries are a step of their own.
 """
 
 from collections.abc import Iterator
