@@ -1,12 +1,15 @@
-"""The host collector's loop: poll every source → map to contract rows → publish → flush (acknowledged) → save
-positions. Positions move only after Kafka acknowledged every message of the poll, rejects included, or after the
-poll was written to the on-disk spool (ingest.collect.spool) because the broker could not take it; so a crash or a
-broker outage never skips a record: the next run reads again from the last saved position or replays the spool.
+"""The host collector's loop: poll every source → map to contract rows → write the poll to the on-disk spool →
+save positions → send the spool, oldest poll first, each deleted once Kafka acknowledged all of its messages.
 
-Spooled polls are replayed oldest first, before anything new is sent, and deleted only once acknowledged. When a
-poll fits neither the broker nor the spool, a followed file and rasdaemon keep their positions (read again
+A poll is on disk (ingest.collect.spool) before anything of it is sent and positions move only after that, so a
+crash or a broker outage never skips a record; while the broker is unreachable polls simply stay in the spool. A
+poll's first send records where its partitions ended, and a poll sent again after a crash or a failure first
+drops what the cut-short attempt delivered (ingest.collect.reconcile): nothing twice. A poll larger than the whole
+spool is sent directly and its positions saved after the acknowledgement (a crash mid-send then sends it again).
+
+When a poll fits neither the broker nor the spool, a followed file and rasdaemon keep their positions (read again
 later), a sysfs snapshot is skipped (its counters are cumulative), and a pipe's lines are dropped and counted; the
-counts travel to raw.quarantine as a `spool_full` reject once a poll is delivered or spooled again.
+counts travel to raw.quarantine as a `spool_full` reject with the next poll that is spooled or sent.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 
 from ingest import contract
-from ingest.collect import DEFAULT_SPOOL_MAX_BYTES, rasdaemon, sysfs
+from ingest.collect import DEFAULT_SPOOL_MAX_BYTES, rasdaemon, reconcile, sysfs
 from ingest.collect.cxl_monitor import HostIdentity, Reject, map_lines
 from ingest.collect.follow import StdinLines, read_new_lines
 from ingest.collect.position import load_position, load_state, save_state
@@ -37,6 +41,7 @@ SYSFS_STATE = "sysfs.state.json"
 RASDAEMON_STATE = "rasdaemon.position.json"
 DROPS_STATE = "spool_drops.json"
 SPOOL_DIR = "spool"
+READ_BACK_REQUEST_TIMEOUT_MS = 30_000
 CONNECT_TIMEOUT_S = 2.0  # a broker that accepts no TCP connection is down: spool without waiting for the client
 
 
@@ -82,7 +87,7 @@ class Agent:
         self.settings, self.options, self.clock, self.producer_config = settings, options, clock, producer_config
         self._stdin = StdinLines(stdin_fd) if options.cxl_monitor == STDIN else None
         self._stopped = threading.Event()
-        self._producer: TelemetryProducer | None = None
+        self._clients: tuple[TelemetryProducer, KafkaConsumer] | None = None
         self.spool = Spool(options.state_dir / SPOOL_DIR, options.spool_max_bytes)
         for name, state in self.spool.newest_states().items():  # a crash after spooling, before saving them
             if name != DROPS_STATE:  # drops counted after that segment must stay counted
@@ -99,7 +104,7 @@ class Agent:
                     return
                 self._stopped.wait(self.options.interval_s)
         finally:
-            self._drop_producer()
+            self._drop_clients()
 
     def poll(self) -> PollSummary:
         """One round over every source; returns once the round is acknowledged or spooled and its states saved."""
@@ -111,10 +116,14 @@ class Agent:
         if drops:
             publication.rejects.append((contract.TOPIC_ERRORS, _drop_reject(self.options.identity.host, drops)))
             publication.states[DROPS_STATE] = {}
-        if not publication.has_records() or (not self.spool.segments() and self._deliver(publication)):
+        if not publication.has_records():
             delivery = "sent"
-        elif self.spool.append(publication):
-            delivery = "spooled"
+        elif self.spool.append(publication):  # on disk before anything of it is sent: see the module docstring
+            for name, state in publication.states.items():
+                save_state(self._state(name), state)
+            delivery = "sent" if self._replay() and not self.spool.segments() else "spooled"
+        elif not self.spool.segments() and self._deliver(publication, None):  # larger than the whole spool
+            delivery = "sent"
         else:
             delivery = "spool_full"
         if delivery == "spool_full":
@@ -123,7 +132,7 @@ class Agent:
                 drops = _count_drops(drops, dropped_lines, self.options.sysfs_root is not None, now)
                 save_state(self._state(DROPS_STATE), drops)
         else:
-            for name, state in publication.states.items():
+            for name, state in publication.states.items():  # again after a spooled poll: harmless
                 save_state(self._state(name), state)
             drops = {}
         return PollSummary(
@@ -186,18 +195,31 @@ class Agent:
         """Deliver spooled polls oldest first, deleting each once acknowledged; stops at the first that fails."""
         replayed = 0
         for segment in self.spool.segments():
-            if not self._deliver(self.spool.read(segment)):
+            if not self._deliver(self.spool.read(segment), segment):
                 break
             self.spool.remove(segment)
             replayed += 1
         return replayed
 
-    def _deliver(self, publication: Publication) -> bool:
-        """Publish and wait for Kafka's acknowledgement of every message; False when the broker could not take it."""
+    def _deliver(self, publication: Publication, segment: Path | None) -> bool:
+        """Publish and wait for Kafka's acknowledgement of every message; False when the broker could not take it.
+
+        A spooled poll's first attempt records where its partitions ended; a later attempt first takes out what the
+        earlier one delivered (ingest.collect.reconcile), so a poll cut short is not sent twice.
+        """
         try:
-            producer = self._connect()
-            if producer is None:
+            clients = self._connect()
+            if clients is None:
                 return False
+            producer, consumer = clients
+            if segment is not None:
+                ends = self.spool.attempt(segment)
+                if ends is None:
+                    self.spool.record_attempt(
+                        segment, reconcile.end_offsets(consumer, reconcile.topics_of(publication))
+                    )
+                else:
+                    publication = reconcile.remove_delivered(consumer, publication, ends)
             key = self.options.identity.host.encode()
             for topic, table in publication.tables:
                 producer.send(topic, table)
@@ -205,26 +227,38 @@ class Agent:
                 producer.send_rejected(topic, reject.raw, reject.reason, key)
             producer.flush()
         except (DeliveryError, KafkaError):
-            self._drop_producer()
+            self._drop_clients()
             return False
         return True
 
-    def _connect(self) -> TelemetryProducer | None:
-        """The producer, created when a bootstrap server accepts a TCP connection; None while none does."""
-        if self._producer is None:
-            if not any(
-                _accepts(host, port) for host, port in bootstrap_addresses(self.settings.kafka.bootstrap_servers)
-            ):
+    def _connect(self) -> tuple[TelemetryProducer, KafkaConsumer] | None:
+        """The producer and a group-less consumer (to read back), created when a bootstrap server accepts a TCP
+        connection; None while none does."""
+        if self._clients is None:
+            servers = bootstrap_addresses(self.settings.kafka.bootstrap_servers)
+            if not any(_accepts(host, port) for host, port in servers):
                 return None
-            self._producer = TelemetryProducer(self.settings, config=self.producer_config)
-        return self._producer
+            producer = TelemetryProducer(self.settings, config=self.producer_config)
+            timeout_ms = (self.producer_config or {}).get("request_timeout_ms", READ_BACK_REQUEST_TIMEOUT_MS)
+            consumer = KafkaConsumer(
+                **self.settings.kafka.client_config(),
+                enable_auto_commit=False,
+                request_timeout_ms=timeout_ms,
+                allow_auto_create_topics=False,
+            )
+            self._clients = (producer, consumer)
+        return self._clients
 
-    def _drop_producer(self) -> None:
-        """Close the producer without flushing: after a failure its buffers belong to a poll that is re-sent whole."""
-        producer, self._producer = self._producer, None
-        if producer is not None:
+    def _drop_clients(self) -> None:
+        """Close the clients without flushing: after a failure the producer's buffers belong to a poll that is sent
+        again whole (less what reached Kafka)."""
+        clients, self._clients = self._clients, None
+        if clients is not None:
+            producer, consumer = clients
             with contextlib.suppress(Exception):
                 producer.__exit__(DeliveryError, None, None)
+            with contextlib.suppress(Exception):
+                consumer.close()
 
     def _state(self, name: str) -> Path:
         return self.options.state_dir / name

@@ -1,15 +1,15 @@
-"""A bounded on-disk spool of publications the broker could not take, replayed in order once it is back.
+"""A bounded on-disk spool of polls, sent in order and deleted only once Kafka acknowledged them.
 
 A publication is one poll's output (row tables and rejects per topic) together with the source states (positions,
-sysfs epochs, drop counts) that become true once it is delivered. While the broker is unreachable, the agent
-writes it as one segment file (temporary file, fsync, rename, fsync of the directory) and only then saves those
-states: the data is then safe on disk, so reading on is safe. Segments are numbered; replay sends them oldest
-first and deletes each only after Kafka acknowledged all of its messages. A crash between writing a segment and
-saving its states is repaired at start-up by saving the newest segment's states again (`adopt_states`), so the
-sources do not read the same records a second time.
+sysfs epochs, drop counts) that become true once it is safe. The agent writes every poll as one segment file
+(temporary file, fsync, rename, fsync of the directory) and only then saves those states. Segments are numbered
+and sent oldest first; beside a segment that was sent once lies its attempt record (where its partitions ended
+before, for ingest.collect.reconcile). A crash between writing a segment and saving its states is repaired at
+start-up by saving the newest segment's states again (`newest_states`), so the sources do not read the same
+records a second time.
 
-The spool never holds more than `max_bytes` of segment files: a publication that does not fit is refused and the
-caller keeps its positions (a followed file, rasdaemon) or counts what it had to drop (a pipe).
+The spool never holds more than `max_bytes` of files: a publication that does not fit is refused and the caller
+keeps its positions (a followed file, rasdaemon) or counts what it had to drop (a pipe).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from ingest.collect.cxl_monitor import Reject
 
 LENGTH = struct.Struct(">Q")
 SEGMENT_SUFFIX = ".segment"
+ATTEMPT_SUFFIX = ".attempt"
 
 
 @dataclass
@@ -89,33 +90,53 @@ class Spool:
         return sorted(self.directory.glob(f"*{SEGMENT_SUFFIX}"), key=lambda path: int(path.name.split(".")[0]))
 
     def size(self) -> int:
-        return sum(path.stat().st_size for path in self.segments())
+        """Bytes of every file in the spool: segments and their attempt records."""
+        return sum(path.stat().st_size for path in self.directory.iterdir())
 
     def append(self, publication: Publication) -> bool:
         """Write `publication` as the newest segment, durably; False (nothing written) when it does not fit."""
         data = publication.encode()
         segments = self.segments()
-        if sum(path.stat().st_size for path in segments) + len(data) > self.max_bytes:
+        if self.size() + len(data) > self.max_bytes:
             return False
         number = int(segments[-1].name.split(".")[0]) + 1 if segments else 1
+        self._write(self.directory / f"{number:012d}{SEGMENT_SUFFIX}", data)
+        return True
+
+    def attempt(self, segment: Path) -> dict | None:
+        """The partition ends recorded before `segment` was first sent, or None if it never was."""
+        try:
+            return json.loads(self._attempt_path(segment).read_bytes())
+        except FileNotFoundError:
+            return None
+
+    def record_attempt(self, segment: Path, ends: dict) -> None:
+        """Save, durably and before anything of `segment` is sent, where its topics ended (ingest.collect.reconcile)."""
+        self._write(self._attempt_path(segment), json.dumps(ends, sort_keys=True).encode())
+
+    def _attempt_path(self, segment: Path) -> Path:
+        return segment.with_name(segment.name + ATTEMPT_SUFFIX)
+
+    def _write(self, path: Path, data: bytes) -> None:
+        """Temporary file, fsync, rename, fsync of the directory: `path` is whole or absent after a crash."""
         fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=".segment.")
         try:
             with os.fdopen(fd, "wb") as file:
                 file.write(data)
                 file.flush()
                 os.fsync(file.fileno())
-            os.replace(temporary, self.directory / f"{number:012d}{SEGMENT_SUFFIX}")
+            os.replace(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
         self._sync_directory()
-        return True
 
     def read(self, segment: Path) -> Publication:
         return Publication.decode(segment.read_bytes())
 
     def remove(self, segment: Path) -> None:
         segment.unlink()
+        self._attempt_path(segment).unlink(missing_ok=True)
         self._sync_directory()
 
     def newest_states(self) -> dict[str, dict]:
