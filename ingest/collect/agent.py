@@ -117,24 +117,24 @@ class Agent:
             publication.rejects.append((contract.TOPIC_ERRORS, _drop_reject(self.options.identity.host, drops)))
             publication.states[DROPS_STATE] = {}
         if not publication.has_records():
-            delivery = "sent"
+            safe, delivery = True, "sent"
         elif self.spool.append(publication):  # on disk before anything of it is sent: see the module docstring
+            safe, delivery = True, ""
+        elif not self.spool.segments() and self._deliver(publication, None):  # larger than the whole spool
+            safe, delivery = True, "sent"
+        else:
+            safe, delivery = False, "spool_full"
+        if safe:
             for name, state in publication.states.items():
                 save_state(self._state(name), state)
-            delivery = "sent" if self._replay() and not self.spool.segments() else "spooled"
-        elif not self.spool.segments() and self._deliver(publication, None):  # larger than the whole spool
-            delivery = "sent"
+            drops = {}
         else:
-            delivery = "spool_full"
-        if delivery == "spool_full":
             dropped_lines = lines if self._stdin is not None else 0
             if dropped_lines or self.options.sysfs_root is not None:
                 drops = _count_drops(drops, dropped_lines, self.options.sysfs_root is not None, now)
                 save_state(self._state(DROPS_STATE), drops)
-        else:
-            for name, state in publication.states.items():  # again after a spooled poll: harmless
-                save_state(self._state(name), state)
-            drops = {}
+        if not delivery:  # spooled: send it now, behind any older polls
+            delivery = "sent" if self._replay() and not self.spool.segments() else "spooled"
         return PollSummary(
             errors=counts[contract.TOPIC_ERRORS],
             link=counts[contract.TOPIC_LINK],
@@ -157,8 +157,12 @@ class Agent:
         errors, rejects = map_lines(lines, identity, now)
         publication.tables.append((contract.TOPIC_ERRORS, errors))
         publication.rejects += [(contract.TOPIC_ERRORS, reject) for reject in rejects]
-        counts = {contract.TOPIC_ERRORS: errors.num_rows, contract.TOPIC_LINK: 0, contract.TOPIC_INVENTORY: 0}
-        counts["skipped"] = 0
+        counts = {
+            contract.TOPIC_ERRORS: errors.num_rows,
+            contract.TOPIC_LINK: 0,
+            contract.TOPIC_INVENTORY: 0,
+            "skipped": 0,
+        }
         root = self.options.sysfs_root
         if self.options.rasdaemon is not None:
             devices = sysfs.devices_by_function(root) if root is not None else {}
@@ -238,7 +242,6 @@ class Agent:
             servers = bootstrap_addresses(self.settings.kafka.bootstrap_servers)
             if not any(_accepts(host, port) for host, port in servers):
                 return None
-            producer = TelemetryProducer(self.settings, config=self.producer_config)
             timeout_ms = (self.producer_config or {}).get("request_timeout_ms", READ_BACK_REQUEST_TIMEOUT_MS)
             consumer = KafkaConsumer(
                 **self.settings.kafka.client_config(),
@@ -246,6 +249,11 @@ class Agent:
                 request_timeout_ms=timeout_ms,
                 allow_auto_create_topics=False,
             )
+            try:
+                producer = TelemetryProducer(self.settings, config=self.producer_config)
+            except BaseException:
+                consumer.close()
+                raise
             self._clients = (producer, consumer)
         return self._clients
 
