@@ -5,6 +5,7 @@ line and exit 2."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pyarrow.compute as pc
 import pytest
@@ -13,6 +14,7 @@ from ingest import contract
 from ingest.collect import rasdaemon
 from ingest.collect.cxl_monitor import HostIdentity, map_lines
 from ingest.collect.sysfs import devices_by_function
+from ingest.kafka.broker import free_port
 from tests.ingest.collect import fixtures as fx
 from tests.ingest.collect import rasdaemon_db as db
 from tests.ingest.kafka.helpers import as_stored, duplicates, lake_count, lake_rows, run_cli, run_main, sorted_by
@@ -107,6 +109,19 @@ def test_rasdaemon_rows_reach_the_lake_once_each_with_the_bad_row_quarantined(se
     assert len(quarantined) == 1 and quarantined[0]["reason_code"] == "producer_rejected"
     assert quarantined[0]["reason"].startswith("producer_rejected: bad_field: log_type")
     assert json.loads(quarantined[0]["raw_bytes"])["log_type"] == "Unknown"
+
+
+def test_with_no_broker_reachable_once_spools_the_poll_and_exits_0(lake_settings, tmp_path):
+    monitor = tmp_path / "cxl-monitor.log"
+    fx.write_lines(monitor, [fx.line(event) for event in fx.EVENTS])
+    nowhere = replace(lake_settings, kafka=replace(lake_settings.kafka, bootstrap_servers=f"127.0.0.1:{free_port()}"))
+
+    result = run_cli(nowhere, "collect", "--cxl-monitor", str(monitor), "--state-dir", str(tmp_path / "s"), "--once")
+
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["errors"], summary["delivery"], summary["spool_segments"]) == (7, "spooled", 1)
+    assert len(list((tmp_path / "s" / "spool").glob("*.segment"))) == 1
 
 
 @pytest.mark.parametrize(

@@ -71,6 +71,20 @@ def test_the_bound_refuses_a_segment_that_does_not_fit_and_a_crash_leftover_is_r
     assert spool.size() == 2 * size and sorted(p.name for p in (tmp_path / "spool").iterdir())[0][0] != "."
 
 
+def test_a_crash_after_spooling_and_before_saving_the_positions_is_repaired_at_start_up(tmp_path):
+    """The newest segment's states are saved again, so the poll it holds is not read a second time."""
+    monitor = tmp_path / "cxl-monitor.log"
+    fx.write_lines(monitor, [fx.line(fx.AER_CE)])
+    spooled = publication()
+    spooled.states = {CXL_MONITOR_STATE: {"inode": monitor.stat().st_ino, "offset": monitor.stat().st_size}}
+    Spool(tmp_path / "state" / "spool", max_bytes=1 << 20).append(spooled)  # and then the crash
+
+    agent = _agent(Settings(), tmp_path, "state", monitor, 1 << 20)
+
+    assert json.loads((tmp_path / "state" / CXL_MONITOR_STATE).read_text()) == spooled.states[CXL_MONITOR_STATE]
+    assert len(agent.spool.segments()) == 1  # still to be sent
+
+
 class Writer(threading.Thread):
     """Appends numbered cxl_poison lines (dpa = 64 × number) to a file or a pipe at a steady rate until stopped."""
 
