@@ -1,161 +1,198 @@
-"""The univariate latency detector on seeded series: irregular spacing, gaps, spikes, flapping, many series."""
+"""The univariate latency detector on seeded series: causality, many series at once, rises and drops, the
+series real telemetry gives (zeros, constants, quantised values, gaps), flags and alerts, the table API."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.latency_detector import DetectorParams, score_series, score_table
+from models.latency_detector import DetectorParams, nab_detector, score_matrix, score_series, score_table
+
+MINUTE_NS = 60 * 1_000_000_000
 
 
 def p99_like(rng: np.random.Generator, size: int, level: float = 600.0, jitter: float = 0.04) -> np.ndarray:
     return level * np.exp(rng.normal(0, jitter, size))
 
 
-def irregular_times(rng: np.random.Generator, size: int, mean_gap_s: float = 60.0) -> np.ndarray:
-    return np.cumsum(rng.exponential(mean_gap_s, size))
+def daily(rng: np.random.Generator, days: int, per_day: int = 288) -> np.ndarray:
+    """A p99 with a daily load cycle: 5-minute points, +-20 % over the day, 2 % noise."""
+    phase = np.arange(days * per_day) / per_day
+    return 600.0 * (1 + 0.2 * np.sin(2 * np.pi * phase)) * np.exp(rng.normal(0, 0.02, phase.size))
 
 
-def test_quiet_series_raises_no_alert_and_scores_stay_in_range():
+def minutes(size: int) -> np.ndarray:
+    return np.datetime64("2026-01-05T00:00:00", "ns") + np.arange(size) * np.timedelta64(5 * MINUTE_NS, "ns")
+
+
+def test_the_score_of_a_prefix_is_the_prefix_of_the_scores():
+    """Causal: cutting the future off changes no earlier score (the NAB harness's --check-causality)."""
     rng = np.random.default_rng(0)
-    times = irregular_times(rng, 20_000)
-    scores = score_series(times, p99_like(rng, times.size))
-    finite = scores.score[np.isfinite(scores.score)]
-    assert finite.min() >= 0 and finite.max() <= 1
-    assert scores.alert.sum() == 0
-    assert scores.anomalous.mean() < 0.001
+    values = daily(rng, 16)
+    values[3000:3040] *= 1.8
+    values[4000:4100] = np.nan
+    whole = nab_detector(minutes(values.size), values)
+    for cut in (1, 17, 600, 3010, 4050):
+        np.testing.assert_array_equal(nab_detector(minutes(cut), values[:cut]), whole[:cut])
 
 
-def test_a_slowdown_is_flagged_within_a_few_points_and_raises_one_alert():
+def test_many_series_at_once_score_as_each_alone():
     rng = np.random.default_rng(1)
-    times = irregular_times(rng, 600)
-    values = p99_like(rng, times.size)
-    values[400:430] *= 2.0
-    scores = score_series(times, values)
-    assert np.flatnonzero(scores.alert).tolist() == [int(np.flatnonzero(scores.anomalous)[0])]
-    assert 400 <= np.flatnonzero(scores.alert)[0] <= 402
-    assert scores.anomalous[403:430].all()
-    assert not scores.anomalous[:400].any()
-    assert scores.score[400] > 0.9
-    assert scores.baseline[401] == pytest.approx(600, rel=0.05)
+    matrix = np.stack([p99_like(rng, 700, level) for level in (300.0, 900.0, 5000.0)])
+    matrix[1, 500:] *= 2
+    matrix[2, 100:150] = np.nan
+    together = score_matrix(matrix, (288,))
+    for row in range(3):
+        alone = score_matrix(matrix[row], (288,))
+        for name in ("expected", "score", "onset"):
+            np.testing.assert_array_equal(getattr(together, name)[row], getattr(alone, name))
 
 
-def test_faster_is_not_anomalous():
+@pytest.mark.parametrize("factor", [2.0, 0.5])
+def test_a_level_shift_up_or_down_is_an_onset_at_its_start(factor):
     rng = np.random.default_rng(2)
-    values = p99_like(rng, 300)
-    values[200:220] /= 3
-    scores = score_series(np.arange(300) * 60.0, values)
-    assert scores.score[200:220].max() == 0
-    assert not scores.anomalous.any()
+    values = p99_like(rng, 1000)
+    values[800:] *= factor
+    found = score_matrix(values)
+    assert found.score[800] >= DetectorParams().flag_threshold
+    assert int(np.argmax(found.onset[600:])) + 600 == 800
+    assert found.onset[:800].max() < 0.5
+    # The continuation of the shift is no new onset.
+    assert (found.onset[801:] < found.onset[800]).all()
 
 
-def test_one_noisy_point_does_not_flag_and_a_flapping_episode_alerts_once():
+def test_a_daily_cycle_is_learnt_and_a_flat_day_inside_it_is_found():
     rng = np.random.default_rng(3)
-    values = p99_like(rng, 500)
-    values[100] *= 5  # a single spike: smoothed away
-    values[300:340:2] *= 4  # flapping every other point for 40 minutes: one alert under the snooze
-    scores = score_series(np.arange(500) * 60.0, values)
-    assert not scores.anomalous[95:110].any()
-    assert scores.anomalous[300:340].any()
-    assert scores.alert.sum() == 1
-    unsnoozed = score_series(np.arange(500) * 60.0, values, DetectorParams(snooze_s=0))
-    assert unsnoozed.alert.sum() > 1
+    values = daily(rng, 10)
+    quiet = score_matrix(values, (288,))
+    assert quiet.score[3 * 288 :].max() < 0.5  # the cycle itself is not anomalous once two days are known
+    values[8 * 288 + 60 : 8 * 288 + 140] = 600.0  # the daily swing stops
+    flat = score_matrix(values, (288,))
+    assert flat.score[8 * 288 + 60 : 8 * 288 + 140].max() >= DetectorParams().flag_threshold
 
 
-def test_after_a_long_gap_the_score_is_unknown_until_a_baseline_reforms():
-    rng = np.random.default_rng(4)
-    params = DetectorParams(baseline_s=3600, min_baseline_points=8)
-    times = np.concatenate([np.arange(100) * 60.0, 100 * 60.0 + 86400 + np.arange(30) * 60.0])
-    scores = score_series(times, p99_like(rng, times.size), params)
-    assert np.isfinite(scores.score[8:100]).all()
-    assert np.isnan(scores.score[100:108]).all()
-    assert np.isfinite(scores.score[108:]).all()
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.zeros(500),
+        np.full(500, 640.0),
+        np.r_[np.zeros(300), np.full(200, 7.0)],
+        np.round(p99_like(np.random.default_rng(4), 500, 600.0, 0.01), -2),  # quantised to 100 ns
+        np.r_[p99_like(np.random.default_rng(5), 200), np.full(100, np.nan), p99_like(np.random.default_rng(6), 200)],
+        np.full(20, np.nan),
+    ],
+    ids=["zeros", "constant", "zeros-then-step", "quantised", "nan-gap", "all-nan"],
+)
+def test_awkward_series_give_finite_scores_in_range(values):
+    found = score_matrix(values, (288, 2016))
+    for scores in (found.score, found.onset):
+        assert np.isfinite(scores).all()
+        assert ((scores >= 0) & (scores <= 1)).all()
 
 
-def test_irregular_spacing_uses_a_time_window_not_a_point_count():
-    """A dense burst of old points must not count as baseline once it is older than the window."""
-    params = DetectorParams(baseline_s=600, min_baseline_points=3, max_baseline_points=64)
-    times = np.array([0, 1, 2, 3, 4, 5, 1000, 1200, 1400, 1600], dtype=float)
-    values = np.array([100, 100, 100, 100, 100, 100, 500, 500, 500, 500], dtype=float)
-    scores = score_series(times, values, params)
-    assert np.isnan(scores.score[6:9]).all()  # fewer than 3 points within the last 600 s
-    assert scores.score[9] == 0  # baseline = the three 500 ns points
+def test_quantised_and_constant_series_do_not_alarm_on_one_quantum():
+    rng = np.random.default_rng(7)
+    steady = np.round(p99_like(rng, 2000, 600.0, 0.03), -2)  # 600 with an occasional 500 or 700
+    first_step = int(np.flatnonzero(steady != steady[0])[0])  # a first-ever change is news; later ones not
+    assert 0 < first_step < 1000
+    assert score_matrix(steady).score[first_step + 1 :].max() < 0.5
+    zeros = np.zeros(2000)
+    zeros[::97] = 1.0  # a rare single count in a long run of zeros, from the start: part of normal
+    assert score_matrix(zeros).score[200:].max() < 0.5
 
 
-def test_nonpositive_values_are_unscored_and_excluded_from_the_baseline():
-    rng = np.random.default_rng(5)
-    values = p99_like(rng, 100)
-    values[50] = 0.0
-    values[60] = np.nan
-    scores = score_series(np.arange(100) * 60.0, values)
-    assert np.isnan(scores.score[[50, 60]]).all()
-    assert np.isfinite(scores.score[51:60]).all()
+def test_hourly_series_are_scored_and_gaps_score_zero():
+    """Sparse (hourly) series get scores from the 9th point on; a missing point scores 0."""
+    rng = np.random.default_rng(8)
+    values = p99_like(rng, 24 * 14)
+    values[100] = np.nan
+    values[300] *= 3
+    times = np.arange(values.size) * 3600.0
+    scores = score_series(times, values)
+    assert scores.score[100] == 0 and scores.onset[100] == 0
+    assert scores.score[300] >= DetectorParams().flag_threshold and scores.alert[300]
+    assert np.isfinite(scores.baseline[8:100]).all()
+
+
+def test_a_flapping_episode_alerts_once_under_the_snooze():
+    rng = np.random.default_rng(9)
+    values = p99_like(rng, 600)
+    values[400:440:4] *= 4  # a spike every 4 minutes for 40 minutes
+    times = np.arange(600) * 60.0
+    scores = score_series(times, values)
+    assert scores.anomalous[400:440].sum() >= 5
+    assert scores.alert.sum() == 1 and scores.alert[400]
+    assert score_series(times, values, DetectorParams(snooze_s=0)).alert.sum() > 1
 
 
 def test_timestamps_may_be_arrow_numpy_or_seconds_and_unsorted():
-    rng = np.random.default_rng(6)
-    seconds = np.arange(200) * 30.0
-    values = p99_like(rng, 200)
-    values[150:160] *= 3
+    rng = np.random.default_rng(10)
+    seconds = np.arange(300) * 30.0
+    values = p99_like(rng, 300)
+    values[250:260] *= 3
     reference = score_series(seconds, values)
     as_numpy = np.datetime64("2026-01-05T00:00:00", "ns") + (seconds * 1e9).astype("timedelta64[ns]")
     as_arrow = pa.array(as_numpy).cast(pa.timestamp("ns", tz="UTC"))
-    shuffle = rng.permutation(200)
     for times in (as_numpy, as_arrow):
-        np.testing.assert_array_equal(score_series(times, values).alert, reference.alert)
-    shuffled = score_series(seconds[shuffle], values[shuffle])
-    np.testing.assert_array_equal(shuffled.score, reference.score[shuffle])
+        np.testing.assert_array_equal(score_series(times, values).score, reference.score)
+    shuffle = rng.permutation(300)
+    np.testing.assert_array_equal(score_series(seconds[shuffle], values[shuffle]).score, reference.score[shuffle])
     with pytest.raises(ValueError, match="timestamps but"):
         score_series(seconds[:10], values)
 
 
 def test_score_table_keeps_series_apart_and_rows_in_order():
-    rng = np.random.default_rng(7)
-    frames = []
-    expected = {}
-    for controller, level in (("0xa", 500.0), ("0xb", 2000.0), ("0xc", 800.0)):
-        times = irregular_times(rng, 300)
-        values = p99_like(rng, 300, level)
+    rng = np.random.default_rng(11)
+    frames, expected = [], {}
+    for controller, level, size, step_s in (
+        ("0xa", 500.0, 300, 60),
+        ("0xb", 2000.0, 250, 60),
+        ("0xc", 800.0, 200, 3600),
+    ):
+        times = np.arange(size) * float(step_s)
+        values = p99_like(rng, size, level)
         if controller == "0xc":
-            values[250:] *= 2.5
+            values[150:] *= 2.5
         expected[controller] = score_series(times, values).score
         frames.append(
             pa.table(
-                {"controller_id": [controller] * 300, "ts": (times * 1e9).astype("datetime64[ns]"), "p99_ns": values}
+                {"controller_id": [controller] * size, "ts": (times * 1e9).astype("datetime64[ns]"), "p99_ns": values}
             )
         )
     mixed = pa.concat_tables(frames)
     mixed = mixed.append_column("row", pa.array(np.arange(mixed.num_rows)))
     shuffled = mixed.take(rng.permutation(mixed.num_rows))
     scored = score_table(shuffled, "p99_ns", series_columns=["controller_id"])
-    assert scored.column_names[-4:] == ["baseline", "score", "anomalous", "alert"]
+    assert scored.column_names[-5:] == ["baseline", "score", "onset", "anomalous", "alert"]
     assert scored["row"].equals(shuffled["row"])
     restored = scored.sort_by("row")
     for controller, score in expected.items():
-        mine = restored.filter(pa.compute.equal(restored["controller_id"], controller))
+        mine = restored.filter(pc.equal(restored["controller_id"], controller))
         np.testing.assert_array_equal(mine["score"].to_numpy(zero_copy_only=False), score)
-    alerts = scored.filter(scored["alert"])["controller_id"].to_pylist()
-    assert alerts == ["0xc"]
+    assert scored.filter(scored["alert"])["controller_id"].to_pylist() == ["0xc"]
 
 
 @given(
-    st.lists(st.floats(1.0, 1e6), min_size=1, max_size=120),
-    st.lists(st.floats(0.0, 3600.0), min_size=1, max_size=120),
+    st.lists(st.one_of(st.floats(0.0, 1e6), st.just(float("nan"))), min_size=1, max_size=150),
+    st.lists(st.floats(0.0, 3600.0), min_size=1, max_size=150),
 )
 @settings(max_examples=100, deadline=None)
-def test_scores_are_probabilities_or_unknown_for_any_series(values, gaps):
+def test_scores_are_probabilities_for_any_series(values, gaps):
     size = min(len(values), len(gaps))
     scores = score_series(np.cumsum(gaps[:size]), np.array(values[:size]), DetectorParams(min_baseline_points=2))
-    finite = scores.score[np.isfinite(scores.score)]
-    assert ((finite >= 0) & (finite <= 1)).all()
+    for column in (scores.score, scores.onset):
+        assert np.isfinite(column).all() and ((column >= 0) & (column <= 1)).all()
     assert not (scores.alert & ~scores.anomalous).any()
 
 
 def test_parameters_are_checked():
     with pytest.raises(ValueError, match="min_baseline_points"):
-        DetectorParams(min_baseline_points=100, max_baseline_points=10)
+        DetectorParams(min_baseline_points=100, baseline_points=10)
+    with pytest.raises(ValueError, match="scales"):
+        DetectorParams(scales=(0, 4))
     with pytest.raises(ValueError, match="flag_threshold"):
         DetectorParams(flag_threshold=1.0)
