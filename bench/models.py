@@ -26,6 +26,7 @@ Ceiling: one numpy running sum over the same matrix (the least any causal runnin
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -162,13 +163,14 @@ def fleet_day(seed: int = SEED) -> np.ndarray:
 def detector_throughput() -> None:
     """Score the fleet-day matrix once and print points/s beside the running-sum ceiling."""
     p99 = fleet_day()
-    points = p99.size
+    points, load = p99.size, os.getloadavg()[0]
     _, ceiling_s = timed(lambda: np.cumsum(p99, axis=1))
     _, detector_s = timed(lambda: score_matrix(p99, (24 * 3600 // INTERVAL_S, 7 * 24 * 3600 // INTERVAL_S)))
     console.print(
         f"detector: {points:,} p99 points ({FLEET_DAY[0]:,} controllers x {FLEET_DAY[1]:,} intervals, synthetic) "
         f"in {detector_s:.2f} s = {points / detector_s:,.0f} points/s; ceiling, a numpy running sum over the same "
-        f"matrix: {points / ceiling_s:,.0f} points/s, ratio {ceiling_s / detector_s:.4f}"
+        f"matrix: {points / ceiling_s:,.0f} points/s, ratio {ceiling_s / detector_s:.4f}; load average "
+        f"{load:.2f} before, {os.getloadavg()[0]:.2f} after"
     )
 
 

@@ -3,13 +3,21 @@ series real telemetry gives (zeros, constants, quantised values, gaps), flags an
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.nab import DETECTOR
 from models.latency_detector import DetectorParams, nab_detector, score_matrix, score_series, score_table
 
 MINUTE_NS = 60 * 1_000_000_000
@@ -196,3 +204,46 @@ def test_parameters_are_checked():
         DetectorParams(scales=(0, 4))
     with pytest.raises(ValueError, match="flag_threshold"):
         DetectorParams(flag_threshold=1.0)
+
+
+NAB_HARNESS = Path(__file__).resolve().parents[3] / "shared" / "nab" / "nab_score.py"
+
+
+@pytest.mark.skipif(not NAB_HARNESS.exists(), reason="no NAB harness at ../shared/nab beside the checkout")
+def test_nab_harness_scores_the_detector_on_a_small_nab_format_corpus(tmp_path):
+    """bench.nab's path end to end on one synthetic file: the harness loads the detector, finds it causal and
+    scores it above the null detector (0) when a level shift sits in the labelled window."""
+    rng = np.random.default_rng(12)
+    values = p99_like(rng, 2000)
+    values[1500:] *= 1.6
+    stamps = pd.date_range("2026-01-05", periods=values.size, freq="5min")
+    (tmp_path / "data/synthetic").mkdir(parents=True)
+    (tmp_path / "results/null/synthetic").mkdir(parents=True)
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "config").mkdir()
+    pd.DataFrame({"timestamp": stamps, "value": values}).to_csv(tmp_path / "data/synthetic/shift.csv", index=False)
+    null = pd.DataFrame({"timestamp": stamps, "value": values, "anomaly_score": 0.5})
+    null.to_csv(tmp_path / "results/null/synthetic/null_shift.csv", index=False)
+    window = [str(stamps[1450]), str(stamps[1550])]
+    (tmp_path / "labels/combined_windows.json").write_text(json.dumps({"synthetic/shift.csv": [window]}))
+    weights = {"standard": 0.11, "reward_low_FP_rate": 0.22, "reward_low_FN_rate": 0.11}
+    profiles = {p: {"CostMatrix": {"tpWeight": 1.0, "fnWeight": 1.0, "fpWeight": w}} for p, w in weights.items()}
+    (tmp_path / "config/profiles.json").write_text(json.dumps(profiles))
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(NAB_HARNESS),
+            "--nab",
+            str(tmp_path),
+            "score",
+            "--detector",
+            DETECTOR,
+            "--check-causality",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "0 of 1 files changed" in done.stdout
+    standard = float(re.search(r"standard (-?[\d.]+) \(threshold", done.stdout).group(1))
+    assert standard > 0
