@@ -26,6 +26,7 @@ SUBCOMMAND_MODULES = (
     "pipelines.cli.evaluate",
     "pipelines.cli.collect",
     "pipelines.cli.ui",
+    "pipelines.cli.exporter",
 )
 
 

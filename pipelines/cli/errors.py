@@ -11,6 +11,8 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
+from ingest.settings import MAX_PORT
+
 # Exit statuses: 2 for anything the user can fix (arguments, settings, paths); 1 for a run that failed anyway.
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -63,3 +65,11 @@ def _parse(kind: type, text: str, what: str):
         return kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+
+
+def listen_arguments(parser: argparse.ArgumentParser, host: str, port: int) -> None:
+    """`--host` and `--port` of a command that serves HTTP: loopback by default, a port from 1 to 65,535."""
+    parser.add_argument("--host", default=host, help=f"address to listen on (default: {host})")
+    parser.add_argument(
+        "--port", type=whole_number(1, MAX_PORT), default=port, help=f"port to listen on (default: {port})"
+    )

@@ -11,8 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import NoReturn
 
-from ingest.settings import MAX_PORT
-from pipelines.cli.errors import CliError, whole_number
+from pipelines.cli.errors import CliError, listen_arguments
 from pipelines.lib.instance import UI_HOST, UI_PORT
 
 
@@ -25,10 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "UI shows the runs the demo and the schedules recorded there. Loopback only unless --host says otherwise."
         ),
     )
-    parser.add_argument("--host", default=UI_HOST, help=f"address to listen on (default: {UI_HOST})")
-    parser.add_argument(
-        "--port", type=whole_number(1, MAX_PORT), default=UI_PORT, help=f"port to listen on (default: {UI_PORT})"
-    )
+    listen_arguments(parser, UI_HOST, UI_PORT)
     parser.set_defaults(run=run)
 
 
