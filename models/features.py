@@ -375,13 +375,7 @@ def _event_row_features(errors: pa.Table, controllers: Controllers, grid: _Grid,
     threshold = media & (descriptor & DESCRIPTOR_THRESHOLD_EVENT > 0)
     per_window["threshold_events"] = grid.total(codes[threshold], ts[threshold])
     cxl_ue = equals(record, "cxl_aer_ue")
-    # Memory UEs: uncorrectable media records, poison, CXL UEs with a memory bit. The link's own UEs (surprise
-    # down, REINIT threshold) are counted apart: they describe a drop, not the DRAM behind the controller.
-    memory_ue = (
-        (media & (descriptor & DESCRIPTOR_UNCORRECTABLE_EVENT > 0))
-        | equals(record, "poison")
-        | (cxl_ue & (status & CXL_MEMORY_UE_BITS > 0))
-    )
+    memory_ue = memory_ue_rows(events)
     per_window["ue_events"] = grid.total(codes[memory_ue], ts[memory_ue])
     severity = events.column("severity")
     uncorrected = is_in(severity, ("uncorrected_nonfatal", "uncorrected_fatal"))
@@ -392,6 +386,24 @@ def _event_row_features(errors: pa.Table, controllers: Controllers, grid: _Grid,
     overflow = equals(record, "overflow")
     per_window["overflow_events"] = grid.total(
         codes[overflow], ts[overflow], numbers(events.column("overflow_count"), 1)[overflow]
+    )
+
+
+# The error records that can be a memory UE; `memory_ue_rows` decides which of them are.
+UE_RECORDS = ("general_media", "dram", "poison", "cxl_aer_ue")
+
+
+def memory_ue_rows(events: pa.Table) -> np.ndarray:
+    """Mask of the error rows that are memory UEs: uncorrectable media records, poison, CXL UEs with a memory
+    bit. The link's own UEs (surprise down, REINIT threshold) are not: they describe a drop, not the DRAM behind
+    the controller. The `ue_events` features and the early warning's observed failures both count these."""
+    record = events.column("record_type")
+    descriptor = numbers(events.column("descriptor"), 0).astype(np.int64)
+    status = numbers(events.column("status"), 0).astype(np.int64)
+    return (
+        (is_in(record, ("general_media", "dram")) & (descriptor & DESCRIPTOR_UNCORRECTABLE_EVENT > 0))
+        | equals(record, "poison")
+        | (equals(record, "cxl_aer_ue") & (status & CXL_MEMORY_UE_BITS > 0))
     )
 
 
@@ -469,3 +481,65 @@ def _cohort_ratio(events: np.ndarray, firmware: np.ndarray) -> np.ndarray:
         pooled = events[members].sum(axis=0) + COHORT_PRIOR_EVENTS * prior_rate
         out[members] = np.log(pooled / (members.sum() + COHORT_PRIOR_EVENTS) / prior_rate)
     return out
+
+
+# What each feature series counts, in words, for reasons an operator reads (describe_feature).
+SERIES_WORDS = {
+    "ce": "corrected memory errors",
+    "snapshots": "health snapshots",
+    "threshold_events": "memory error-threshold events",
+    "ue_events": "uncorrectable memory errors",
+    "link_ue_events": "uncorrectable link errors",
+    "link_ce_events": "correctable link error records",
+    "overflow_events": "error-log overflows",
+    "aer_cor_total": "correctable AER link errors",
+    "cxl_crc_thresh_hits": "CXL CRC threshold hits",
+    "cxl_retry_thresh_hits": "CXL retry threshold hits",
+    "recovery_entries": "link recovery entries",
+    "resets": "controller resets",
+    "link_drops": "link drops",
+    "link_retrains": "link retrains",
+}
+_FLAG_WORDS = {
+    **{name: f"health status: {name.replace('_', ' ')}" for name in HEALTH_BIT_NAMES},
+    "media_abnormal": "media status abnormal",
+}
+
+
+def describe_feature(name: str, value: float) -> tuple[str, str]:
+    """(what the feature measures, its value with units): trailing counts and daily rates are stored as log1p,
+    so they are shown back as counts."""
+    if np.isnan(value):
+        return name.replace("_", " "), "not observed"
+    for series, words in SERIES_WORDS.items():
+        for hours in TRAILING_HOURS:
+            if name == f"{series}_{hours}h":
+                return f"{words} in the last {hours} h", f"{np.expm1(value):,.0f}"
+        if name == f"{series}_per_day_7d":
+            return f"{words} per day over the last 7 d", f"{np.expm1(value):,.1f}"
+    if name.startswith("slo_bad_fraction_"):
+        hours = name.removeprefix("slo_bad_fraction_").removesuffix("h")
+        return f"CXL reads over the latency SLO in the last {hours} h", f"{value:.2%}"
+    if name in ("ce_trend", "link_error_trend"):
+        what = "corrected memory errors" if name == "ce_trend" else "correctable link errors"
+        return f"rise of {what} (log rate, last 6 h against the 18 h before)", f"{value:+.2f}"
+    if name in _FLAG_WORDS:
+        return _FLAG_WORDS[name], "yes" if value >= 0.5 else "no"
+    if name.startswith("hours_since_"):
+        what = "reset" if name == "hours_since_reset" else "link drop"
+        shown = f"none in {HOURS_SINCE_CAP:.0f} h" if value >= HOURS_SINCE_CAP else f"{value:.1f} h"
+        return f"time since the last {what}", shown
+    units = {  # (what, format of the value); the cohort ratio is stored as a log
+        "temp_max_c": ("device temperature (max of the hour)", "{:.0f} °C"),
+        "temp_alarm": ("temperature alarm level (0-3)", "{:.0f}"),
+        "life_used_pct": ("rated life used", "{:.0f} %"),
+        "link_bandwidth_lost": ("link bandwidth lost to a downgrade", "{:.0%}"),
+        "age_days": ("time since deployment", "{:.0f} d"),
+        "dimm_count": ("DIMMs behind the controller", "{:.0f}"),
+    }
+    if name == "cohort_outage_ratio_24h":
+        return "firmware cohort's share of controllers with an outage in 24 h, against the fleet's", (
+            f"{np.exp(value):.1f}x"
+        )
+    what, shown = units.get(name, (name.replace("_", " "), "{:.3g}"))
+    return what, shown.format(value)

@@ -1,6 +1,6 @@
-"""Anomaly model versions on disk: `iforest-v{N}.pkl` beside its JSON metadata, the pickle checked against the
-SHA-256 in the metadata before it is loaded. Dagster's anomaly assets and `leo-fleet evaluate --model-dir` store here;
-models/ only fits and scores.
+"""Fitted model versions on disk: `{prefix}-v{N}.pkl` beside its JSON metadata, the pickle checked against the
+SHA-256 in the metadata before it is loaded. Dagster's model assets (the anomaly model, the early-warning model)
+and `leo-fleet evaluate --model-dir` store here; models/ only fits and scores.
 """
 
 from __future__ import annotations
@@ -14,41 +14,51 @@ from pathlib import Path
 
 from models.anomaly import MODEL_PREFIX, AnomalyModel, ModelMetadata
 
-_VERSION_FILE = re.compile(rf"^{MODEL_PREFIX}-v(\d+)\.json$")
 
-
-def save_model(model: AnomalyModel, directory: Path) -> ModelMetadata:
-    """Write `iforest-v{N}.pkl` and its JSON metadata with the next free version N; returns the stored metadata."""
+def save_versioned(obj: object, metadata: dict, directory: Path, prefix: str) -> dict:
+    """Write `{prefix}-v{N}.pkl` and its JSON metadata (`metadata` plus version and sha256) with the next free
+    version N; returns the stored metadata."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    version = max(_versions(directory), default=0) + 1
-    blob = pickle.dumps(model.forest, protocol=pickle.HIGHEST_PROTOCOL)
-    checksum = hashlib.sha256(blob).hexdigest()
-    metadata = ModelMetadata(**{**asdict(model.metadata), "version": version, "sha256": checksum})
-    (directory / f"{MODEL_PREFIX}-v{version}.pkl").write_bytes(blob)
+    version = max(_versions(directory, prefix), default=0) + 1
+    blob = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stored = {**metadata, "version": version, "sha256": hashlib.sha256(blob).hexdigest()}
+    (directory / f"{prefix}-v{version}.pkl").write_bytes(blob)
     # Metadata last: a version only exists once its description does.
-    (directory / f"{MODEL_PREFIX}-v{version}.json").write_text(json.dumps(asdict(metadata), indent=2))
-    return metadata
+    (directory / f"{prefix}-v{version}.json").write_text(json.dumps(stored, indent=2))
+    return stored
 
 
-def _versions(directory: Path) -> list[int]:
-    return [int(m.group(1)) for p in directory.glob(f"{MODEL_PREFIX}-v*.json") if (m := _VERSION_FILE.match(p.name))]
+def _versions(directory: Path, prefix: str) -> list[int]:
+    pattern = re.compile(rf"^{re.escape(prefix)}-v(\d+)\.json$")
+    return [int(m.group(1)) for p in directory.glob(f"{prefix}-v*.json") if (m := pattern.match(p.name))]
 
 
-def load_model(directory: Path, version: int | None = None) -> AnomalyModel:
-    """Load the given (default: latest) version, verifying the pickle against the checksum in its metadata.
+def load_versioned(directory: Path, prefix: str, version: int | None = None) -> tuple[object, dict]:
+    """(object, metadata) of the given (default: latest) version, the pickle verified against its checksum.
 
     Pickles execute code when loaded: only point this at a model directory you control.
     """
     directory = Path(directory)
-    versions = _versions(directory)
+    versions = _versions(directory, prefix)
     if not versions:
-        raise FileNotFoundError(f"no {MODEL_PREFIX} model in {directory}: train one first")
+        raise FileNotFoundError(f"no {prefix} model in {directory}: train one first")
     version = max(versions) if version is None else version
     if version not in versions:
-        raise FileNotFoundError(f"no {MODEL_PREFIX} model version {version} in {directory} (have {sorted(versions)})")
-    metadata = ModelMetadata(**json.loads((directory / f"{MODEL_PREFIX}-v{version}.json").read_text()))
-    blob = (directory / f"{MODEL_PREFIX}-v{version}.pkl").read_bytes()
-    if hashlib.sha256(blob).hexdigest() != metadata.sha256:
-        raise ValueError(f"{MODEL_PREFIX}-v{version}.pkl does not match the checksum in its metadata")
-    return AnomalyModel(pickle.loads(blob), metadata)
+        raise FileNotFoundError(f"no {prefix} model version {version} in {directory} (have {sorted(versions)})")
+    metadata = json.loads((directory / f"{prefix}-v{version}.json").read_text())
+    blob = (directory / f"{prefix}-v{version}.pkl").read_bytes()
+    if hashlib.sha256(blob).hexdigest() != metadata["sha256"]:
+        raise ValueError(f"{prefix}-v{version}.pkl does not match the checksum in its metadata")
+    return pickle.loads(blob), metadata
+
+
+def save_model(model: AnomalyModel, directory: Path) -> ModelMetadata:
+    """Write `iforest-v{N}.pkl` and its JSON metadata with the next free version N; returns the stored metadata."""
+    return ModelMetadata(**save_versioned(model.forest, asdict(model.metadata), directory, MODEL_PREFIX))
+
+
+def load_model(directory: Path, version: int | None = None) -> AnomalyModel:
+    """Load the given (default: latest) IsolationForest version, verified against its checksum."""
+    forest, metadata = load_versioned(directory, MODEL_PREFIX, version)
+    return AnomalyModel(forest, ModelMetadata(**metadata))

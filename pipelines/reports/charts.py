@@ -119,3 +119,19 @@ def anomalies(figures: Figures) -> bytes:
         ax.set_ylabel("anomalies")
 
     return png(draw("Anomalies by kind", plot))
+
+
+def early_warning(figures: Figures) -> bytes:
+    def plot(ax: Axes) -> None:
+        hours = figures.early_warning_hours
+        if hours is None or not hours.num_rows:
+            _empty(ax, "early-warning risk (no model yet? see models/early_warning_model's metadata)")
+            return
+        ends = hours["window_end"].to_pylist()
+        ax.plot(ends, hours["alarms"].to_pylist(), marker=".", color="tab:red", label="controllers in alarm")
+        ax.bar(ends, hours["alerts"].to_pylist(), width=1 / 48, color="tab:orange", label="new alerts")
+        ax.set_ylabel("controllers")
+        time_axis(ax)
+        ax.legend(fontsize=7)
+
+    return png(draw("Early warning: controllers in alarm and new alerts per hour", plot))

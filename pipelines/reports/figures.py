@@ -46,6 +46,8 @@ class Figures:
     incident_hours: pa.Table | None
     health: pa.Table | None  # each controller's latest score in the window
     anomalies: pa.Table | None
+    early_warning: pa.Table | None  # each controller's last early-warning risk of the window, most at risk first
+    early_warning_hours: pa.Table | None  # per hour: controllers in alarm and new alerts
 
 
 def _views(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -209,6 +211,23 @@ def anomalies(con: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:
     return _rows(con, sql, window)
 
 
+def early_warning(con: duckdb.DuckDBPyConnection, window: Window) -> tuple[pa.Table, pa.Table]:
+    """(each controller's last risk of the window with its alerts in the window, most at risk first; alarms and
+    new alerts per hour)."""
+    sql = """
+        SELECT controller_id, rack, window_end, risk, rank, alarm,
+               count(*) FILTER (WHERE alert) OVER (PARTITION BY controller_id) AS alerts, threshold,
+               expected_lead_h, reasons
+        FROM sre.early_warning WHERE window_end > $start AND window_end <= $end
+        QUALIFY row_number() OVER (PARTITION BY controller_id ORDER BY window_end DESC) = 1
+        ORDER BY risk DESC, controller_id"""
+    hours = """
+        SELECT window_end, count(*) FILTER (WHERE alarm) AS alarms, count(*) FILTER (WHERE alert) AS alerts
+        FROM sre.early_warning WHERE window_end > $start AND window_end <= $end GROUP BY window_end
+        ORDER BY window_end"""
+    return _rows(con, sql, window), _rows(con, hours, window)
+
+
 def _require_views(con: duckdb.DuckDBPyConnection) -> set[str]:
     present = _views(con)
     if not {"slo_status", "slo_budget", "slo_breaches", "inventory"} <= present:
@@ -234,6 +253,7 @@ def collect(con: duckdb.DuckDBPyConnection, window: Window) -> Figures:
     slos = spec.load()
     tails, hourly = latency(con, window)
     links_and_resets = incidents(con, window) if {"link_events", "controller_resets"} <= present else (None, None)
+    warning = early_warning(con, window) if "early_warning" in present else (None, None)
     return Figures(
         window=window,
         summary=summary(con, window),
@@ -247,4 +267,6 @@ def collect(con: duckdb.DuckDBPyConnection, window: Window) -> Figures:
         incident_hours=links_and_resets[1],
         health=health(con, window) if "health_history" in present else None,
         anomalies=anomalies(con, window) if "anomalies" in present else None,
+        early_warning=warning[0],
+        early_warning_hours=warning[1],
     )

@@ -54,6 +54,15 @@ SECTIONS = (
     ),
     Section("Health-score distribution", "health.png", charts.health, "Least healthy controllers", lambda f: f.health),
     Section("Anomalies and their reasons", "anomalies.png", charts.anomalies, "Anomalies", lambda f: f.anomalies),
+    Section(
+        "Early warning: controllers at risk",
+        "early-warning.png",
+        charts.early_warning,
+        "Each controller's last risk of a UE, unplanned reset or link drop 15 min to 24 h ahead (alarm at the "
+        "threshold chosen in training; expected lead time: median lead of the failures it announced in training), "
+        "most at risk first, with the features pushing the risk up",
+        lambda f: f.early_warning,
+    ),
 )
 CSV_TABLES = {
     "compliance.csv": lambda f: f.compliance,

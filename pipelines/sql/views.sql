@@ -96,3 +96,13 @@ UNION ALL BY NAME
 SELECT scope, subject, kind, window_end, NULL::DOUBLE AS score, p_value,
        printf('%s: %.4g observed vs %.4g expected (p = %.2g)', kind, observed, expected, p_value) AS reasons
 FROM marts.event_anomalies;
+
+-- Early warning: each controller's risk of a UE, unplanned reset or link drop 15 min to 24 h ahead, per hour, with
+-- its rank, alarm (risk >= the threshold chosen in training), alert (newly in alarm), the expected lead time (median
+-- lead of the failures the model announced in training) and the features pushing the risk up, in words.
+CREATE OR REPLACE VIEW sre.early_warning AS
+SELECT w.controller_id, w.window_end, w.risk, w.rank, w.alarm, w.alert, w.threshold, w.expected_lead_h,
+       array_to_string(list_transform(w.reasons, r -> r.reason || ' (+' || round(r.risk_change, 2) || ')'), '; ')
+           AS reasons,
+       w.model_version, i.region, i.rack, i.host, i.firmware_version
+FROM marts.early_warning w LEFT JOIN sre.inventory i USING (controller_id);

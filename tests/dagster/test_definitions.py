@@ -16,7 +16,19 @@ from pipelines.lib.partitions import HOURLY
 from pipelines.materialize import stages
 from tests.sample_lake import REPO
 
-GROUPS = {"ingest", "latency", "slo", "links", "resets", "features", "health", "anomaly", "quality", "reports"}
+GROUPS = {
+    "ingest",
+    "latency",
+    "slo",
+    "links",
+    "resets",
+    "features",
+    "health",
+    "anomaly",
+    "quality",
+    "reports",
+    "early_warning",
+}
 
 
 def test_definitions_validate_from_the_repository_root(tmp_path: Path) -> None:

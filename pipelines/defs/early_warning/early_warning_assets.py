@@ -1,0 +1,283 @@
+"""Early warning in the product: a classifier fitted on the lake's own history, and hourly risk per controller
+with its reasons, alarms and alerts.
+
+The model learns from what the lake observed, never from the simulator's truth (production has none): a window is
+positive when a memory UE, an unplanned reset or a link drop the detections marts hold begins 15 min to 24 h
+after its end (models.early_warning.observed_failures, labelled by models.evaluation.failure_labels with the
+offline protocol's horizon and minimum lead). Only windows whose whole 24 h horizon lies in the lake are labelled,
+on the controllers outside the held-out bucket. Too little history to fit is said in the model's metadata, and
+the hourly asset then writes no rows and says why.
+"""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import sklearn
+from matplotlib.axes import Axes
+
+from ingest.contract import TOPIC_ERRORS, TS
+from models.early_warning import (
+    EarlyWarningModel,
+    new_alarms,
+    observed_failures,
+    ranking_table,
+    reasons,
+    train_early_warning,
+    training_lead_time,
+)
+from models.evaluation import failure_labels, min_cost_threshold
+from models.features import EVENT_COLUMNS, UE_RECORDS, WindowFeatures
+from models.holdout import Protocol
+from models.link_events import INCIDENTS_SCHEMA
+from models.resets import RESETS_SCHEMA
+from models.series import NS_PER_S
+from pipelines.lib.assets import FOLLOW_INPUTS, mart_asset, publish
+from pipelines.lib.feature_mart import FEATURES, read_features, training_rows
+from pipelines.lib.marts import mart_key, read_mart
+from pipelines.lib.metadata import chart, markdown_table
+from pipelines.lib.model_store import load_versioned, save_versioned
+from pipelines.lib.partitions import Window, to_ns
+from pipelines.lib.resources import LakeResource
+from pipelines.lib.telemetry import raw_table, read_stream
+
+GROUP = "early_warning"
+SCORES = "early_warning"
+MODEL_KEY = dg.AssetKey(["models", "early_warning_model"])
+MODEL_PREFIX = "early_warning"
+PROTOCOL = Protocol()  # horizon, minimum lead and alarm costs: the offline evaluation's, so figures compare
+# Grouped 4-fold cross-validation needs positives on several controllers to choose a model size and a threshold.
+MIN_POSITIVE_CONTROLLERS = 8
+MIN_POSITIVES = 20
+HOUR = timedelta(hours=1)
+REASON = pa.struct(
+    [
+        pa.field("feature", pa.string()),
+        pa.field("reason", pa.string()),  # in words, with units, beside the training median
+        pa.field("risk_change", pa.float64()),  # risk minus the risk with the feature at its training median
+    ]
+)
+SCHEMA = pa.schema(
+    [
+        pa.field("controller_id", pa.string(), nullable=False),
+        pa.field("window_end", TS, nullable=False),
+        pa.field("risk", pa.float64(), nullable=False),
+        pa.field("rank", pa.int64(), nullable=False),  # 1 = most at risk in that hour
+        pa.field("alarm", pa.bool_(), nullable=False),  # risk >= threshold
+        pa.field("alert", pa.bool_(), nullable=False),  # in alarm now, not the hour before
+        pa.field("threshold", pa.float64(), nullable=False),
+        pa.field("expected_lead_h", pa.float64()),  # median lead of the training side's announced failures
+        pa.field("reasons", pa.list_(REASON), nullable=False),
+        pa.field("model_version", pa.int64(), nullable=False),
+    ]
+)
+
+
+class EarlyWarningConfig(dg.Config):
+    seed: int = 0
+
+
+def model_dir(lake: LakeResource) -> Path:
+    """Early-warning model versions: under the data dir, next to the lake they were fitted on."""
+    return lake.model_dir / MODEL_PREFIX
+
+
+def _history(con: duckdb.DuckDBPyConnection) -> tuple[Window, int] | None:
+    """(whole hours of telemetry in the lake, the last telemetry time in ns), or None for an empty lake."""
+    first, last = con.execute(f"SELECT min(ts), max(ts) FROM {raw_table(TOPIC_ERRORS)}").fetchone()
+    if first is None:
+        return None
+    start = first.replace(minute=0, second=0, microsecond=0)
+    return Window(start, last.replace(minute=0, second=0, microsecond=0) + HOUR), to_ns(last)
+
+
+def _failures(con: duckdb.DuckDBPyConnection, span: Window, features: WindowFeatures) -> tuple[np.ndarray, np.ndarray]:
+    ue_rows = read_stream(
+        con, TOPIC_ERRORS, span, EVENT_COLUMNS, "record_type IN (" + ", ".join(f"'{r}'" for r in UE_RECORDS) + ")"
+    )
+    resets = read_mart(con, "resets", RESETS_SCHEMA, "reset_ts", span)
+    incidents = read_mart(con, "link_events", INCIDENTS_SCHEMA, "start_ts", span)
+    return observed_failures(ue_rows, resets, incidents, features.controllers)
+
+
+@dg.asset(
+    key=MODEL_KEY,
+    group_name=GROUP,
+    owners=["team:fleet-analytics"],
+    kinds={"scikitlearn", "python"},
+    deps=[mart_key(FEATURES), mart_key("resets"), mart_key("link_events")],
+    description="Gradient-boosted early-warning classifier over the shared window features, fitted on the lake's "
+    "history (non-held-out controllers, windows whose 24 h horizon is in the lake) with labels from the detections "
+    "marts and UE records; alarm threshold cost-optimal (10·FN + 1·FP) on out-of-fold risk. Saved as a new version.",
+)
+def early_warning_model(config: EarlyWarningConfig, lake: LakeResource) -> dg.MaterializeResult:
+    with lake.connection(read_only=True) as con:
+        history = _history(con)
+        if history is None:
+            return _not_fitted("the lake holds no telemetry yet")
+        span, last_ns = history
+        features = read_features(con, span)
+        failures = _failures(con, span, features)
+    horizon_ns, min_lead_ns = PROTOCOL.horizon_ns, int(PROTOCOL.min_lead_s * NS_PER_S)
+    ends = features.window_ends
+    labels = failure_labels(*failures, len(features.controllers), ends, horizon_ns=horizon_ns, min_lead_ns=min_lead_ns)
+    controllers, _ = training_rows(features)
+    windows = ends + horizon_ns <= last_ns
+    y = labels[controllers][:, windows]
+    counts = {"training_rows": int(y.size), "positives": int(y.sum()), "failures_observed": len(failures[0])}
+    positive_controllers = int(y.any(axis=1).sum())
+    if y.sum() < MIN_POSITIVES or positive_controllers < MIN_POSITIVE_CONTROLLERS or y.all():
+        return _not_fitted(
+            f"too little labelled history: {counts['positives']} positive of {counts['training_rows']} "
+            f"controller-hours on {positive_controllers} controllers (needs >= {MIN_POSITIVES} on >= "
+            f"{MIN_POSITIVE_CONTROLLERS}); a window is labelled only once its 24 h horizon is in the lake, so "
+            f"the lake needs more than a day of telemetry ({span})",
+            counts,
+        )
+    model = train_early_warning(
+        features,
+        labels,
+        controllers,
+        windows,
+        choose_threshold=lambda yy, risk: min_cost_threshold(yy, risk, PROTOCOL.cost_fn, PROTOCOL.cost_fp),
+        seed=config.seed,
+    )
+    lead = training_lead_time(
+        model, controllers, ends[windows], failures, horizon_ns=horizon_ns, min_lead_ns=min_lead_ns
+    )
+    stored = save_versioned(
+        model,
+        {
+            **counts,
+            "feature_names": list(model.feature_names),
+            "training_span": str(span),
+            "training_last_window_end": datetime.fromtimestamp(ends[windows].max() / NS_PER_S, UTC).isoformat(),
+            "training_controllers": int(controllers.sum()),
+            "threshold": model.threshold,
+            "params": model.params,
+            "out_of_fold_pr_auc": model.out_of_fold_pr_auc,
+            "expected_lead_h": None if np.isnan(lead.median_h) else lead.median_h,
+            "failures_announced": lead.announced,
+            "failures_in_training": lead.failures,
+            "sklearn_version": sklearn.__version__,
+        },
+        model_dir(lake),
+        MODEL_PREFIX,
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "fitted": True,
+            "version": stored["version"],
+            **counts,
+            "base_rate": counts["positives"] / counts["training_rows"],
+            "out_of_fold_pr_auc": model.out_of_fold_pr_auc,
+            "threshold": model.threshold,
+            "params": dg.MetadataValue.json(model.params),
+            "expected_lead_h": stored["expected_lead_h"],
+            "failures_announced": f"{lead.announced} of {lead.failures} (out-of-fold alarms, training controllers)",
+            "training_span": str(span),
+            "path": dg.MetadataValue.path(str(model_dir(lake))),
+        },
+        data_version=dg.DataVersion(str(stored["version"])),
+    )
+
+
+def _not_fitted(reason: str, counts: dict | None = None) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"fitted": False, "reason": reason, **(counts or {})})
+
+
+def _load(lake: LakeResource) -> tuple[EarlyWarningModel, dict] | None:
+    try:
+        return load_versioned(model_dir(lake), MODEL_PREFIX)
+    except FileNotFoundError:
+        return None
+
+
+def _scores(model: EarlyWarningModel, stored: dict, features: WindowFeatures, window: Window) -> pa.Table:
+    """Risk, rank, alarm, alert and reasons of every controller for the hours of `window`; `features` also hold
+    the hour before it, so an alarm that started then is not a new alert."""
+    risk = model.risk(features)
+    alerts = new_alarms(risk >= model.threshold)
+    keep = features.window_ends > to_ns(window.start)
+    hours = WindowFeatures(
+        features.controllers, features.window_ends[keep], features.names, features.values[:, keep], features.firmware
+    )
+    ranking = ranking_table(hours, risk[:, keep], model.threshold)
+    explained = reasons(model, hours, model.contributions(hours))
+    n = ranking.num_rows
+    return pa.table(
+        {
+            **{name: ranking[name] for name in ranking.column_names},
+            "alert": alerts[:, keep].ravel(),
+            "threshold": np.full(n, model.threshold),
+            "expected_lead_h": pa.array([stored["expected_lead_h"]] * n, pa.float64()),
+            "reasons": pa.array(explained, pa.list_(REASON)),
+            "model_version": np.full(n, stored["version"]),
+        },
+        schema=SCHEMA,
+    )
+
+
+def reason_text(rows: pa.Table) -> pa.Array:
+    """Each row's reasons as one line, largest push first."""
+    return pa.array(
+        ["; ".join(f"{r['reason']} (+{r['risk_change']:.2f})" for r in row) for row in rows["reasons"].to_pylist()],
+        pa.string(),
+    )
+
+
+def _describe(status: dict[str, object]):
+    def describe(rows: pa.Table) -> dict[str, object]:
+        if not rows.num_rows:
+            return status
+        top = rows.sort_by([("risk", "descending")]).slice(0, 20)
+        top = top.append_column("why", reason_text(top))
+
+        def plot(ax: Axes) -> None:
+            ax.hist(np.asarray(rows["risk"]), bins=np.linspace(0, 1, 41), color="tab:red")
+            ax.axvline(status["threshold"], color="black", linewidth=0.8)
+            ax.set_xlabel("risk of a UE, reset or link drop in 15 min to 24 h (line: alarm threshold)")
+            ax.set_ylabel("controller-hours")
+            ax.set_yscale("log")
+
+        return {
+            **status,
+            "alarms": int(pc.sum(rows["alarm"]).as_py() or 0),
+            "alerts": int(pc.sum(rows["alert"]).as_py() or 0),
+            "top_controllers": markdown_table(top, ["controller_id", "window_end", "risk", "rank", "alarm", "why"]),
+            "risk_distribution": chart("Early-warning risk in the window", plot),
+        }
+
+    return describe
+
+
+@mart_asset(
+    SCORES,
+    group=GROUP,
+    description="Risk of a UE, unplanned reset or link drop 15 min to 24 h ahead, per controller at the end of "
+    "each hour, from the latest early-warning model: rank, alarm (risk >= the threshold chosen in training), alert "
+    "(newly in alarm) with the expected lead time, and the features pushing the risk up, in words.",
+    schema=SCHEMA,
+    deps=[mart_key(FEATURES), MODEL_KEY],
+    automation_condition=FOLLOW_INPUTS,
+)
+def early_warning(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    window = Window.of(context)
+    loaded = _load(lake)
+    with lake.connection() as con:
+        if loaded is None:
+            status = {"model": f"none yet: materialize {MODEL_KEY.to_user_string()} (see its metadata for why not)"}
+            rows = SCHEMA.empty_table()
+        else:
+            model, stored = loaded
+            status = {
+                "model_version": stored["version"],
+                "threshold": model.threshold,
+                "expected_lead_h": stored["expected_lead_h"],
+            }
+            rows = _scores(model, stored, read_features(con, window.widened(HOUR)), window)
+        return publish(lake, SCORES, rows, window, "window_end", con=con, closed="right", describe=_describe(status))
