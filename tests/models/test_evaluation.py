@@ -1,3 +1,4 @@
+import json
 import re
 
 import duckdb
@@ -203,7 +204,7 @@ def test_held_out_evaluation_command_reports_every_detector_beside_its_baseline(
     """The command's output, not the detectors' quality: which of two predictors ranks better on a fixture this
     small is within noise (the gain intervals straddle 0); the held-out figures and their margins are in
     docs/detector_quality.md."""
-    from models.holdout import GAIN, WARNING
+    from models.holdout import ALARM_QUANTILES, GAIN, WARNING
     from pipelines.cli import main
 
     out = tmp_path / "quality.md"
@@ -261,7 +262,10 @@ def test_held_out_evaluation_command_reports_every_detector_beside_its_baseline(
     assert float(table[WARNING, "PR-AUC (random = base rate)"][0]) > 2 * positives / total
     threshold, rule = table[WARNING, "alarm threshold (cost-optimal, out-of-fold on train)"]
     assert 0 <= float(threshold) <= 1 and rule == "count >= limit"
-    assert (models / "iforest-v1.json").exists()
+    # The forest's alarm quantile is chosen on the training side, and the stored model alarms at it.
+    quantile, rule = table[forest, "alarm quantile of training scores (best event F1, out-of-fold on train)"]
+    assert float(quantile) in ALARM_QUANTILES and rule == "count >= limit"
+    assert json.loads((models / "iforest-v1.json").read_text())["alarm_quantile"] == float(quantile)
 
 
 def test_bad_input_is_refused_in_one_line(fleet_run, tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""Anomalies: an IsolationForest trained once and persisted with a version, its hourly scores and smoothed alarms,
+"""Anomalies: an IsolationForest trained once and persisted with a version, its hourly scores and snoozed alarms,
 and event-rate anomalies (reset loops, flapping links, firmware cohorts) that need no training.
 
 Training and scoring are separate assets (anomstack's train/score split): scores name the model version they
@@ -39,7 +39,7 @@ from pipelines.lib.resources import LakeResource
 GROUP = "anomaly"
 SCORES = "anomaly_scores"
 EVENTS = "event_anomalies"
-# Alarms are smoothed over 2 windows and snoozed for 24 (models.anomaly.smoothed_alarms): score the features of
+# An alarm snoozes its controller for 24 windows (models.anomaly.smoothed_alarms): score the features of
 # that much history before the window (as far as the features mart holds it) so an alarm raised just before it
 # still snoozes the first hours.
 ALARM_HISTORY = timedelta(hours=24)
@@ -48,7 +48,7 @@ SCORES_SCHEMA = pa.schema(
         pa.field("controller_id", pa.string(), nullable=False),
         pa.field("window_end", TS, nullable=False),
         pa.field("score", pa.float64(), nullable=False),  # higher = more unusual
-        pa.field("alarm", pa.bool_(), nullable=False),  # smoothed, snoozed
+        pa.field("alarm", pa.bool_(), nullable=False),  # score at or above the model's threshold, snoozed 24 h
         pa.field("model_version", pa.int64(), nullable=False),
     ]
 )
@@ -79,6 +79,7 @@ def anomaly_model(config: TrainingConfig, lake: LakeResource) -> dg.MaterializeR
             "training_controllers": stored.training_controllers,
             "features": len(stored.feature_names),
             "alarm_threshold": stored.alarm_threshold,
+            "alarm_quantile": stored.alarm_quantile,
             "path": dg.MetadataValue.path(str(anomaly_model_dir(lake))),
         },
         data_version=dg.DataVersion(str(stored.version)),
@@ -107,8 +108,8 @@ def _describe_scores(scores: pa.Table) -> dict[str, object]:
 @mart_asset(
     SCORES,
     group=GROUP,
-    description="IsolationForest score per controller at the end of each hour, with anomstack-style smoothed and "
-    "snoozed alarms, from the latest model version.",
+    description="IsolationForest score per controller at the end of each hour, with alarms at or above the model's "
+    "threshold (snoozed for 24 h), from the latest model version.",
     schema=SCORES_SCHEMA,
     deps=[*DEPS, ANOMALY_MODEL_KEY],
     automation_condition=FOLLOW_INPUTS,
