@@ -38,13 +38,18 @@ def test_demo_runs_end_to_end(demo_run: DemoRun) -> None:
         }
         (controllers,) = con.execute("SELECT count(DISTINCT controller_id) FROM marts.health_scores").fetchone()
         (hours,) = con.execute("SELECT count(DISTINCT window_start) FROM marts.latency_rollups").fetchone()
+        (early_warning,) = con.execute("SELECT count(*) FROM sre.early_warning").fetchone()
     finally:
         con.close()
     assert all(rows > 0 for rows in published.values())
     assert (controllers, hours) == (20, 2)
+    # Two hours cannot label a 24 h horizon: the early warning is materialized, has no model, and says so.
+    assert early_warning == 0 and "## Early warning: controllers at risk" in report.read_text()
     instance = dg.DagsterInstance.from_config(str(data_dir / "dagster"))
     runs = instance.get_runs()
     assert len(runs) >= 5 and all(run.is_success for run in runs)
+    model = instance.get_latest_materialization_event(dg.AssetKey(["models", "early_warning_model"]))
+    assert model.asset_materialization.metadata["fitted"].value is False
     # The loader's work is on record too: the raw tables carry their row counts (freshness keys off this).
     raw = instance.get_latest_materialization_event(dg.AssetKey(["raw", "latency"]))
     assert raw.asset_materialization.metadata["dagster/row_count"].value == published["latency"]

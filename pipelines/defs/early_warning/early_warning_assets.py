@@ -130,14 +130,16 @@ def early_warning_model(config: EarlyWarningConfig, lake: LakeResource) -> dg.Ma
     y = labels[controllers][:, windows]
     counts = {"training_rows": int(y.size), "positives": int(y.sum()), "failures_observed": len(failures[0])}
     positive_controllers = int(y.any(axis=1).sum())
-    if y.sum() < MIN_POSITIVES or positive_controllers < MIN_POSITIVE_CONTROLLERS or y.all():
+    if y.sum() < MIN_POSITIVES or positive_controllers < MIN_POSITIVE_CONTROLLERS:
         return _not_fitted(
             f"too little labelled history: {counts['positives']} positive of {counts['training_rows']} "
             f"controller-hours on {positive_controllers} controllers (needs >= {MIN_POSITIVES} on >= "
-            f"{MIN_POSITIVE_CONTROLLERS}); a window is labelled only once its 24 h horizon is in the lake, so "
-            f"the lake needs more than a day of telemetry ({span})",
+            f"{MIN_POSITIVE_CONTROLLERS}); a window is labelled only once its whole 24 h horizon is in the lake "
+            f"(telemetry {span}), so the lake needs more than a day of it",
             counts,
         )
+    if y.all():
+        return _not_fitted("every labelled controller-hour is positive: there is nothing to rank", counts)
     model = train_early_warning(
         features,
         labels,
