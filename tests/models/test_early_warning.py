@@ -1,10 +1,24 @@
+from dataclasses import replace
+
 import numpy as np
 import pyarrow as pa
 import pytest
 
-from models.early_warning import ranking_table, train_early_warning
+from ingest.contract import DESCRIPTOR_UNCORRECTABLE_EVENT, TS
+from models.early_warning import (
+    EarlyWarningModel,
+    LeadTime,
+    new_alarms,
+    observed_failures,
+    ranking_table,
+    reasons,
+    train_early_warning,
+    training_lead_time,
+)
 from models.evaluation import min_cost_threshold, score_ranking
 from models.features import WindowFeatures
+from models.link_events import INCIDENTS_SCHEMA
+from models.resets import RESETS_SCHEMA
 from models.series import NS_PER_HOUR, Controllers
 
 
@@ -51,3 +65,97 @@ def test_a_planted_precursor_is_learned_on_training_controllers_and_ranks_unseen
     )
     with pytest.raises(ValueError, match="different feature list"):
         model.risk(renamed)
+
+
+@pytest.fixture(scope="module")
+def planted() -> tuple[WindowFeatures, EarlyWarningModel]:
+    features, labels = _planted(2)
+    model = train_early_warning(
+        features,
+        labels,
+        np.ones(200, bool),
+        np.ones(30, bool),
+        choose_threshold=lambda y, risk: min_cost_threshold(y, risk, 10, 1),
+        seed=0,
+    )
+    return features, model
+
+
+def test_reasons_name_the_planted_precursor_and_are_the_risk_it_adds(planted):
+    features, model = planted
+    risk = model.risk(features)
+    contributions = model.contributions(features)
+    c, w = np.unravel_index(np.argmax(risk), risk.shape)
+    # Exactly what it claims: this row's risk minus its risk with the feature at the training median.
+    typical = features.values[c : c + 1, w : w + 1].copy()
+    typical[0, 0, 0] = model.reference[0]
+    one = WindowFeatures(
+        features.controllers, features.window_ends[w : w + 1], features.names, typical, features.firmware
+    )
+    assert contributions[c, w, 0] == pytest.approx(risk[c, w] - model.risk(one)[0, 0])
+    assert (contributions[:, :, 2] == 0).all()  # never observed in training: never a reason
+    explained = reasons(model, features, contributions)
+    top = explained[c * 30 + w]  # controller-major, as ranking_table
+    assert top[0]["feature"] == "precursor" and top[0]["risk_change"] > 0.1
+    assert "training median" in top[0]["reason"]
+    assert all(r["risk_change"] > 0 for row in explained for r in row)
+    alarmed = (risk >= model.threshold).ravel()
+    assert alarmed.any() and all(explained[i] for i in np.flatnonzero(alarmed))
+
+
+def test_alerts_are_new_alarms_and_lead_time_is_measured_from_the_first_alarm(planted):
+    alarm = np.array([[False, True, True, False, True], [True, True, False, False, False]])
+    assert new_alarms(alarm).tolist() == [[False, True, False, False, True], [True, False, False, False, False]]
+
+    features, model = planted
+    out_of_fold = np.zeros((200, 30))
+    out_of_fold[0, [9, 10]] = 0.9  # controller 0 alarms at the ends of hours 10 and 11
+    planned = replace(model, out_of_fold=out_of_fold, threshold=0.5)
+    ends = features.window_ends
+    failures = np.array([0, 1]), np.array([ends[9] + 10 * NS_PER_HOUR, ends[5] + 3 * NS_PER_HOUR])
+    lead = training_lead_time(
+        planned, np.ones(200, bool), ends, failures, horizon_ns=24 * NS_PER_HOUR, min_lead_ns=NS_PER_HOUR // 4
+    )
+    assert lead == LeadTime(median_h=10.0, announced=1, failures=2)
+
+
+def test_observed_failures_are_memory_ues_unplanned_resets_and_link_drops():
+    controllers = Controllers(pa.array(["a", "b"]))
+    ts = pa.array(np.array([1, 2, 3, 4, 5], "datetime64[ns]"), TS)
+    ue_rows = pa.table(
+        {
+            "controller_id": ["a", "a", "b", "b"],
+            "ts": ts.slice(0, 4),
+            "record_type": ["dram", "dram", "poison", "cxl_aer_ue"],
+            "descriptor": [DESCRIPTOR_UNCORRECTABLE_EVENT, 0, 0, 0],  # the second is a corrected record
+            "status": [0, 0, 0, 0],  # a CXL UE without a memory bit is the link's own
+        }
+    )
+    resets = pa.table(
+        {
+            "controller_id": ["a", "b", "zz"],
+            "reset_ts": ts.slice(0, 3),
+            "detected_ts": ts.slice(0, 3),
+            "silent": [False, True, True],
+            "reset_kind": ["fw_activate", None, None],  # planned maintenance; silent; an unknown controller
+            "evidence": ["row", "epoch", "epoch"],
+        },
+        schema=RESETS_SCHEMA,
+    )
+    incidents = INCIDENTS_SCHEMA.empty_table()
+    incidents = (
+        pa.table(
+            {
+                **{name: pa.nulls(2, incidents.schema.field(name).type) for name in incidents.column_names},
+                "controller_id": ["a", "b"],
+                "kind": ["drop", "retrain"],
+                "start_ts": ts.slice(3, 2),
+                "detected_ts": ts.slice(3, 2),
+                "evidence": ["link_down", "recovery"],
+            }
+        )
+        .select(incidents.column_names)
+        .cast(INCIDENTS_SCHEMA)
+    )
+    codes, times = observed_failures(ue_rows, resets, incidents, controllers)
+    assert sorted(zip(codes.tolist(), times.tolist(), strict=True)) == [(0, 1), (0, 4), (1, 2), (1, 3)]
