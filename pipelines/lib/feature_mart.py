@@ -3,13 +3,15 @@
 Features describe each controller at the end of each hour using only what was known then (models/features.py);
 they need 24 hours of telemetry before the hour for their trailing sums and three days of detected resets and
 link drops for the hours-since features, so a window is read with that history and only its own hours are kept.
-The features asset writes them once; the health score, the anomaly model and its scores and the event-rate
-anomalies read them back (`read_features`) instead of reading raw telemetry again, so every model sees the same
-values for the same hour.
+The features asset writes them once; the health score, the anomaly model and its scores, the event-rate
+anomalies and the early warning read them back (`read_features`) instead of reading raw telemetry again, so every
+model sees the same values for the same hour.
 
 Fitted models (the health baseline and the anomaly model) learn from a training span: by default the first half
 of the telemetry in the lake (as models/holdout.py splits a run), on the controllers outside the held-out hash
-bucket; evaluation later scores only held-out controllers after the span (fault_model.md §5).
+bucket; evaluation later scores only held-out controllers after the span (fault_model.md §5). The early-warning
+model learns from every hour whose 24 h label horizon is in the lake, on the same controllers
+(pipelines/defs/early_warning/).
 """
 
 from __future__ import annotations
