@@ -82,22 +82,26 @@ class DetectorParams:
 
 @dataclass(frozen=True)
 class Detection:
-    """Per cell of a series x time matrix: expected value (the chosen predictor's), score and onset."""
+    """Per cell of a series x time matrix: expected value (the chosen predictor's), score, onset and spread (the
+    one-point baseline's standard deviation with its resolution floor: a point scores 0.5 at expected +- z_half x
+    spread; NaN without a baseline)."""
 
     expected: np.ndarray
     score: np.ndarray
     onset: np.ndarray
+    spread: np.ndarray
 
 
 @dataclass(frozen=True)
 class Scores:
     """Per input point, in input order: expected value (the chosen model's prediction; NaN before any
-    baseline), score in [0, 1], onset (the score where it starts or grows an excursion, else 0), anomalous
-    (flag) and alert (start of a new alert)."""
+    baseline), score in [0, 1], onset (the score where it starts or grows an excursion, else 0), spread (see
+    `Detection`), anomalous (flag) and alert (start of a new alert)."""
 
     baseline: np.ndarray
     score: np.ndarray
     onset: np.ndarray
+    spread: np.ndarray
     anomalous: np.ndarray
     alert: np.ndarray
 
@@ -209,8 +213,10 @@ def _score_block(values: np.ndarray, periods: Sequence[int], params: DetectorPar
         expected = np.where(better, centred - residual + seasonal_mean, expected)
     score = z * z / (z * z + params.z_half**2)
     onset = np.where(score > _previous_max(score, params.refractory_points), score, 0.0)
-    expected = np.where(np.isfinite(variance), expected + first[:, None], np.nan)
-    return Detection(expected, score, onset)
+    known = np.isfinite(variance)
+    expected = np.where(known, expected + first[:, None], np.nan)
+    spread = np.where(known, np.sqrt(np.where(known, variance, 0.0) + floor2), np.nan)
+    return Detection(expected, score, onset, spread)
 
 
 def score_matrix(
@@ -225,8 +231,9 @@ def score_matrix(
     blocks = [_score_block(matrix[s : s + step], periods, params) for s in range(0, matrix.shape[0], step)]
     if not blocks:
         empty = np.zeros(matrix.shape)
-        return Detection(empty, empty, empty)
-    joined = [np.concatenate([getattr(b, name) for b in blocks]) for name in ("expected", "score", "onset")]
+        return Detection(empty, empty, empty, empty)
+    names = ("expected", "score", "onset", "spread")
+    joined = [np.concatenate([getattr(b, name) for b in blocks]) for name in names]
     if np.ndim(values) == 1:
         joined = [array[0] for array in joined]
     return Detection(*joined)
@@ -271,7 +278,7 @@ def _score_sorted(group: np.ndarray, ts: np.ndarray, values: np.ndarray, params:
     position = np.arange(size) - np.repeat(starts, lengths)
     series_of = np.repeat(np.arange(starts.size), lengths)
     cycles = [seasonal_periods(ts[s : s + n]) for s, n in zip(starts, lengths, strict=True)]
-    expected, score, onset = np.full(size, np.nan), np.zeros(size), np.zeros(size)
+    expected, score, onset, spread = np.full(size, np.nan), np.zeros(size), np.zeros(size), np.full(size, np.nan)
     for periods in set(cycles):
         members = np.flatnonzero([c == periods for c in cycles])
         points = np.flatnonzero(np.isin(series_of, members))
@@ -282,8 +289,9 @@ def _score_sorted(group: np.ndarray, ts: np.ndarray, values: np.ndarray, params:
         expected[points] = found.expected[slot, position[points]]
         score[points] = found.score[slot, position[points]]
         onset[points] = found.onset[slot, position[points]]
+        spread[points] = found.spread[slot, position[points]]
     anomalous = score >= params.flag_threshold
-    return Scores(expected, score, onset, anomalous, _alerts(anomalous, group, ts, params.snooze_s * _NS))
+    return Scores(expected, score, onset, spread, anomalous, _alerts(anomalous, group, ts, params.snooze_s * _NS))
 
 
 def _nanoseconds(times: object) -> np.ndarray:
@@ -303,7 +311,7 @@ def _score(group: np.ndarray, ts: np.ndarray, values: np.ndarray, params: Detect
     order = np.lexsort((ts, group))
     ranked = _score_sorted(group[order], ts[order], values[order], params)
     restored = {}
-    for name in ("baseline", "score", "onset", "anomalous", "alert"):
+    for name in ("baseline", "score", "onset", "spread", "anomalous", "alert"):
         sorted_values = getattr(ranked, name)
         restored[name] = np.empty_like(sorted_values)
         restored[name][order] = sorted_values
@@ -326,13 +334,13 @@ def score_table(
     series_columns: Sequence[str] = (),
     params: DetectorParams = DetectorParams(),
 ) -> pa.Table:
-    """`table` plus baseline, score, onset, anomalous and alert columns; each distinct `series_columns` value
+    """`table` plus baseline, score, onset, spread, anomalous and alert columns; each distinct `series_columns` value
     (e.g. controller_id, op) is an independent series. Row order is kept."""
     missing = [c for c in (value_column, time_column, *series_columns) if c not in table.column_names]
     if missing:
         raise ValueError(f"columns not in the table: {missing}")
     values = table.column(value_column).cast(pa.float64()).fill_null(np.nan).to_numpy()
     scores = _score(group_ids(table, series_columns).ids, _nanoseconds(table.column(time_column)), values, params)
-    for name in ("baseline", "score", "onset"):
+    for name in ("baseline", "score", "onset", "spread"):
         table = table.append_column(name, pa.array(getattr(scores, name), pa.float64(), from_pandas=True))
     return table.append_column("anomalous", pa.array(scores.anomalous)).append_column("alert", pa.array(scores.alert))

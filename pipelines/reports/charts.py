@@ -135,3 +135,23 @@ def early_warning(figures: Figures) -> bytes:
         ax.legend(fontsize=7)
 
     return png(draw("Early warning: controllers in alarm and new alerts per hour", plot))
+
+
+def latency_anomalies(figures: Figures) -> bytes:
+    """Each episode at its peak: when, how anomalous, and whose (the fleet's own series stand out)."""
+
+    def plot(ax: Axes) -> None:
+        rows = figures.latency_anomalies
+        if rows is None or not rows.num_rows:
+            _empty(ax, "latency anomaly episodes")
+            return
+        fleet = pc.equal(rows["controller_id"], "fleet")
+        for label, mask, color in (("controllers", pc.invert(fleet), "tab:blue"), ("fleet", fleet, "tab:red")):
+            shown = rows.filter(mask)
+            ax.scatter(shown["peak_at"].to_pylist(), shown["peak_score"].to_pylist(), s=12, color=color, label=label)
+        ax.set_ylabel("peak score (0.5 = flag threshold)")
+        ax.set_ylim(0.45, 1.02)
+        time_axis(ax)
+        ax.legend(fontsize=7)
+
+    return png(draw("Latency anomaly episodes (p99, p99.9) at their peak", plot))

@@ -48,6 +48,7 @@ class Figures:
     anomalies: pa.Table | None
     early_warning: pa.Table | None  # each controller's last early-warning risk of the window, most at risk first
     early_warning_hours: pa.Table | None  # per hour: controllers in alarm and new alerts
+    latency_anomalies: pa.Table | None = None  # latency anomaly episodes overlapping the window, worst first
 
 
 def _views(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -228,6 +229,17 @@ def early_warning(con: duckdb.DuckDBPyConnection, window: Window) -> tuple[pa.Ta
     return _rows(con, sql, window), _rows(con, hours, window)
 
 
+def latency_anomalies(con: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:
+    """Latency anomaly episodes that overlap the window (an open one overlaps it from its start on), the highest
+    peak score first."""
+    sql = """
+        SELECT controller_id, rack, memory_tier, op, quantile, start, peak_at, "end", intervals, peak_score,
+               peak_value_ns, normal_low_ns, normal_high_ns, burn_1h
+        FROM sre.latency_anomalies WHERE start < $end AND ("end" IS NULL OR "end" > $start)
+        ORDER BY peak_score DESC, start, controller_id, memory_tier, op, quantile"""
+    return _rows(con, sql, window)
+
+
 def _require_views(con: duckdb.DuckDBPyConnection) -> set[str]:
     present = _views(con)
     if not {"slo_status", "slo_budget", "slo_breaches", "inventory"} <= present:
@@ -269,4 +281,5 @@ def collect(con: duckdb.DuckDBPyConnection, window: Window) -> Figures:
         anomalies=anomalies(con, window) if "anomalies" in present else None,
         early_warning=warning[0],
         early_warning_hours=warning[1],
+        latency_anomalies=latency_anomalies(con, window) if "latency_anomalies" in present else None,
     )

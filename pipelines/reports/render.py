@@ -63,6 +63,16 @@ SECTIONS = (
         "most at risk first, with the features pushing the risk up",
         lambda f: f.early_warning,
     ),
+    Section(
+        "Latency anomalies",
+        "latency-anomalies.png",
+        charts.latency_anomalies,
+        "Episodes of consecutive hours in which the latency detector flagged a controller's or the fleet's p99 or "
+        "p99.9 (from merged histograms; flag at the NAB-chosen threshold), the highest peak score first: start, "
+        "peak, end (empty while open), the normal range at the start and the controller's latency SLO burn_1h at "
+        "the peak",
+        lambda f: f.latency_anomalies,
+    ),
 )
 CSV_TABLES = {
     "compliance.csv": lambda f: f.compliance,

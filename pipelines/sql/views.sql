@@ -106,3 +106,24 @@ SELECT w.controller_id, w.window_end, w.risk, w.rank, w.alarm, w.alert, w.thresh
            AS reasons,
        w.model_version, i.region, i.rack, i.host, i.firmware_version
 FROM marts.early_warning w LEFT JOIN sre.inventory i USING (controller_id);
+
+-- Latency anomaly episodes: runs of consecutive hours in which the latency detector flagged a controller's (or the
+-- fleet's: controller_id 'fleet') p99 or p99.9 of a tier and op, from marts.latency_anomalies. Start, peak (hour and
+-- score), end (null while the series' last scored hour is still anomalous), the normal range at the start
+-- (expected -+ z_half x spread: the values one hour could take unflagged) and the controller's latency SLO burn_1h
+-- at the peak. The same episodes as models.latency_anomalies.episodes.
+CREATE OR REPLACE VIEW sre.latency_anomalies AS
+WITH scored AS (
+    SELECT *, max(window_start) OVER (PARTITION BY controller_id, host, memory_tier, op, quantile) AS series_last
+    FROM marts.latency_anomalies
+)
+SELECT a.controller_id, a.host, i.region, i.rack, a.memory_tier, a.op, a.quantile, a.episode_start AS start,
+       arg_max(a.window_start, a.score) AS peak_at,
+       CASE WHEN max(a.window_start) < any_value(a.series_last)
+            THEN max(a.window_start + to_seconds(a.window_s::BIGINT)) END AS "end",
+       count(*) AS intervals, max(a.score) AS peak_score, arg_max(a.value_ns, a.score) AS peak_value_ns,
+       arg_min(a.normal_low_ns, a.window_start) AS normal_low_ns,
+       arg_min(a.normal_high_ns, a.window_start) AS normal_high_ns, arg_max(a.burn_1h, a.score) AS burn_1h
+FROM scored a LEFT JOIN sre.inventory i USING (controller_id)
+WHERE a.anomalous
+GROUP BY a.controller_id, a.host, i.region, i.rack, a.memory_tier, a.op, a.quantile, a.episode_start;

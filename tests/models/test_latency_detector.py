@@ -175,7 +175,7 @@ def test_score_table_keeps_series_apart_and_rows_in_order():
     mixed = mixed.append_column("row", pa.array(np.arange(mixed.num_rows)))
     shuffled = mixed.take(rng.permutation(mixed.num_rows))
     scored = score_table(shuffled, "p99_ns", series_columns=["controller_id"])
-    assert scored.column_names[-5:] == ["baseline", "score", "onset", "anomalous", "alert"]
+    assert scored.column_names[-6:] == ["baseline", "score", "onset", "spread", "anomalous", "alert"]
     assert scored["row"].equals(shuffled["row"])
     restored = scored.sort_by("row")
     for controller, score in expected.items():
@@ -247,3 +247,16 @@ def test_nab_harness_scores_the_detector_on_a_small_nab_format_corpus(tmp_path):
     assert "0 of 1 files changed" in done.stdout
     standard = float(re.search(r"standard (-?[\d.]+) \(threshold", done.stdout).group(1))
     assert standard > 0
+
+
+def test_the_spread_bounds_what_one_point_may_do_unflagged() -> None:
+    """expected -+ z_half x spread is the normal range: the last point just outside it is flagged, one well inside
+    is not (the expected value and spread of a point do not depend on the point: causal)."""
+    rng = np.random.default_rng(21)
+    values = p99_like(rng, 200)
+    params = DetectorParams()
+    scores = score_series(np.arange(200) * 60.0, values)
+    expected, spread = scores.baseline[-1], scores.spread[-1]
+    for factor, flagged in ((1.01, True), (0.5, False)):
+        values[-1] = expected + factor * params.z_half * spread
+        assert score_series(np.arange(200) * 60.0, values).anomalous[-1] == flagged

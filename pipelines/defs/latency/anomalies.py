@@ -1,0 +1,112 @@
+"""Latency anomalies: every controller's and the fleet's hourly p99 and p99.9 (from the merged histograms of
+`latency_rollups`) scored by the latency detector, with the episodes they form and the controller's SLO burn.
+
+Hourly, not finer: the rollups mart already holds each controller's merged histogram per hour, so the asset reads
+a small mart instead of scanning raw latency again (the largest raw table) for its window and a week of lookback
+every hour; docs/architecture.md, "Latency anomalies". The detector is causal, so each run reads
+models.latency_anomalies.LOOKBACK of history before its window and writes only the window's intervals.
+"""
+
+from datetime import timedelta
+
+import dagster as dg
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+from matplotlib.axes import Axes
+
+from models.histogram import MERGED_COLUMNS
+from models.latency_anomalies import FLEET, LOOKBACK, SCORED_SCHEMA, episodes, quantile_series, score
+from models.slo.spec import LatencySli, Slo
+from pipelines.defs.latency.rollups import NAME as ROLLUPS
+from pipelines.defs.slo.slo_assets import COMPLIANCE
+from pipelines.lib import slos as spec
+from pipelines.lib.assets import mart_asset, publish
+from pipelines.lib.marts import MARTS, mart_key, read_ahead, read_window
+from pipelines.lib.metadata import chart, markdown_table, time_axis
+from pipelines.lib.partitions import Window
+from pipelines.lib.resources import LakeResource
+
+NAME = "latency_anomalies"
+TOP_EPISODES = 20
+_READ_SPAN = timedelta(days=1)  # the lookback is read a day at a time: only one day's histograms in memory
+_ROLLUP_COLUMNS = (
+    "controller_id",
+    "host",
+    "memory_tier",
+    "op",
+    "window_start",
+    "window_s",
+    "p99_ns",
+    "p999_ns",
+    *MERGED_COLUMNS,
+)
+
+
+def controller_slo(slos: tuple[Slo, ...]) -> Slo | None:
+    """The per-controller latency SLO whose burn the episodes carry (the first in slos.yaml), if any."""
+    return next((s for s in slos if s.group_by == ("controller",) and isinstance(s.sli, LatencySli)), None)
+
+
+def _series(cursor: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:
+    rows = read_window(cursor, f"{MARTS}.{ROLLUPS}", "window_start", window, ", ".join(_ROLLUP_COLUMNS))
+    return quantile_series(rows)
+
+
+def _burn(con: duckdb.DuckDBPyConnection, window: Window, slo: Slo | None) -> pa.Table:
+    """controller_id, window_start, burn_1h of the controller's latency SLO over `window`."""
+    columns = "group_key AS controller_id, hour AS window_start, burn_1h"
+    if slo is None:
+        return read_window(con, f"{MARTS}.{COMPLIANCE}", "hour", window, columns, where="FALSE")
+    return read_window(con, f"{MARTS}.{COMPLIANCE}", "hour", window, columns, where=f"slo = '{slo.name}'")
+
+
+def _describe(rows: pa.Table) -> dict[str, object]:
+    """The window's worst episodes and the fleet's CXL read p99 against its normal range, flagged hours marked."""
+    found = episodes(rows)
+    fleet = rows.filter(
+        pc.and_(
+            pc.and_(pc.equal(rows["controller_id"], FLEET), pc.equal(rows["memory_tier"], "cxl")),
+            pc.and_(pc.equal(rows["op"], "read"), pc.equal(rows["quantile"], "p99")),
+        )
+    ).sort_by("window_start")
+
+    def plot(ax: Axes) -> None:
+        times = fleet["window_start"].to_pylist()
+        ax.plot(times, fleet["value_ns"].to_pylist(), marker=".", label="fleet CXL read p99")
+        low = [v if v is not None else float("nan") for v in fleet["normal_low_ns"].to_pylist()]
+        high = [v if v is not None else float("nan") for v in fleet["normal_high_ns"].to_pylist()]
+        ax.fill_between(times, low, high, alpha=0.2, label="normal range")
+        flagged = fleet.filter(fleet["anomalous"])
+        ax.plot(flagged["window_start"].to_pylist(), flagged["value_ns"].to_pylist(), "rx", label="anomalous")
+        ax.set_ylabel("latency (ns)")
+        time_axis(ax)
+        ax.legend(fontsize=7)
+
+    return {
+        "episodes": found.num_rows,
+        "open_episodes": int(pc.sum(pc.is_null(found["end"])).as_py() or 0),
+        "anomalous_intervals": int(pc.sum(rows["anomalous"]).as_py() or 0),
+        "top_episodes": markdown_table(found, limit=TOP_EPISODES, empty="_no latency anomaly episodes in this window_"),
+        "fleet_p99": chart("Fleet CXL read p99 and its normal range", plot),
+        "lookback": str(LOOKBACK),
+    }
+
+
+@mart_asset(
+    NAME,
+    group="latency",
+    description="Every controller's and the fleet's hourly p99 and p99.9 per tier and op (from merged histograms) "
+    "scored by the latency detector: expected value, normal range, score, anomalous (score >= the NAB-chosen flag "
+    "threshold), the start of the episode an anomalous hour belongs to, and the controller's latency SLO burn_1h "
+    "then. Episodes: sre.latency_anomalies.",
+    schema=SCORED_SCHEMA,
+    deps=[mart_key(ROLLUPS), mart_key(COMPLIANCE)],
+)
+def latency_anomalies(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    window = Window.of(context)
+    history = window.widened(LOOKBACK)
+    with lake.connection(read_only=True) as con:
+        series = pa.concat_tables(read_ahead(con, history.chunks(_READ_SPAN), _series))
+        burn = _burn(con, history, controller_slo(spec.load()))
+    return publish(lake, NAME, score(series, burn), window, "window_start", describe=_describe)
