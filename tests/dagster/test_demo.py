@@ -39,12 +39,19 @@ def test_demo_runs_end_to_end(demo_run: DemoRun) -> None:
         (controllers,) = con.execute("SELECT count(DISTINCT controller_id) FROM marts.health_scores").fetchone()
         (hours,) = con.execute("SELECT count(DISTINCT window_start) FROM marts.latency_rollups").fetchone()
         (early_warning,) = con.execute("SELECT count(*) FROM sre.early_warning").fetchone()
+        scored = con.execute(
+            "SELECT count(DISTINCT controller_id), count(DISTINCT window_start) FROM marts.latency_anomalies"
+        ).fetchone()
+        (rolled_up,) = con.execute("SELECT count(DISTINCT controller_id) FROM marts.latency_rollups").fetchone()
+        (episodes,) = con.execute("SELECT count(*) FROM sre.latency_anomalies").fetchone()
     finally:
         con.close()
     assert all(rows > 0 for rows in published.values())
     assert (controllers, hours) == (20, 2)
     # Two hours cannot label a 24 h horizon: the early warning is materialized, has no model, and says so.
     assert early_warning == 0 and "## Early warning: controllers at risk" in report.read_text()
+    # Every controller and the fleet scored each hour; two hourly points are no baseline yet, so no episode.
+    assert scored == (rolled_up + 1, 2) and episodes == 0 and "## Latency anomalies" in report.read_text()
     instance = dg.DagsterInstance.from_config(str(data_dir / "dagster"))
     runs = instance.get_runs()
     assert len(runs) >= 5 and all(run.is_success for run in runs)
