@@ -3,9 +3,9 @@ models.latency_detector, and the episodes they form.
 
 The series come from merged histograms (models.rollup rows with the histogram columns): a controller's quantile is
 read from its own merged buckets, the fleet's from every controller's buckets merged per interval, never from
-averaged percentiles. An interval is anomalous where the detector flags it (score >= DetectorParams.flag_threshold,
-z = z_half, the level NAB's swept threshold picked: docs/detector_quality.md); an episode is a run of anomalous
-intervals of one series with no unflagged or missing interval between them.
+averaged percentiles. An interval is anomalous where the detector flags it (score >= DetectorParams.flag_threshold:
+z = z_half = 4.5, placed near NAB's swept threshold, docs/detector_quality.md; nothing tuned on simulator truth);
+an episode is a run of anomalous intervals of one series with no unflagged or missing interval between them.
 """
 
 from __future__ import annotations
