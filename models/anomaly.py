@@ -1,12 +1,9 @@
-"""Anomalies: event rates abnormal for the fleet, and multivariate window anomalies with an IsolationForest.
+"""Event-rate anomalies: event rates abnormal for the fleet.
 
-Event-rate anomalies ask one question per controller (and per firmware cohort): is this many resets or link
-events in the last 24 h plausible at the fleet's current rate? A Poisson tail with a Bonferroni bound answers it
-without training. The IsolationForest follows anomstack (pipeline_patterns.md §6): training and scoring are
-separate steps, the model carries its exact feature list (pipelines.lib.model_store persists it with a version),
-scoring refuses a model whose features differ, and an alarm is snoozed for a day so that one unusual day raises
-one alarm. The alarm threshold is a quantile of the training scores, chosen for event F1 on training data
-(`ALARM_QUANTILE`).
+Each asks one question per controller (and per firmware cohort): is this many resets or link events in the last
+24 h plausible at the fleet's current rate? A Poisson tail with a Bonferroni bound answers it without training.
+(An IsolationForest over the window features lived here until it lost to the static count rule on held-out event
+F1: docs/detector_quality.md.)
 """
 
 from __future__ import annotations
@@ -16,8 +13,6 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
-import sklearn
-from sklearn.ensemble import IsolationForest
 
 from ingest.contract import TS
 from models.features import WindowFeatures
@@ -121,122 +116,3 @@ def _anomaly(scope, subject, kind, features: WindowFeatures, w, observed, expect
         "expected": float(expected),
         "p_value": float(p),
     }
-
-
-# ---------------------------------------------------------------------------------------------------------
-# IsolationForest: train and score (issue 5b); pipelines.lib.model_store persists it with a version.
-# ---------------------------------------------------------------------------------------------------------
-
-MODEL_PREFIX = "iforest"  # in messages, and the file name of each stored version (pipelines.lib.model_store)
-# Alarm above this quantile of the training scores: what `leo-fleet evaluate` chooses on run A's training side
-# (models.holdout.choose_alarm_quantile: best event F1, out of fold). At the former 0.999 the forest announced 7 of
-# 122 held-out failures and lost to the static rule on event F1 (docs/detector_quality.md).
-ALARM_QUANTILE = 0.95
-
-
-class ModelMismatchError(ValueError):
-    """The persisted model was trained on a different feature list than the one offered for scoring."""
-
-
-@dataclass(frozen=True)
-class ModelMetadata:
-    version: int
-    created_at: str
-    feature_names: list[str]
-    training_start: str
-    training_end: str
-    training_rows: int
-    training_controllers: int
-    fill_values: list[float]  # per-feature training medians, for features not observable in a window
-    alarm_threshold: float  # anomaly score at the training quantile `alarm_quantile`
-    alarm_quantile: float
-    params: dict
-    sklearn_version: str
-    sha256: str = ""
-
-
-@dataclass(frozen=True)
-class AnomalyModel:
-    forest: IsolationForest
-    metadata: ModelMetadata
-
-
-def _iso(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat()
-
-
-def _fill(matrix: np.ndarray, fill_values: np.ndarray) -> np.ndarray:
-    return np.where(np.isnan(matrix), fill_values, matrix)
-
-
-def train_isolation_forest(
-    features: WindowFeatures,
-    controller_mask: np.ndarray,
-    window_mask: np.ndarray,
-    *,
-    seed: int,
-    alarm_quantile: float = ALARM_QUANTILE,
-    n_estimators: int = 200,
-) -> AnomalyModel:
-    """Fit on the given controllers × windows only; the alarm threshold is the score quantile on that data."""
-    matrix = features.rows(controller_mask, window_mask)
-    # Training medians stand in for unobservable values; a feature never observed at all is filled with 0.
-    observed = ~np.isnan(matrix).all(axis=0)
-    fill_values = np.zeros(matrix.shape[1])
-    fill_values[observed] = np.nanmedian(matrix[:, observed], axis=0)
-    x = _fill(matrix, fill_values)
-    params = {"n_estimators": n_estimators, "max_samples": min(4096, len(x)), "random_state": seed}
-    forest = IsolationForest(**params).fit(x)
-    train_scores = -forest.score_samples(x)
-    ends = features.window_ends[window_mask]
-    window_ns = int(features.window_ends[1] - features.window_ends[0]) if len(features.window_ends) > 1 else 0
-    metadata = ModelMetadata(
-        version=0,
-        created_at=datetime.now(UTC).isoformat(),
-        feature_names=list(features.names),
-        training_start=_iso(int(ends.min()) - window_ns),
-        training_end=_iso(int(ends.max())),
-        training_rows=len(x),
-        training_controllers=int(controller_mask.sum()),
-        fill_values=fill_values.tolist(),
-        alarm_threshold=float(np.quantile(train_scores, alarm_quantile)),
-        alarm_quantile=alarm_quantile,
-        params=params,
-        sklearn_version=sklearn.__version__,
-    )
-    return AnomalyModel(forest, metadata)
-
-
-def score_windows(model: AnomalyModel, features: WindowFeatures) -> np.ndarray:
-    """Anomaly score [controller, window] (higher = more unusual); refuses features the model was not trained on."""
-    expected = model.metadata.feature_names
-    if list(features.names) != expected:
-        missing = [n for n in expected if n not in features.names]
-        extra = [n for n in features.names if n not in expected]
-        raise ModelMismatchError(
-            f"{MODEL_PREFIX}-v{model.metadata.version} was trained on other features "
-            f"(missing {missing}, unexpected {extra}, or a different order): retrain it"
-        )
-    n_c, n_w, n_f = features.values.shape
-    x = _fill(features.values.reshape(-1, n_f), np.asarray(model.metadata.fill_values))
-    return -model.forest.score_samples(x).reshape(n_c, n_w)
-
-
-def smoothed_alarms(scores: np.ndarray, threshold: float, *, smooth_n: int = 1, snooze_n: int = 24) -> np.ndarray:
-    """anomstack-style alerting: alarm when the mean of the last `smooth_n` windows crosses the threshold, then
-    stay quiet for `snooze_n` windows on that controller. Returns a boolean [controller, window] alarm grid.
-
-    The default alarms on each window's own score, the rule `ALARM_QUANTILE` was chosen for."""
-    n_c, n_w = scores.shape
-    cumulative = np.cumsum(np.concatenate([np.zeros((n_c, 1)), scores], axis=1), axis=1)
-    counts = np.minimum(np.arange(1, n_w + 1), smooth_n)
-    starts = np.arange(1, n_w + 1) - counts
-    smoothed = (cumulative[:, 1:] - cumulative[:, starts]) / counts
-    crossing = smoothed >= threshold
-    alarms = np.zeros_like(crossing)
-    quiet_until = np.full(n_c, -1)
-    for w in range(n_w):
-        fire = crossing[:, w] & (w > quiet_until)
-        alarms[:, w] = fire
-        quiet_until = np.where(fire, w + snooze_n, quiet_until)
-    return alarms

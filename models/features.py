@@ -1,4 +1,5 @@
-"""Per-controller window features: the one feature builder behind the health score, IsolationForest and early warning.
+"""Per-controller window features: the one feature builder behind the health score, event-rate anomalies and early
+warning.
 
 Each window is one hour per controller by default; its features describe what was known at the window's end (the
 prediction time) and use only telemetry received before it, so a model fed these features cannot peek ahead.

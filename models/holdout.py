@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sklearn.model_selection import GroupKFold
 
 from ingest.contract import run_table_file
-from models.anomaly import AnomalyModel, event_rate_anomalies, score_windows, smoothed_alarms, train_isolation_forest
+from models.anomaly import event_rate_anomalies
 from models.baselines import LINK_DROP_BASELINE, RESET_BASELINE, static_risk
 from models.early_warning import train_early_warning
 from models.evaluation import (
@@ -43,8 +42,6 @@ from models.series import NS_PER_HOUR, NS_PER_S, Controllers, equals, median_spa
 from models.slo.spec import LatencySli, Slo
 
 WARNING = "early warning (UE/reset/drop in 24 h)"
-# Candidate alarm quantiles of the forest's training scores, most conservative first: a tie keeps fewer alarms.
-ALARM_QUANTILES = (0.999, 0.995, 0.99, 0.98, 0.97, 0.96, 0.95, 0.94, 0.92, 0.9, 0.88, 0.85, 0.8)
 GAIN = "PR-AUC gain over baseline (95% interval, controllers resampled)"
 
 
@@ -348,55 +345,8 @@ def protocol_splits(train: Run, test: Run, protocol: Protocol) -> tuple[Split, S
     return train_split, test_split
 
 
-def choose_alarm_quantile(train: Run, fit: Split, protocol: Protocol, folds: int = 4) -> float:
-    """The quantile of training scores whose alarms reach the best event F1 on the training side, out of fold.
-
-    The forest learns no labels, but where it alarms is a choice, and it must not be made on test data: forests
-    fitted on the other folds' controllers (folds by controller) score each fold's training windows, and every
-    training controller's failure whose look-back [t - horizon, t - min lead] overlaps those windows is an event
-    (the training windows end a horizon before the split, so a one-sided window would count only a few)."""
-    controllers = np.flatnonzero(fit.controllers)
-    out_of_fold = np.zeros((len(controllers), int(fit.windows.sum())))
-    for fit_rows, held_rows in GroupKFold(n_splits=folds).split(controllers, groups=controllers):
-        fold = np.zeros(len(fit.controllers), dtype=bool)
-        fold[controllers[fit_rows]] = True
-        forest = train_isolation_forest(train.features, fold, fit.windows, seed=protocol.seed)
-        out_of_fold[held_rows] = score_windows(forest, train.features)[controllers[held_rows]][:, fit.windows]
-    ends = train.features.window_ends[fit.windows]
-    codes, onsets = failure_events(train.truth, train.controllers)
-    min_lead = int(protocol.min_lead_s * NS_PER_S)
-    keep = fit.controllers[codes] & (onsets >= ends.min() + min_lead) & (onsets <= ends.max() + protocol.horizon_ns)
-
-    def event_f1(quantile: float) -> float:
-        c, w = np.nonzero(smoothed_alarms(out_of_fold, float(np.quantile(out_of_fold, quantile))))
-        return score_events(
-            codes[keep],
-            onsets[keep],
-            controllers[c],
-            ends[w],
-            pre_ns=protocol.horizon_ns,
-            post_ns=-min_lead,
-            cooldown_ns=int(protocol.warning_cooldown_h * NS_PER_HOUR),
-            controller_days=out_of_fold.size / 24,
-        ).f1
-
-    return max(ALARM_QUANTILES, key=event_f1)
-
-
-def fit_forest(train: Run, test: Run, protocol: Protocol) -> AnomalyModel:
-    """The IsolationForest of the protocol, fitted on the training split only, its alarm quantile chosen there too;
-    the caller may store it."""
-    fit, _ = protocol_splits(train, test, protocol)
-    quantile = choose_alarm_quantile(train, fit, protocol)
-    return train_isolation_forest(
-        train.features, fit.controllers, fit.windows, seed=protocol.seed, alarm_quantile=quantile
-    )
-
-
-def evaluate(
-    train: Run, test: Run, protocol: Protocol, forest: AnomalyModel, progress: Callable[[str], None]
-) -> Report:
-    """Every detector's held-out figures beside its baseline; `forest` is fit_forest's model (stored or not)."""
+def evaluate(train: Run, test: Run, protocol: Protocol, progress: Callable[[str], None]) -> Report:
+    """Every detector's held-out figures beside its baseline."""
     report = Report()
     fit, held = protocol_splits(train, test, protocol)
     period = (test.split_ns(protocol), test.end_ns)
@@ -438,18 +388,6 @@ def evaluate(
     report.add(WARNING, "alarm threshold (cost-optimal, out-of-fold on train)", model.threshold, "count >= limit")
     _thresholded(report, WARNING, y, held.of(risk >= model.threshold), held.of(static >= 1.0), protocol)
     _warning_events(report, WARNING, test, held, risk >= model.threshold, static >= 1.0, protocol)
-
-    progress("isolation forest")
-    scores = score_windows(forest, test.features)
-    version = forest.metadata.version  # 0 until a model store gave it one
-    section = f"isolation forest{f' v{version}' if version else ''} (as failure predictor)"
-    ranked(section, scores)
-    quantile = forest.metadata.alarm_quantile
-    report.add(
-        section, "alarm quantile of training scores (best event F1, out-of-fold on train)", quantile, "count >= limit"
-    )
-    alarms = smoothed_alarms(scores, forest.metadata.alarm_threshold)
-    _warning_events(report, section, test, held, alarms, static >= 1.0, protocol)
 
     progress("event-rate anomalies")
     anomalies = event_rate_anomalies(test.features)

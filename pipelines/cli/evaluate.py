@@ -1,7 +1,7 @@
 """`leo-fleet evaluate --train RUN [--test RUN]`: held-out detector quality against a simulator run's ground truth.
 
-The protocol and every figure are models.holdout's; this command reads the runs and the SLO spec, stores the
-fitted IsolationForest when asked (--model-dir), and prints the table (docs/detector_quality.md).
+The protocol and every figure are models.holdout's; this command reads the runs and the SLO spec and prints the
+table (docs/detector_quality.md).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--split-hours", type=HOURS, help="time split, hours after the run start (default: middle)")
     parser.add_argument("--test-fraction", type=number(0, 1), help="share of controllers held out (default: half)")
     parser.add_argument("--seed", type=SEED, help="seed of the models and the bootstrap (default 0)")
-    parser.add_argument("--model-dir", type=Path, help="store the fitted IsolationForest here (default: not stored)")
     parser.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
     parser.add_argument("--slos", type=Path, help="SLO spec file (default: the packaged one)")
     parser.set_defaults(run=run)
@@ -36,10 +35,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import Progress
 
-    from models.anomaly import AnomalyModel
-    from models.holdout import Protocol, Run, controller_latency_slo, evaluate, fit_forest
+    from models.holdout import Protocol, Run, controller_latency_slo, evaluate
     from pipelines.lib import slos as spec
-    from pipelines.lib.model_store import save_model
 
     try:
         slos = spec.load() if args.slos is None else spec.load_slos(args.slos)
@@ -55,11 +52,7 @@ def run(args: argparse.Namespace) -> int:
             same = args.test is None or args.test.resolve() == args.train.resolve()
             step("loading the test run")
             test = train if same else Run.load(args.test, protocol)
-            step("fitting the isolation forest")
-            forest = fit_forest(train, test, protocol)
-            if args.model_dir is not None:
-                forest = AnomalyModel(forest.forest, save_model(forest, args.model_dir))
-            report = evaluate(train, test, protocol, forest, step)
+            report = evaluate(train, test, protocol, step)
     except (FileNotFoundError, ValueError) as exc:
         raise CliError(str(exc)) from None
     Console(width=160).print(_table(report.rows))

@@ -3,22 +3,20 @@
 Features describe each controller at the end of each hour using only what was known then (models/features.py);
 they need 24 hours of telemetry before the hour for their trailing sums and three days of detected resets and
 link drops for the hours-since features, so a window is read with that history and only its own hours are kept.
-The features asset writes them once; the health score, the anomaly model and its scores, the event-rate
-anomalies and the early warning read them back (`read_features`) instead of reading raw telemetry again, so every
-model sees the same values for the same hour.
+The features asset writes them once; the health score, the event-rate anomalies and the early warning read
+them back (`read_features`) instead of reading raw telemetry again, so every model sees the same values for the
+same hour.
 
-Fitted models (the health baseline and the anomaly model) learn from a training span: by default the first half
-of the telemetry in the lake (as models/holdout.py splits a run), on the controllers outside the held-out hash
-bucket; evaluation later scores only held-out controllers after the span (fault_model.md §5). The early-warning
-model learns from every hour whose 24 h label horizon is in the lake, on the same controllers
-(pipelines/defs/early_warning/).
+The health baseline learns from a training span: by default the first half of the telemetry in the lake (as
+models/holdout.py splits a run), on the controllers outside the held-out hash bucket; evaluation later scores only
+held-out controllers after the span (fault_model.md §5). The early-warning model learns from every hour whose 24 h
+label horizon is in the lake, on the same controllers (pipelines/defs/early_warning/).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -35,7 +33,6 @@ from models.slo.spec import Slo
 from pipelines.lib import slos
 from pipelines.lib.marts import read_mart
 from pipelines.lib.partitions import Window, to_ns
-from pipelines.lib.resources import LakeResource
 from pipelines.lib.telemetry import raw_table, read_telemetry
 
 FEATURES = "features"
@@ -127,14 +124,6 @@ class TrainingConfig(dg.Config):
             return Window(end - hours * HOUR, end)
         start = _hour(first)
         return Window(start, start + hours * HOUR)
-
-
-ANOMALY_MODEL_KEY = dg.AssetKey(["models", "anomaly_model"])
-
-
-def anomaly_model_dir(lake: LakeResource) -> Path:
-    """Where anomaly model versions are saved: under the data dir, next to the lake they were trained on."""
-    return lake.model_dir / "anomaly"
 
 
 def training_rows(features: WindowFeatures) -> tuple[np.ndarray, np.ndarray]:

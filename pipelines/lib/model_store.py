@@ -1,6 +1,6 @@
 """Fitted model versions on disk: `{prefix}-v{N}.pkl` beside its JSON metadata, the pickle checked against the
-SHA-256 in the metadata before it is loaded. Dagster's model assets (the anomaly model, the early-warning model)
-and `leo-fleet evaluate --model-dir` store here; models/ only fits and scores.
+SHA-256 in the metadata before it is loaded. Dagster's model assets (the early-warning model) store here; models/
+only fits and scores.
 """
 
 from __future__ import annotations
@@ -9,10 +9,7 @@ import hashlib
 import json
 import pickle
 import re
-from dataclasses import asdict
 from pathlib import Path
-
-from models.anomaly import MODEL_PREFIX, AnomalyModel, ModelMetadata
 
 
 def save_versioned(obj: object, metadata: dict, directory: Path, prefix: str) -> dict:
@@ -51,14 +48,3 @@ def load_versioned(directory: Path, prefix: str, version: int | None = None) -> 
     if hashlib.sha256(blob).hexdigest() != metadata["sha256"]:
         raise ValueError(f"{prefix}-v{version}.pkl does not match the checksum in its metadata")
     return pickle.loads(blob), metadata
-
-
-def save_model(model: AnomalyModel, directory: Path) -> ModelMetadata:
-    """Write `iforest-v{N}.pkl` and its JSON metadata with the next free version N; returns the stored metadata."""
-    return ModelMetadata(**save_versioned(model.forest, asdict(model.metadata), directory, MODEL_PREFIX))
-
-
-def load_model(directory: Path, version: int | None = None) -> AnomalyModel:
-    """Load the given (default: latest) IsolationForest version, verified against its checksum."""
-    forest, metadata = load_versioned(directory, MODEL_PREFIX, version)
-    return AnomalyModel(forest, ModelMetadata(**metadata))

@@ -75,7 +75,7 @@ class LakeResource(dg.ConfigurableResource):
 
     @property
     def model_dir(self) -> Path:
-        """Versioned model files (anomaly model): next to the lake, so one data dir holds everything."""
+        """Versioned model files (the early-warning model): next to the lake, so one data dir holds everything."""
         return self.settings.model_dir
 
     @contextmanager

@@ -2,7 +2,7 @@
 macros, so any DuckDB client that attaches the lake (and `USE`s it) gets the same answers as the report.
 
 DuckLake stores views and macros in its catalog. A view binds its tables when it is created, so a view whose
-tables do not exist yet (e.g. the anomaly scores before the model was fitted) is skipped and named; the next run
+tables do not exist yet (e.g. the health scores before the baseline was fitted) is skipped and named; the next run
 creates it. Everything is CREATE OR REPLACE in one transaction, retried while it fails to commit: re-running is
 harmless.
 """

@@ -82,18 +82,9 @@ CREATE OR REPLACE VIEW sre.controller_resets AS
 SELECT r.*, epoch(r.detected_ts - r.reset_ts) AS detection_delay_s, i.region, i.rack, i.host, i.firmware_version
 FROM marts.resets r LEFT JOIN sre.inventory i USING (controller_id);
 
--- Everything flagged as anomalous, with a readable reason: controllers whose anomaly score alarmed (reasons:
--- their health score's top reasons that hour) and event-rate anomalies (flapping links, reset loops, ...).
+-- Event rates implausible for the fleet (reset loops, flapping links, firmware cohorts), with a readable reason.
 CREATE OR REPLACE VIEW sre.anomalies AS
-SELECT 'controller' AS scope, a.controller_id AS subject, 'anomaly_score' AS kind, a.window_end, a.score,
-       NULL::DOUBLE AS p_value,
-       coalesce(nullif(array_to_string(list_transform(h.top_reasons,
-           r -> r.reason || ' (' || round(r.points, 1) || ' points)'), ', '), ''), 'no health reason that hour')
-           AS reasons
-FROM marts.anomaly_scores a LEFT JOIN marts.health_scores h USING (controller_id, window_end)
-WHERE a.alarm
-UNION ALL BY NAME
-SELECT scope, subject, kind, window_end, NULL::DOUBLE AS score, p_value,
+SELECT scope, subject, kind, window_end, p_value,
        printf('%s: %.4g observed vs %.4g expected (p = %.2g)', kind, observed, expected, p_value) AS reasons
 FROM marts.event_anomalies;
 

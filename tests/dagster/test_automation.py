@@ -55,8 +55,8 @@ def test_new_raw_data_materializes_the_hours_marts(definitions: dg.Definitions, 
     assert {name: got.get(name) for name in (*FIRST_LEVEL, *FOLLOWERS)} == {
         name: {"2026-01-05-02:00"} for name in (*FIRST_LEVEL, *FOLLOWERS)
     }
-    # Scores wait for their fitted models, which nothing has trained yet.
-    assert "health_scores" not in got and "anomaly_scores" not in got
+    # Scores wait for their fitted model, which nothing has trained yet.
+    assert "health_scores" not in got
 
 
 def test_the_slo_report_runs_every_morning_for_the_day_before(definitions: dg.Definitions) -> None:

@@ -169,15 +169,6 @@ def test_health_scores_explain_themselves(materialized: Materialized) -> None:
     assert (out_of_range, unexplained) == (0, 0)
 
 
-def test_anomaly_scores_name_their_model_and_skip_no_hour(materialized: Materialized) -> None:
-    (count, versions, hours) = rows(
-        materialized,
-        "SELECT count(*), list_distinct(list(model_version)), count(DISTINCT window_end) FROM marts.anomaly_scores",
-    )[0]
-    (inventory,) = rows(materialized, "SELECT count(DISTINCT controller_id) FROM raw.inventory")[0]
-    assert (count, versions, hours) == (inventory * 6, [1], 6)
-
-
 def test_detection_quality_counts_the_true_events_of_the_day(materialized: Materialized) -> None:
     truth = dict(
         rows(
@@ -198,7 +189,7 @@ def test_detection_quality_counts_the_true_events_of_the_day(materialized: Mater
     ranked = rows(
         materialized, "SELECT detector, controller_hours FROM marts.detection_quality WHERE pr_auc IS NOT NULL"
     )
-    assert {detector for detector, _ in ranked} == {"health score", "anomaly score"}
+    assert {detector for detector, _ in ranked} == {"health score"}
     # Scored on held-out controllers after the training span only: fewer controller-hours than the whole sample.
     assert all(0 < hours < 200 * 6 for _, hours in ranked)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from models.anomaly import event_rate_anomalies, poisson_sf, smoothed_alarms
+from models.anomaly import event_rate_anomalies, poisson_sf
 from models.features import WindowFeatures
 from models.series import NS_PER_HOUR, Controllers
 
@@ -39,10 +39,3 @@ def test_reset_loops_flapping_links_and_bad_cohorts_stand_out_from_the_fleet():
     ordinary = {f"c{i:03d}" for i in range(0, 60, 10)}
     assert not {r["subject"] for r in table if r["kind"] == "reset_loop"} & ordinary
     assert "2.6.0" not in {r["subject"] for r in table}
-
-
-def test_alarms_are_smoothed_then_snoozed():
-    scores = np.array([[0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1]], dtype=float)
-    alarms = smoothed_alarms(scores, threshold=1.0, smooth_n=2, snooze_n=3)
-    # A single high window is not enough; two in a row are (window 4); then 3 quiet windows; window 8 is low.
-    assert np.flatnonzero(alarms[0]).tolist() == [4, 11]

@@ -1,4 +1,3 @@
-import json
 import re
 
 import duckdb
@@ -204,19 +203,17 @@ def test_held_out_evaluation_command_reports_every_detector_beside_its_baseline(
     """The command's output, not the detectors' quality: which of two predictors ranks better on a fixture this
     small is within noise (the gain intervals straddle 0); the held-out figures and their margins are in
     docs/detector_quality.md."""
-    from models.holdout import ALARM_QUANTILES, GAIN, WARNING
+    from models.holdout import GAIN, WARNING
     from pipelines.cli import main
 
     out = tmp_path / "quality.md"
-    models = tmp_path / "models"
-    command = ["evaluate", "--train", str(fleet_dir), "--split-hours", "60", "--model-dir", str(models)]
+    command = ["evaluate", "--train", str(fleet_dir), "--split-hours", "60"]
     assert main([*command, "--markdown", str(out)]) == 0
     assert "Held-out detector quality" in capsys.readouterr().out
     rows = _rows(out.read_text())
     table = {(section, metric): (detector, baseline) for section, metric, detector, baseline in rows}
     assert len(table) == len(rows), "a (section, metric) pair is reported twice"
     sections = list(dict.fromkeys(section for section, *_ in rows))
-    forest = next(s for s in sections if s.startswith("isolation forest v1"))
     health = "health score (fails within 24 h)"
     assert sections == [
         "protocol",
@@ -226,13 +223,12 @@ def test_held_out_evaluation_command_reports_every_detector_beside_its_baseline(
         health,
         "ceiling from truth (not a detector)",
         WARNING,
-        forest,
         "event-rate anomalies (test period, whole fleet)",
     ]
     interval = float(table["protocol", "link snapshot interval (s)"][0])
 
     # After-the-fact detectors: event-window figures beside the baseline's, and their targets (fault_model.md §5).
-    for section in ("resets", "link drops", WARNING, forest):
+    for section in ("resets", "link drops", WARNING):
         assert int(table[section, "true events"][0]) == int(table[section, "true events"][1]) > 0
         for metric in ("event recall", "episode precision", "F1"):
             # Precision is undefined (n/a) for a rule that raised no alarm episode at all.
@@ -246,11 +242,11 @@ def test_held_out_evaluation_command_reports_every_detector_beside_its_baseline(
 
     # Predictors: every ranking beside the static rule's on the same controller-hours, with the bootstrap interval
     # of its PR-AUC gain; figures in range and consistent with each other.
-    counts = {table[section, "positive / all controller-hours"][0] for section in (health, WARNING, forest)}
+    counts = {table[section, "positive / all controller-hours"][0] for section in (health, WARNING)}
     assert len(counts) == 1, counts
     positives, total = map(int, counts.pop().split(" / "))
     assert 0 < positives < total
-    for section in (health, WARNING, forest):
+    for section in (health, WARNING):
         assert float(table[section, "base rate"][0]) == pytest.approx(positives / total, rel=1e-3)
         assert all(map(_unit, table[section, "PR-AUC (random = base rate)"] + table[section, "ROC-AUC"])), section
         pr_auc, static_pr_auc = map(float, table[section, "PR-AUC (random = base rate)"])
@@ -262,10 +258,6 @@ def test_held_out_evaluation_command_reports_every_detector_beside_its_baseline(
     assert float(table[WARNING, "PR-AUC (random = base rate)"][0]) > 2 * positives / total
     threshold, rule = table[WARNING, "alarm threshold (cost-optimal, out-of-fold on train)"]
     assert 0 <= float(threshold) <= 1 and rule == "count >= limit"
-    # The forest's alarm quantile is chosen on the training side, and the stored model alarms at it.
-    quantile, rule = table[forest, "alarm quantile of training scores (best event F1, out-of-fold on train)"]
-    assert float(quantile) in ALARM_QUANTILES and rule == "count >= limit"
-    assert json.loads((models / "iforest-v1.json").read_text())["alarm_quantile"] == float(quantile)
 
 
 def test_bad_input_is_refused_in_one_line(fleet_run, tmp_path, capsys):

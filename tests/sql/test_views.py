@@ -16,7 +16,7 @@ from tests.sample_lake import Materialized
 from tests.sql.helpers import plain_duckdb
 
 DEFINED = re.findall(r"CREATE OR REPLACE (VIEW|MACRO) sre\.(\w+)", VIEWS_FILE.read_text())
-# Alarms depend on the fitted anomaly model's threshold: a sample fleet may have none.
+# Event-rate anomalies are rare by construction (Bonferroni-bounded): a sample fleet may have none.
 # Six hours cannot label the early warning's 24 h horizon: no model, no rows (tests/dagster/test_early_warning.py
 # has a lake that can).
 MAY_BE_EMPTY = {"anomalies", "early_warning"}

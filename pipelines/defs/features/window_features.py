@@ -1,7 +1,7 @@
 """Window features per controller and hour, computed once from raw telemetry and the detection marts.
 
-The one place the models' inputs are built: the health score, the anomaly model, its scores and the event-rate
-anomalies read this mart back, so a backfill reads the raw history once instead of once per model.
+The one place the models' inputs are built: the health score, the event-rate anomalies and the early warning read
+this mart back, so a backfill reads the raw history once instead of once per model.
 """
 
 import dagster as dg
@@ -33,7 +33,7 @@ def _describe(rows: pa.Table) -> dict[str, object]:
     group="features",
     description="Window features per controller at the end of each hour (trailing error, link, reset and SLO "
     "counts, trends, state, inventory and cohort), from the 24 h of telemetry and 72 h of detections before it: "
-    "the one input of the health score, the anomaly model and the event-rate anomalies.",
+    "the one input of the health score, the event-rate anomalies and the early warning.",
     schema=features_schema(),
     deps=[*TELEMETRY_DEPS, *DETECTION_DEPS],
     automation_condition=FOLLOW_INPUTS,

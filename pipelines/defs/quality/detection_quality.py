@@ -1,12 +1,12 @@
 """Detection quality against the simulator's ground truth, per day (fault_model.md §5).
 
 Event detectors (resets, link drops) are scored with event windows over cooldown-merged alarm episodes on every
-controller: they are rules, fitted on nothing. The fitted scores (health, anomaly) are scored as failure
-predictors only on held-out controllers and only for hours after their training span, so no figure comes from
+controller: they are rules, fitted on nothing. The fitted health score is scored as a failure predictor only on
+held-out controllers and only for hours after its training span, so no figure comes from
 data a model was fitted on. Truth is read here and nowhere else.
 """
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import dagster as dg
 import duckdb
@@ -27,10 +27,9 @@ from models.evaluation import (
 from models.holdout import Protocol
 from models.series import NS_PER_HOUR, NS_PER_S, Controllers, equals, timestamps_ns
 from pipelines.lib.assets import FOLLOW_INPUTS, mart_asset, publish
-from pipelines.lib.feature_mart import ANOMALY_MODEL_KEY, TEST_FRACTION, anomaly_model_dir
+from pipelines.lib.feature_mart import TEST_FRACTION
 from pipelines.lib.marts import MARTS, Closed, in_window, mart_key, read_window
 from pipelines.lib.metadata import markdown_table
-from pipelines.lib.model_store import load_model
 from pipelines.lib.partitions import DAILY, Window, to_ns
 from pipelines.lib.resources import LakeResource
 from pipelines.lib.telemetry import TRUTH_TABLE, raw_key, read_inventory, read_truth
@@ -120,21 +119,12 @@ def _after_the_fact(
     )
 
 
-def _risk_ranking(
-    truth: pa.Table,
-    controllers: Controllers,
-    scores: pa.Table,
-    risk_column: str,
-    negate_from: float | None,
-    trained_until: int,
-) -> RankingScore:
-    """Rank held-out controller-hours after the training span by risk against 'fails within 24 h'."""
+def _health_ranking(truth: pa.Table, controllers: Controllers, scores: pa.Table, trained_until: int) -> RankingScore:
+    """Rank held-out controller-hours after the training span by risk (100 - health) against 'fails within 24 h'."""
     held_out = held_out_controllers(controllers, TEST_FRACTION)
     codes = controllers.codes(scores.column("controller_id"))
     ends = timestamps_ns(scores.column("window_end"))
-    risk = scores.column(risk_column).to_numpy(zero_copy_only=False).astype(np.float64)
-    if negate_from is not None:
-        risk = negate_from - risk
+    risk = 100.0 - scores.column("health").to_numpy(zero_copy_only=False).astype(np.float64)
     keep = (codes >= 0) & held_out[np.maximum(codes, 0)] & (ends > trained_until)
     event_codes, onsets = failure_events(truth, controllers)
     window_ends = np.unique(ends[keep])
@@ -150,11 +140,10 @@ def _risk_ranking(
     return score_ranking(row_labels, risk[keep])
 
 
-def _training_end(con: duckdb.DuckDBPyConnection, lake: LakeResource) -> int:
-    """The later of the two fitted models' training ends: hours up to it are never scored."""
+def _training_end(con: duckdb.DuckDBPyConnection) -> int:
+    """The health baseline's training end: hours up to it are never scored."""
     (health_end,) = con.execute(f"SELECT max(training_end) FROM {MARTS}.health_baseline").fetchone()
-    anomaly_end = datetime.fromisoformat(load_model(anomaly_model_dir(lake)).metadata.training_end)
-    return max(to_ns(health_end), to_ns(anomaly_end))
+    return to_ns(health_end)
 
 
 def _read(con, name: str, time_column: str, day: Window, closed: Closed = "left") -> pa.Table:
@@ -180,7 +169,7 @@ def _describe(rows: pa.Table) -> dict[str, object]:
     NAME,
     group="quality",
     description="Per day: event-window recall, precision, delays and false alarms per controller-day of the reset "
-    "and link-drop detectors, and PR-AUC/ROC-AUC of the health and anomaly scores as 24 h failure predictors on "
+    "and link-drop detectors, and PR-AUC/ROC-AUC of the health score as a 24 h failure predictor on "
     "held-out controllers after the training span. Needs ground truth (simulated fleets).",
     schema=QUALITY_SCHEMA,
     deps=[
@@ -189,9 +178,7 @@ def _describe(rows: pa.Table) -> dict[str, object]:
         mart_key("resets"),
         mart_key("link_events"),
         mart_key("health_scores"),
-        mart_key("anomaly_scores"),
         mart_key("health_baseline"),
-        ANOMALY_MODEL_KEY,
     ],
     partitions_def=DAILY,
     automation_condition=FOLLOW_INPUTS,
@@ -200,7 +187,7 @@ def detection_quality(context: dg.AssetExecutionContext, lake: LakeResource) -> 
     window = Window.of(context)
     rows: list[dict] = []
     with lake.connection() as con:
-        trained_until = _training_end(con, lake)
+        trained_until = _training_end(con)
         truth = read_truth(con)
         controllers = Controllers.of(read_inventory(con).column("controller_id"))
         for day in window.chunks(timedelta(days=1)):
@@ -208,7 +195,6 @@ def detection_quality(context: dg.AssetExecutionContext, lake: LakeResource) -> 
             incidents = _read(con, "link_events", "detected_ts", day)
             drops = incidents.filter(pa.array(equals(incidents.column("kind"), "drop")))
             health = _read(con, "health_scores", "window_end", day, "right")
-            anomaly = _read(con, "anomaly_scores", "window_end", day, "right")
             everyone = "all controllers"
             rows += [
                 _event_row(
@@ -229,13 +215,7 @@ def detection_quality(context: dg.AssetExecutionContext, lake: LakeResource) -> 
                     day,
                     "health score",
                     held_out,
-                    _risk_ranking(truth, controllers, health, "health", 100.0, trained_until),
-                ),
-                _ranking_row(
-                    day,
-                    "anomaly score",
-                    held_out,
-                    _risk_ranking(truth, controllers, anomaly, "score", None, trained_until),
+                    _health_ranking(truth, controllers, health, trained_until),
                 ),
             ]
         table = pa.Table.from_pylist(rows, schema=QUALITY_SCHEMA)

@@ -21,7 +21,6 @@ MARTS_READ = (
     "slo_breaches",
     "link_events",
     "resets",
-    "anomaly_scores",
     "event_anomalies",
     "early_warning",
     "latency_anomalies",

@@ -1,40 +1,24 @@
-"""Anomaly model versions on disk: numbered, checksummed, and refused when scored on other features."""
+"""Model versions on disk: numbered per prefix, checksummed, and refused when tampered with or missing."""
 
-import numpy as np
 import pytest
 
-from models.anomaly import ModelMismatchError, score_windows, train_isolation_forest
-from pipelines.lib.model_store import load_model, save_model
-from tests.models.test_anomaly import _features
+from pipelines.lib.model_store import load_versioned, save_versioned
 
 
-def test_isolation_forest_is_versioned_checksummed_and_refuses_other_features(tmp_path):
-    rng = np.random.default_rng(7)
-    names = ("a", "b", "c")
-    values = rng.normal(size=(80, 10, 3))
-    values[3, 9] = [9.0, -9.0, 9.0]  # one odd window
-    values[5, 4, 1] = np.nan  # an unobservable feature is filled with the training median
-    features = _features(values, names)
-    train_rows = np.ones(80, bool), np.arange(10) < 8  # the odd window is not in training
-    model = train_isolation_forest(features, *train_rows, seed=0, n_estimators=50)
-    assert save_model(model, tmp_path).version == 1
-    assert save_model(model, tmp_path).version == 2
-    loaded = load_model(tmp_path)
-    assert loaded.metadata.version == 2
-    assert loaded.metadata.feature_names == list(names)
-    assert loaded.metadata.training_rows == 640
-    scores = score_windows(loaded, features)
-    assert np.isfinite(scores).all()
-    assert scores[3, 9] == scores.max() and scores[3, 9] > loaded.metadata.alarm_threshold
+def test_versions_are_numbered_per_prefix_and_checksummed(tmp_path):
+    first = save_versioned({"weights": [1, 2]}, {"trained_on": "day 1"}, tmp_path, "early_warning")
+    second = save_versioned({"weights": [3, 4]}, {"trained_on": "day 2"}, tmp_path, "early_warning")
+    other = save_versioned("another model", {}, tmp_path, "other")
+    assert (first["version"], second["version"], other["version"]) == (1, 2, 1)
 
-    with pytest.raises(ModelMismatchError, match="missing \\['c'\\]"):
-        score_windows(loaded, _features(values[:, :, :2], ("a", "b")))
-    with pytest.raises(ModelMismatchError, match="different order"):
-        score_windows(loaded, _features(values, ("b", "a", "c")))
-    (tmp_path / "iforest-v1.pkl").write_bytes(b"tampered")
+    obj, metadata = load_versioned(tmp_path, "early_warning")
+    assert obj == {"weights": [3, 4]} and metadata["trained_on"] == "day 2" and metadata["version"] == 2
+    assert load_versioned(tmp_path, "early_warning", version=1)[0] == {"weights": [1, 2]}
+
+    (tmp_path / "early_warning-v1.pkl").write_bytes(b"tampered")
     with pytest.raises(ValueError, match="checksum"):
-        load_model(tmp_path, version=1)
+        load_versioned(tmp_path, "early_warning", version=1)
     with pytest.raises(FileNotFoundError, match="version 9"):
-        load_model(tmp_path, version=9)
+        load_versioned(tmp_path, "early_warning", version=9)
     with pytest.raises(FileNotFoundError, match="train one first"):
-        load_model(tmp_path / "empty")
+        load_versioned(tmp_path / "empty", "early_warning")
