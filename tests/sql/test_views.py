@@ -19,7 +19,8 @@ DEFINED = re.findall(r"CREATE OR REPLACE (VIEW|MACRO) sre\.(\w+)", VIEWS_FILE.re
 # Event-rate anomalies are rare by construction (Bonferroni-bounded): a sample fleet may have none.
 # Six hours cannot label the early warning's 24 h horizon: no model, no rows (tests/dagster/test_early_warning.py
 # has a lake that can).
-MAY_BE_EMPTY = {"anomalies", "early_warning"}
+# The latency detector scores an hourly series from its ninth hour: six hours flag nothing, so no episode.
+MAY_BE_EMPTY = {"anomalies", "early_warning", "latency_anomalies"}
 REQUIRED = {"fleet_health", "slo_status", "slo_breaches", "link_events", "controller_resets", "anomalies"}
 
 
