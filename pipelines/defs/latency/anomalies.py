@@ -29,7 +29,7 @@ from pipelines.lib.resources import LakeResource
 
 NAME = "latency_anomalies"
 TOP_EPISODES = 20
-_READ_SPAN = timedelta(days=1)  # the lookback is read a day at a time: only one day's histograms in memory
+_READ_SPAN = timedelta(days=1)  # the lookback is read a day at a time: at most two days of histograms in memory
 _ROLLUP_COLUMNS = (
     "controller_id",
     "host",
