@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib.abc
 import json
 import signal
 import socket
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -48,7 +50,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
+class WithoutPandas(importlib.abc.MetaPathFinder):
+    """Refuses to import pandas. pyarrow imports pandas, whenever it is installed, on the first array it builds
+    from Python objects (to ask whether they are pandas objects): about 35 MiB of a host agent that must stay
+    under 100 MiB, for objects the agent never passes (docs/collect.md, "Cost on a host")."""
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
+        if fullname.partition(".")[0] == "pandas":
+            raise ModuleNotFoundError(f"leo-fleet collect runs without {fullname}", name=fullname)
+        return None
+
+
 def run(args: argparse.Namespace) -> int:
+    sys.meta_path.insert(0, WithoutPandas())  # before pyarrow builds its first array in this process
     from ingest.collect.agent import STDIN, Agent, CollectOptions
     from ingest.collect.cxl_monitor import HostIdentity
 

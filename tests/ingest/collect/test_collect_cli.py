@@ -5,6 +5,8 @@ line and exit 2."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import replace
 
 import pyarrow.compute as pc
@@ -141,3 +143,16 @@ def test_bad_arguments_get_one_line_and_status_2(lake_settings, tmp_path, args, 
 
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and message in result.stderr
+
+
+def test_the_collector_builds_arrow_tables_without_importing_pandas():
+    """pyarrow would import pandas (installed here as a dev dependency) on its first array from Python objects;
+    the collect command keeps it out of its process, and the tables it builds are the same."""
+    pytest.importorskip("pandas")
+    code = (
+        "import sys; from pipelines.cli.collect import WithoutPandas; sys.meta_path.insert(0, WithoutPandas()); "
+        "import pyarrow as pa; table = pa.table({'a': [1, 2]}); "
+        "assert table.column('a').to_pylist() == [1, 2] and 'pandas' not in sys.modules; print('ok')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]
