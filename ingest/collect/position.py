@@ -29,19 +29,25 @@ def load_state(path: Path) -> dict:
         return {}
 
 
-def save_state(path: Path, state: dict) -> None:
-    """Write `state` atomically: a temporary file in the same directory, fsynced, then os.replace over the old one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_atomically(path: Path, data: bytes) -> None:
+    """`data` into `path` through a temporary file in the same directory (a dot name), fsynced, then os.replace over
+    the old one: after a crash `path` holds the old bytes or the new ones, never a part."""
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "w") as file:
-            json.dump(state, file, sort_keys=True)
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def save_state(path: Path, state: dict) -> None:
+    """Write `state` as JSON, atomically (`write_atomically`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, json.dumps(state, sort_keys=True).encode())
 
 
 def load_position(path: Path) -> FilePosition:

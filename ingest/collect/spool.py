@@ -18,13 +18,13 @@ import io
 import json
 import os
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 
 from ingest.collect.cxl_monitor import Reject
+from ingest.collect.position import write_atomically
 
 LENGTH = struct.Struct(">Q")
 SEGMENT_SUFFIX = ".segment"
@@ -118,17 +118,8 @@ class Spool:
         return segment.with_name(segment.name + ATTEMPT_SUFFIX)
 
     def _write(self, path: Path, data: bytes) -> None:
-        """Temporary file, fsync, rename, fsync of the directory: `path` is whole or absent after a crash."""
-        fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=".segment.")
-        try:
-            with os.fdopen(fd, "wb") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        """`path` whole or absent after a crash, its directory entry durable too."""
+        write_atomically(path, data)
         self._sync_directory()
 
     def read(self, segment: Path) -> Publication:
