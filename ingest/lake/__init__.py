@@ -139,6 +139,18 @@ def session(settings: Settings) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def lake_cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A second connection to the lake attached on `con`, for another thread or a reader beside a writer; a cursor
+    starts in the `memory` catalog, so the lake is selected on it as `connect` selects it on `con`."""
+    cursor = con.cursor()
+    try:
+        cursor.execute(f"USE {LAKE_ALIAS}")
+    except BaseException:
+        cursor.close()
+        raise
+    return cursor
+
+
 def detach(con: duckdb.DuckDBPyConnection) -> None:
     """Detach the lake from a `connect` session and empty its cache of file blocks (turning the cache off and on
     does): `connect(idle=...)` then attaches the lake to a session that reads as a new one would."""

@@ -172,8 +172,7 @@ class Loader:
         ensure_topics(self.settings)
         con = lake.connect(self.settings)
         ensure_tables(con)
-        self._reader = con.cursor()  # a second connection to the same attached lake, for the main thread
-        self._reader.execute(f"USE {lake.LAKE_ALIAS}")
+        self._reader = lake.lake_cursor(con)  # for the main thread, beside the writer's thread on `con`
         self._writer = LakeWriter(con, self.options.crash_points)
         self._consumer = KafkaConsumer(
             **self.settings.kafka.client_config(),

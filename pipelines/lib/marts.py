@@ -18,7 +18,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.lake import LAKE_ALIAS
+from ingest.lake import lake_cursor
 from ingest.lake.fault_injection import MART_STAGE, CrashPoints
 from pipelines.lib.partitions import Window
 
@@ -69,13 +69,11 @@ def in_background(
     """`work(cursor)` in a thread on a cursor of its own while the caller goes on with `con`: a check's SQL scan
     runs without the GIL, so it overlaps the caller's numpy work instead of preceding it. Leaving the block waits
     for the work."""
-    cursor = con.cursor()
-    try:
-        cursor.execute(f"USE {LAKE_ALIAS}")
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="background-sql") as worker:
-            yield worker.submit(work, cursor)
-    finally:
-        cursor.close()
+    with (
+        contextlib.closing(lake_cursor(con)) as cursor,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="background-sql") as worker,
+    ):
+        yield worker.submit(work, cursor)
 
 
 def read_ahead(
@@ -87,20 +85,18 @@ def read_ahead(
     one before. The reads run on a cursor of their own (a second connection to the same attached lake), so the
     caller may keep using `con`; at most two chunks are in memory at once.
     """
-    cursor = con.cursor()
-    try:
-        cursor.execute(f"USE {LAKE_ALIAS}")
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as reader:
-            pending = None
-            for window in windows:
-                following = reader.submit(read, cursor, window)
-                if pending is not None:
-                    yield pending.result()
-                pending = following
+    with (
+        contextlib.closing(lake_cursor(con)) as cursor,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as reader,
+    ):
+        pending = None
+        for window in windows:
+            following = reader.submit(read, cursor, window)
             if pending is not None:
                 yield pending.result()
-    finally:
-        cursor.close()
+            pending = following
+        if pending is not None:
+            yield pending.result()
 
 
 def _nanoseconds(field: pa.Field) -> pa.Field:

@@ -15,15 +15,13 @@ import duckdb
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from ingest.lake.raw_tables import STATUS_TABLE
-from models.slo.spec import Slo
+from models.slo.spec import BURN_WINDOWS, Slo  # sre.slo_status has a burn_<window> column for each
 from pipelines.lib.slos import load
 from pipelines.lib.stream_status import read_streams
 from pipelines.lib.telemetry import RAW
 
 PREFIX = "leo_fleet"
 HEALTH_LABELS = ("controller_id", "region", "rack", "host", "firmware_version")
-# The burn-rate columns of sre.slo_status and the window each one covers.
-BURN_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 
 
 def lake_metrics(con: duckdb.DuckDBPyConnection) -> Iterator[Metric]:
