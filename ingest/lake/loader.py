@@ -162,6 +162,7 @@ class Loader:
             "duplicates": 0,
             "lake_write_s": 0.0,
             "lake_retries": 0,
+            "lake_conflicts": 0,
         }
 
     def stop(self) -> None:
@@ -261,6 +262,7 @@ class Loader:
             self.totals["duplicates"] += result.duplicates
             self.totals["lake_write_s"] += result.seconds
             self.totals["lake_retries"] += result.retries
+            self.totals["lake_conflicts"] += result.conflicts
             self._adopt(result.watermarks)
             self._last_commit_at = datetime.now(UTC)
             if result.rows:
@@ -476,6 +478,7 @@ class Loader:
             "bytes_per_s": (self.totals["bytes"] - bytes_then) / elapsed,
             "lake_write_s": round(self.totals["lake_write_s"], 3),
             "lake_commit_retries": self.totals["lake_retries"],
+            "lake_commit_conflicts": self.totals["lake_conflicts"],
             "lag_total": sum(lag.values()),
             "lag_by_partition": lag,
             "last_commit_at": self._last_commit_at.isoformat() if self._last_commit_at else None,
@@ -491,6 +494,7 @@ class Loader:
             "replayed_total": status["replayed_messages_skipped"],
             "duplicates_total": status["duplicate_messages_skipped"],
             "commit_retries_total": status["lake_commit_retries"],
+            "commit_conflicts_total": status["lake_commit_conflicts"],
             "lag_by_partition": json.dumps(status["lag_by_partition"]),
         }
 

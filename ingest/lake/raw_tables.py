@@ -14,6 +14,14 @@ the loader's status row:
 
 Files loaded by `leo-fleet load` are skipped by their sha256 in `raw.ingest_files`. A crash before COMMIT leaves
 nothing; a replay after it is filtered.
+
+Both filters read the snapshot the transaction began on. When another writer commits first, DuckLake retries the
+commit in the catalog alone (no data file is written again) unless the two transactions conflict logically, and
+two transactions that change the same table conflict. So every transaction that stores messages of a partition
+also updates that partition's one-row fence table (`raw.ingest_fence_<topic>_<partition>`; `leo-fleet load`'s
+files share one): two loaders storing the same partition at once (one of them already dropped by the group, still
+committing) conflict, and the loser runs its whole transaction again, filters included; loaders on different
+partitions commit side by side. `WriteResult.retries` counts both kinds of retry, `conflicts` the reruns.
 """
 
 from __future__ import annotations
@@ -21,7 +29,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import random
+import re
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -34,6 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest import contract
+from ingest.lake import LAKE_ALIAS
 from ingest.lake.fault_injection import CrashPoints
 
 RAW = "raw"
@@ -44,6 +55,11 @@ STATUS_TABLE = "loader_status"
 FILES_TABLE = "ingest_files"
 OFFSET_ANOMALIES_TABLE = "offset_resets"
 MESSAGES_TABLE = "ingest_messages"
+FENCE_PREFIX = "ingest_fence"  # + one table per partition, and one for files (module docstring)
+FILES_FENCE = f"{FENCE_PREFIX}_files"
+NOT_IN_NAME = re.compile(r"\W")  # a topic's characters that cannot stand in a table name
+# DuckLake's catalog tables, as the extension attaches them beside the lake (for the snapshot a commit made).
+SNAPSHOT_CHANGES = f"__ducklake_metadata_{LAKE_ALIAS}.ducklake_snapshot_changes"
 
 TS_US = pa.timestamp("us", tz="UTC")
 PROVENANCE_FIELDS = [
@@ -96,8 +112,10 @@ STATUS_SCHEMA = pa.schema(
         # Messages skipped since the loader started: at or below the watermark, or already in the ledger.
         ("replayed_total", pa.int64()),
         ("duplicates_total", pa.int64()),
-        # Lake commits this loader retried after a transaction conflict ("database is locked", a snapshot race).
+        # Lake commits this loader retried: by DuckLake in the catalog (another writer took the next snapshot id
+        # first) or run again whole (conflicts_total: the same partition stored concurrently, "database is locked").
         ("commit_retries_total", pa.int64()),
+        ("commit_conflicts_total", pa.int64()),
         # JSON object {"topic/partition": messages behind}, so Dagster can show lag without a Kafka client.
         ("lag_by_partition", pa.string()),
     ]
@@ -273,7 +291,8 @@ class WriteResult:
     duplicates: int  # messages above it that the ledger already holds
     watermarks: dict[PartitionKey, int]
     seconds: float
-    retries: int = 0
+    retries: int = 0  # commits retried: by DuckLake in the catalog, or run again whole after a conflict
+    conflicts: int = 0  # of those, the transactions run again whole (a logical conflict, a locked catalog)
 
     @property
     def skipped_messages(self) -> int:
@@ -301,21 +320,14 @@ def commit_batch(
     give_up_after_s: float = 120.0,
     crash_points: CrashPoints | None = None,
 ) -> WriteResult:
-    """`write_batch`, retried with jittered backoff while the transaction fails to commit.
-
-    Two processes committing to a SQLite-catalog DuckLake at once make one of them fail with "database is
-    locked" (duckdb/ducklake#128, #1309); the batch is immutable and the replay filter runs again inside the
-    new transaction, so retrying can neither lose nor duplicate a message.
-
-    DuckLake's own retry of a commit that lost the race for the next snapshot id is turned off for this session:
-    it would commit the same rows under a new snapshot without running the filter again, and without anyone
-    counting it. Every conflict therefore reaches `retry_transaction`, and `WriteResult.retries` counts it.
-    """
-    con.execute("SET ducklake_max_retry_count = 0")
-    result, retries = retry_transaction(
+    """`write_batch`, run again whole with jittered backoff while its transaction fails to commit: two writers
+    storing one partition at once (module docstring), or a SQLite catalog answering "database is locked"
+    (duckdb/ducklake#128, #1309). The batch is immutable and the filters run again inside the new transaction, so
+    retrying can neither lose nor duplicate a message."""
+    result, reruns = retry_transaction(
         lambda: write_batch(con, batch, datetime.now(UTC), crash_points), give_up_after_s
     )
-    return replace(result, retries=retries)
+    return replace(result, retries=result.retries + reruns, conflicts=reruns)
 
 
 T = TypeVar("T")
@@ -347,6 +359,7 @@ def write_batch(
         crash_points.reach("before_write")
     con.execute("BEGIN TRANSACTION")
     try:
+        (began_on,) = con.execute(f"SELECT id FROM {LAKE_ALIAS}.current_snapshot()").fetchone()
         marks = watermarks(con)
         loaded = {digest for (digest,) in con.execute(f"SELECT sha256 FROM {RAW}.{FILES_TABLE}").fetchall()}
         after_mark = [p for p in batch.positions if p.offset > _stored_up_to(marks, p)]
@@ -355,6 +368,8 @@ def write_batch(
 
         rows = [p for p in batch.rows if _is_new(p.position, fresh) and batch.files.get(p.source_file) not in loaded]
         quarantined = [q for q in batch.quarantined if q.position in fresh]
+        for fence in _fences(fresh, any(part.source_file for part in rows)):
+            _fence(con, fence)
         by_table: dict[str, list[Rows]] = defaultdict(list)
         for part in rows:
             by_table[part.table_name].append(part)
@@ -370,6 +385,8 @@ def write_batch(
             _append(con, STATUS_TABLE, pa.Table.from_pylist([{**batch.status, "ts": now}], schema=STATUS_SCHEMA))
         if after_mark and crash_points:
             crash_points.reach("mid_transaction")
+        token = uuid.uuid4().hex
+        con.execute(f"CALL {LAKE_ALIAS}.set_commit_message(?, ?)", [(batch.status or {}).get("loader_id", ""), token])
         con.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(duckdb.TransactionException):  # a failed COMMIT has already rolled back
@@ -382,7 +399,30 @@ def write_batch(
         duplicates=len(stored),
         watermarks={**marks, **new_marks},
         seconds=time.perf_counter() - started,
+        retries=int(_committed_as(con, began_on, token) > began_on + 1),
     )
+
+
+def _fences(fresh: set[Position], files: bool) -> list[str]:
+    """The fence tables of the partitions a transaction stores messages of (and of files), in one order."""
+    names = {f"{FENCE_PREFIX}_{NOT_IN_NAME.sub('_', p.topic)}_{p.partition}" for p in fresh}
+    return sorted(names | ({FILES_FENCE} if files else set()))
+
+
+def _fence(con: duckdb.DuckDBPyConnection, table_name: str) -> None:
+    """Change the fence's one row, so that a concurrent transaction changing it too conflicts with this one (a
+    fence created by two writers at once conflicts as well: both created the same name)."""
+    con.execute(f"CREATE TABLE IF NOT EXISTS {RAW}.{table_name} AS SELECT 0::BIGINT AS commits")
+    con.execute(f"UPDATE {RAW}.{table_name} SET commits = commits + 1")
+
+
+def _committed_as(con: duckdb.DuckDBPyConnection, began_on: int, token: str) -> int:
+    """The snapshot the commit labelled `token` made; above `began_on + 1` when another writer committed first and
+    DuckLake retried this commit in the catalog. A transaction that changed nothing made none: `began_on`."""
+    found = con.execute(
+        f"SELECT snapshot_id FROM {SNAPSHOT_CHANGES} WHERE snapshot_id > ? AND commit_message = ?", [began_on, token]
+    ).fetchone()
+    return found[0] if found else began_on
 
 
 def _stored_up_to(marks: dict[PartitionKey, int], position: Position) -> int:

@@ -136,6 +136,23 @@ def test_three_loaders_killed_and_restarted_on_postgres_and_s3(scale_settings: S
     assert kills >= KILLS
     assert_exactly(settings, published["summary"].rows)
     assert_files_in_bucket(settings)
+    assert_commit_counts_kept(settings)
+
+
+def assert_commit_counts_kept(settings: Settings) -> None:
+    """Every loader commit recorded its running counts of commit retries and conflicts (docs/scale-out.md)."""
+    con = lake.connect(settings, read_only=True)
+    try:
+        loaders, missing, retries, conflicts = con.execute(
+            """SELECT count(*), sum(missing), sum(retries), sum(conflicts) FROM (
+                   SELECT count(*) FILTER (commit_retries_total IS NULL OR commit_conflicts_total IS NULL) AS missing,
+                          max(commit_retries_total) AS retries, max(commit_conflicts_total) AS conflicts
+                   FROM raw.loader_status GROUP BY loader_id)"""
+        ).fetchone()
+    finally:
+        con.close()
+    print(f"{loaders} loader runs; commit retries {retries}, conflicts {conflicts} (each run's last count, summed)")
+    assert loaders > LOADERS and missing == 0
 
 
 def assert_files_in_bucket(settings: Settings) -> None:
