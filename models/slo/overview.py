@@ -44,6 +44,7 @@ OVERVIEW_SCHEMA = pa.schema(
         pa.field("as_of", TS, nullable=False),  # an hour end
         pa.field("objective", pa.float64(), nullable=False),  # percent
         pa.field("window", pa.string(), nullable=False),  # the rolling period: 7d, 28d or 30d
+        pa.field("group_by", pa.string(), nullable=False),  # what a group is: controller, rack, ... or fleet
         pa.field("sli_text", pa.string(), nullable=False),  # what a good event is, in words
         pa.field("events", pa.int64(), nullable=False),  # over the rolling period ending at as_of
         pa.field("bad_events", pa.int64(), nullable=False),
@@ -161,6 +162,7 @@ def overview(slo: Slo, hours: pa.Table, episodes: pa.Table, as_of: np.ndarray) -
                 "as_of": t,
                 "objective": slo.objective,
                 "window": slo.window,
+                "group_by": ", ".join(slo.group_by) or "fleet",
                 "sli_text": slo.sli_text,
                 "events": int(total),
                 "bad_events": int(total_bad),

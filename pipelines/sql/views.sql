@@ -118,3 +118,37 @@ SELECT a.controller_id, a.host, i.region, i.rack, a.memory_tier, a.op, a.quantil
 FROM scored a LEFT JOIN sre.inventory i USING (controller_id)
 WHERE a.anomalous
 GROUP BY a.controller_id, a.host, i.region, i.rack, a.memory_tier, a.op, a.quantile, a.episode_start;
+
+-- The SLO overview (marts.slo_overview, models/slo/overview.py) per SLO at every hour end: objective, rolling period,
+-- SLI in words and as a ratio, error budget spent (100 = all of it, above = overspent) and remaining (percent, never
+-- below 0; over_budget marks an overspent one), groups over budget, alert state with firing_since and resolved_at,
+-- and how many groups burn it. Budgets are over the SLO's rolling period (7, 28 or 30 days), not the calendar.
+CREATE OR REPLACE VIEW sre.slo_overview_history AS
+SELECT slo, as_of, objective, "window", group_by, sli_text, events, bad_events, sli,
+       100 * budget_spent AS budget_spent_pct, budget_remaining_pct, over_budget, groups, groups_over_budget, state,
+       alerting_groups, firing_since, resolved_at, burning_group_count, burning_groups, tiers
+FROM marts.slo_overview;
+
+-- Every SLO at its latest hour end: the SLO list an SRE opens first, alerting and overspent ones first.
+CREATE OR REPLACE VIEW sre.slo_overview AS
+SELECT * EXCLUDE (tiers) FROM sre.slo_overview_history
+QUALIFY row_number() OVER (PARTITION BY slo ORDER BY as_of DESC) = 1
+ORDER BY state IN ('page', 'ticket') DESC, budget_spent_pct DESC NULLS LAST, slo;
+
+-- Each multiwindow burn-rate pair of every SLO at every hour end: the long and short window's burn of the group
+-- burning the pair fastest, against the pair's factor (above: both at or over it, so the tier fires unless the
+-- minimum-events guard holds it back).
+CREATE OR REPLACE VIEW sre.slo_burn_pairs AS
+SELECT slo, as_of, t.severity, t.long || '/' || t.short AS pair, t.factor, t.long_burn, t.short_burn, t.above,
+       t.group_key
+FROM (SELECT slo, as_of, unnest(tiers) AS t FROM marts.slo_overview);
+
+-- The groups burning each SLO at its latest hour end (alerting first, then over budget, worst first; the overview
+-- lists up to 20 of burning_group_count), with the host and rack they sit in.
+CREATE OR REPLACE VIEW sre.slo_burning_groups AS
+SELECT o.slo, o.group_by, o.as_of, o.rank, o.group_key,
+       CASE o.group_by WHEN 'controller' THEN i.host WHEN 'host' THEN o.group_key END AS host,
+       CASE o.group_by WHEN 'controller' THEN i.rack WHEN 'rack' THEN o.group_key END AS rack
+FROM (SELECT slo, group_by, as_of, unnest(burning_groups) AS group_key,
+             generate_subscripts(burning_groups, 1) AS rank FROM sre.slo_overview) o
+LEFT JOIN sre.inventory i ON o.group_by = 'controller' AND i.controller_id = o.group_key;

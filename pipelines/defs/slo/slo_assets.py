@@ -132,7 +132,7 @@ def _hourly_events(con: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:
     return rows.set_column(2, "hour", rows["hour"].cast(TS))
 
 
-def _hour_ends(window: Window) -> np.ndarray:
+def hour_ends(window: Window) -> np.ndarray:
     """The evaluation times at which compliance is recorded: the end of every hour of `window` (int64 ns)."""
     return np.arange(to_ns(window.start) + NS_PER_HOUR, to_ns(window.end) + 1, NS_PER_HOUR, dtype=np.int64)
 
@@ -224,7 +224,7 @@ def slo_evaluation(context: dg.AssetExecutionContext, lake: LakeResource):
             (
                 slo,
                 evaluate(
-                    spec.series_for(series, slo), slo, spec.STEP_S, until=window.end, timeline_at=_hour_ends(window)
+                    spec.series_for(series, slo), slo, spec.STEP_S, until=window.end, timeline_at=hour_ends(window)
                 ),
             )
             for slo in slos

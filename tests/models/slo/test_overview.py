@@ -102,7 +102,7 @@ def test_budget_state_since_and_resolved():
     assert later["over_budget"] is True and later["budget_remaining_pct"] == 0.0
     assert (later["groups"], later["groups_over_budget"], later["burning_groups"]) == (2, 1, ["r2"])
     assert later["tiers"][0]["above"] is False
-    assert later["window"] == "7d" and later["sli_text"] == "CXL reads within 1,024 ns"
+    assert (later["window"], later["group_by"]) == ("7d", "rack") and later["sli_text"] == "CXL reads within 1,024 ns"
 
 
 def test_without_an_episode_the_hour_end_is_the_bound():
