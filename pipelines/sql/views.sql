@@ -129,11 +129,17 @@ SELECT slo, as_of, objective, "window", group_by, sli_text, events, bad_events, 
        alerting_groups, firing_since, resolved_at, burning_group_count, burning_groups, tiers
 FROM marts.slo_overview;
 
--- Every SLO at its latest hour end: the SLO list an SRE opens first, alerting and overspent ones first.
-CREATE OR REPLACE VIEW sre.slo_overview AS
+-- Every SLO at its latest hour end in (from_ts, to_ts]: the SLO list an SRE opens first, alerting and overspent
+-- ones first. The report of a period reads it at the period's end.
+CREATE OR REPLACE MACRO sre.slo_overview_at(from_ts, to_ts) AS TABLE
 SELECT * EXCLUDE (tiers) FROM sre.slo_overview_history
+WHERE as_of > from_ts AND as_of <= to_ts
 QUALIFY row_number() OVER (PARTITION BY slo ORDER BY as_of DESC) = 1
 ORDER BY state IN ('page', 'ticket') DESC, budget_spent_pct DESC NULLS LAST, slo;
+
+-- Every SLO now (at the latest hour end of the marts).
+CREATE OR REPLACE VIEW sre.slo_overview AS
+FROM sre.slo_overview_at('-infinity'::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ);
 
 -- Each multiwindow burn-rate pair of every SLO at every hour end: the long and short window's burn of the group
 -- burning the pair fastest, against the pair's factor (above: both at or over it, so the tier fires unless the
@@ -143,12 +149,31 @@ SELECT slo, as_of, t.severity, t.long || '/' || t.short AS pair, t.factor, t.lon
        t.group_key
 FROM (SELECT slo, as_of, unnest(tiers) AS t FROM marts.slo_overview);
 
--- The groups burning each SLO at its latest hour end (alerting first, then over budget, worst first; the overview
--- lists up to 20 of burning_group_count), with the host and rack they sit in.
-CREATE OR REPLACE VIEW sre.slo_burning_groups AS
+-- The groups burning each SLO at its latest hour end in (from_ts, to_ts] (alerting first, then over budget, worst
+-- first; the overview lists up to 20 of burning_group_count), with the host and rack they sit in.
+CREATE OR REPLACE MACRO sre.slo_burning_groups_at(from_ts, to_ts) AS TABLE
 SELECT o.slo, o.group_by, o.as_of, o.rank, o.group_key,
        CASE o.group_by WHEN 'controller' THEN i.host WHEN 'host' THEN o.group_key END AS host,
        CASE o.group_by WHEN 'controller' THEN i.rack WHEN 'rack' THEN o.group_key END AS rack
 FROM (SELECT slo, group_by, as_of, unnest(burning_groups) AS group_key,
-             generate_subscripts(burning_groups, 1) AS rank FROM sre.slo_overview) o
-LEFT JOIN sre.inventory i ON o.group_by = 'controller' AND i.controller_id = o.group_key;
+             generate_subscripts(burning_groups, 1) AS rank FROM sre.slo_overview_at(from_ts, to_ts)) o
+LEFT JOIN sre.inventory i ON o.group_by = 'controller' AND i.controller_id = o.group_key
+ORDER BY o.slo, o.rank;
+
+-- The groups burning each SLO now.
+CREATE OR REPLACE VIEW sre.slo_burning_groups AS
+FROM sre.slo_burning_groups_at('-infinity'::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ);
+
+-- Link drops with the link (the controller's PCI address), outage (link down to up), recovery (to full
+-- speed and width in L0) and the cause if the device reported one: the link events other than the drop itself
+-- (surprise_down, dpc_containment, ...) within a minute of its start.
+CREATE OR REPLACE VIEW sre.link_drops AS
+SELECT e.controller_id, e.host, e.rack, e.pci_bdf AS link,
+       e.start_ts, e.end_ts, e.outage_s, e.recovery_s,
+       string_agg(DISTINCT replace(l.event, '_', ' '), ', ' ORDER BY replace(l.event, '_', ' ')) AS cause,
+       e.evidence
+FROM (SELECT d.*, i.pci_bdf FROM sre.link_events d LEFT JOIN sre.inventory i USING (controller_id)
+      WHERE d.kind = 'drop') e
+LEFT JOIN raw.link l ON l.controller_id = e.controller_id AND l.event NOT IN ('snapshot', 'link_down', 'link_up')
+     AND l.ts BETWEEN e.start_ts - INTERVAL 1 MINUTE AND e.start_ts + INTERVAL 1 MINUTE
+GROUP BY ALL;
