@@ -40,6 +40,11 @@ def duration_s(text: str) -> int:
     return int(match[1]) * _UNIT_S[match[2]]
 
 
+def period_text(window: str) -> str:
+    """'28d' → 'rolling 28 days': how an SLO's budget period reads."""
+    return f"rolling {duration_s(window) // 86400} days"
+
+
 @dataclass(frozen=True)
 class AlertTier:
     severity: str
@@ -120,8 +125,7 @@ class Slo:
 
     @property
     def period_text(self) -> str:
-        """'rolling 28 days': how the budget's period reads."""
-        return f"rolling {duration_s(self.window) // 86400} days"
+        return period_text(self.window)
 
     @property
     def error_budget(self) -> float:

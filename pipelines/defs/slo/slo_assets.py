@@ -180,7 +180,8 @@ def _describe_compliance(rows: pa.Table) -> dict[str, object]:
     return {
         "worst_group_hours": markdown_table(worst, shown),
         "states": markdown_table(count_by(rows, ["slo", "state"]), limit=40),
-        "group_hours_missing_objective": int(pc.sum(pc.invert(rows["met"])).as_py() or 0),
+        # One group (a controller, a rack or the fleet) over one hour whose SLI fell short of its objective.
+        "hours in which a group missed its objective": int(pc.sum(pc.invert(rows["met"])).as_py() or 0),
     }
 
 
