@@ -13,7 +13,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.dagster.ui.test_webserver import REPO
 from tests.reports.test_report import DAY, LABELS, report_dir
-from tests.sample_lake import Materialized
+from tests.sample_lake import SAMPLE_SPAN, Materialized
 from tests.sql.helpers import sre_session
 
 ARTIFACTS = REPO / "test-artifacts" / "report"
@@ -72,7 +72,7 @@ def test_images_are_loaded(page: WebDriver) -> None:
 
 
 def test_burning_slos_with_since(page: WebDriver, views) -> None:
-    slos = views("FROM sre.slo_overview")
+    slos = views(f"FROM sre.slo_overview_at('{SAMPLE_SPAN.start}', '{SAMPLE_SPAN.end}')")
     shown = section(page, "slo-overview")
     assert [row["cells"][0] for row in shown["rows"]] == [slo["slo"] for slo in slos]
     burning = [slo for slo in slos if slo["state"] in ("page", "ticket")]
@@ -85,7 +85,7 @@ def test_burning_slos_with_since(page: WebDriver, views) -> None:
         assert cells["groups burning it"].startswith(f"{slo['burning_group_count']:,} of {slo['groups']:,}") or (
             slo["burning_group_count"] == 0 and cells["groups burning it"] == "none"
         )
-    groups = views("FROM sre.slo_burning_groups WHERE rank = 1")
+    groups = views(f"FROM sre.slo_burning_groups_at('{SAMPLE_SPAN.start}', '{SAMPLE_SPAN.end}') WHERE rank = 1")
     for first in groups:
         (row,) = [r for r in shown["rows"] if r["cells"][0] == first["slo"]]
         assert first["group_key"] in row["cells"][-1]
