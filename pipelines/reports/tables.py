@@ -11,7 +11,7 @@ from datetime import UTC
 
 import pyarrow as pa
 
-from models.health import ABSOLUTE_REASON_WEIGHTS, FLEET_RELATIVE_REASONS, HealthPolicy
+from models.health import HealthPolicy
 
 Format = Callable[[object], str]
 NONE = "–"
@@ -25,7 +25,6 @@ REASON_WORDS = {
     "temperature": f"running hot (above {HealthPolicy.temp_warn_c:g} °C or a temperature alarm)",
     "firmware_cohort": "its firmware version has more outages than the fleet",
 }
-assert set(REASON_WORDS) == {*FLEET_RELATIVE_REASONS, *ABSOLUTE_REASON_WEIGHTS}, "a health reason has no words"
 # Evidence codes of models/resets.py and models/link_events.py in words.
 EVIDENCE_WORDS = {
     "row": "controller_reset record",
