@@ -66,9 +66,13 @@ def section(page: WebDriver, name: str) -> dict:
     return found
 
 
-def test_images_are_loaded(page: WebDriver) -> None:
-    loaded = page.execute_script("return [...document.images].map((i) => i.complete && i.naturalWidth > 100)")
-    assert loaded and all(loaded)
+def test_images_are_loaded_at_their_own_size(page: WebDriver) -> None:
+    """Loaded, and not shrunk: the charts' labels are drawn at 10 px for their natural size."""
+    images = page.execute_script(
+        "return [...document.images].map((i) => [i.complete, i.naturalWidth, i.getBoundingClientRect().width])"
+    )
+    assert images and all(complete and natural > 100 for complete, natural, _ in images)
+    assert all(shown >= natural for _, natural, shown in images)
 
 
 def test_burning_slos_with_since(page: WebDriver, views) -> None:
