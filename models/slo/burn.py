@@ -22,6 +22,12 @@ STATES = ("ok", "insufficient_data", "ticket", "page", "absent")  # in rising pr
 _FACTOR_TOLERANCE = 1e-9
 
 
+def reaches(burn: np.ndarray, factor: float) -> np.ndarray:
+    """Whether burn rates reach an alert tier's factor (NaN never does)."""
+    with np.errstate(invalid="ignore"):
+        return np.asarray(burn) >= factor * (1 - _FACTOR_TOLERANCE)
+
+
 def burn_rate(bad: np.ndarray | float, events: np.ndarray | float, error_budget: np.ndarray | float) -> np.ndarray:
     """Error ratio / error budget (1 = spending exactly the budget); NaN without events: unknown, not compliant.
 
@@ -54,9 +60,7 @@ def _conditions(grid: Grid, slo: Slo, burns: _Burns) -> dict[tuple[str, AlertTie
     and absence."""
     matrices: dict[tuple[str, AlertTier | None], np.ndarray] = {}
     for tier in slo.tiers:
-        threshold = tier.factor * (1 - _FACTOR_TOLERANCE)
-        with np.errstate(invalid="ignore"):
-            burning = (burns.burn[tier.long] >= threshold) & (burns.burn[tier.short] >= threshold)
+        burning = reaches(burns.burn[tier.long], tier.factor) & reaches(burns.burn[tier.short], tier.factor)
         enough = burns.events[tier.long] >= slo.min_events(tier)
         matrices[(tier.severity, tier)] = burning & enough
         matrices[("insufficient_data", tier)] = burning & ~enough

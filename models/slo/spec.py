@@ -17,7 +17,9 @@ from ingest.contract import LATENCY_OPS
 
 _UNIT_S = {"m": 60, "h": 3600, "d": 86400}
 PERIODS = ("7d", "28d", "30d")
-BURN_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+DEFAULT_PERIOD = "28d"  # an SLO without `window` is budgeted over a rolling 28 days (four whole weeks)
+# Every window an alert tier of any period uses (ALERT_TIERS), so the marts hold both burns of every tier.
+BURN_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d", "4d")
 # Spec dimension -> column of the telemetry (controller, host) or of the joined inventory (rack, region, firmware).
 DIMENSIONS = {
     "controller": "controller_id",
@@ -36,6 +38,11 @@ def duration_s(text: str) -> int:
     if not match:
         raise ValueError(f"not a duration like 5m, 6h or 28d: {text!r}")
     return int(match[1]) * _UNIT_S[match[2]]
+
+
+def period_text(window: str) -> str:
+    """'28d' → 'rolling 28 days': how an SLO's budget period reads."""
+    return f"rolling {duration_s(window) // 86400} days"
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,7 @@ class EventsSli:
     total: str
     bad: str
     timestamp: str = "ts"
+    label: str = ""  # what a good event is, in words, for the report and the overview
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,17 @@ class Slo:
     min_bad_events: float = 3.0
     absent_after: str = "10m"
     labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def sli_text(self) -> str:
+        """What the SLI counts as good, in words with units: the overview's SLI column."""
+        if isinstance(self.sli, LatencySli):
+            return f"CXL {self.sli.op}s within {self.sli.threshold_ns:,} ns"
+        return self.sli.label or f"good {self.sli.table} events"
+
+    @property
+    def period_text(self) -> str:
+        return period_text(self.window)
 
     @property
     def error_budget(self) -> float:
@@ -197,12 +216,17 @@ def _parse_sli(value: object, where: str) -> LatencySli | EventsSli:
                 f"must be a power of two (an exact histogram bucket boundary, like 512, 1024, 2048), got {threshold}",
             )
         return LatencySli(latency.choice("op", LATENCY_OPS), threshold)
-    events = _Fields(fields.value["events"], f"{where}.events", ("table", "total", "bad", "timestamp"))
+    events = _Fields(fields.value["events"], f"{where}.events", ("table", "total", "bad", "timestamp", "label"))
     predicates = {name: events.get(name, str).strip() for name in ("total", "bad")}
     for name, text in predicates.items():
         if not text or ";" in text:
             raise events.error(name, "must be one non-empty SQL boolean expression")
-    return EventsSli(events.choice("table", EVENT_TABLES), **predicates, timestamp=events.get("timestamp", str, "ts"))
+    return EventsSli(
+        events.choice("table", EVENT_TABLES),
+        **predicates,
+        timestamp=events.get("timestamp", str, "ts"),
+        label=events.get("label", str, ""),
+    )
 
 
 def _parse_slo(value: object, source: str, index: int) -> Slo:
@@ -233,7 +257,7 @@ def _parse_slo(value: object, source: str, index: int) -> Slo:
     return Slo(
         name=name,
         objective=float(objective),
-        window=fields.choice("window", PERIODS),
+        window=fields.choice("window", PERIODS, DEFAULT_PERIOD),
         sli=_parse_sli(fields.get("sli", Mapping), f"{fields.where}: sli"),
         group_by=tuple(group_by),
         description=fields.get("description", str, ""),

@@ -63,6 +63,11 @@ def lookback(slos: tuple[Slo, ...]) -> timedelta:
     return timedelta(seconds=max(duration_s(tier.long) for slo in slos for tier in slo.tiers))
 
 
+def longest_period(slos: tuple[Slo, ...]) -> timedelta:
+    """History the overview needs before an hour end: the longest rolling period (budget window) of any SLO."""
+    return timedelta(seconds=max(slo.period_s for slo in slos))
+
+
 def _group_column(slo: Slo) -> str | None:
     """The one column an SLO groups by (None = fleet-wide); the marts' group_key holds one dimension."""
     if len(slo.group_columns) > 1:

@@ -49,6 +49,11 @@ class Figures:
     early_warning: pa.Table | None  # each controller's last early-warning risk of the window, most at risk first
     early_warning_hours: pa.Table | None  # per hour: controllers in alarm and new alerts
     latency_anomalies: pa.Table | None = None  # latency anomaly episodes overlapping the window, worst first
+    overview: pa.Table | None = None  # per SLO at the period's last hour end (sre.slo_overview_at)
+    burning: pa.Table | None = None  # the groups burning each SLO then, with host and rack
+    burn_pairs: pa.Table | None = None  # per SLO, multiwindow pair and hour end: burns against the factor
+    link_drops: pa.Table | None = None  # the period's link drops, longest outage first (a still-open one first)
+    silent_resets: pa.Table | None = None  # the period's silent resets, newest first
 
 
 def _views(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -63,7 +68,8 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, window: Window, **params: ob
 
 
 def summary(con: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:
-    """Per SLO over all its groups: SLI, burn rate, budget remaining, groups out of budget, alert episodes.
+    """Per SLO over all its groups, most overspent first: SLI, burn rate, budget remaining, groups out of budget,
+    alert episodes.
 
     The pooled counts come from SQL; the burn rate from models.slo.burn, the formula's one owner."""
     sql = """
@@ -85,7 +91,8 @@ def summary(con: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:
     burn = burn_rate(pooled["bad_events"].to_numpy(), pooled["events"].to_numpy(), pooled["error_budget"].to_numpy())
     at = pooled.column_names.index("error_budget")
     rates = pooled.remove_column(at).add_column(at, "burn_rate", pa.array(burn, pa.float64(), from_pandas=True))
-    return rates.add_column(at + 1, "budget_remaining", pa.array(1 - burn, pa.float64(), from_pandas=True))
+    remaining = rates.add_column(at + 1, "budget_remaining", pa.array(1 - burn, pa.float64(), from_pandas=True))
+    return remaining.sort_by([("budget_remaining", "ascending"), ("slo", "ascending")])  # most overspent first
 
 
 def compliance(con: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:
@@ -195,10 +202,10 @@ def incidents(con: duckdb.DuckDBPyConnection, window: Window) -> tuple[pa.Table,
 
 
 def health(con: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:
-    """Each controller's last health score of the window (scores are stamped with the end of their hour)."""
+    """Each controller's last health score of the window (scores are stamped with the end of their hour), least
+    healthy first, with the reasons that cost it points."""
     sql = """
-        SELECT controller_id, region, rack, window_end, health,
-               array_to_string(list_transform(top_reasons, r -> r.reason), ', ') AS reasons
+        SELECT controller_id, host, rack, window_end, health, top_reasons
         FROM sre.health_history WHERE window_end > $start AND window_end <= $end
         QUALIFY row_number() OVER (PARTITION BY controller_id ORDER BY window_end DESC) = 1
         ORDER BY health, controller_id"""
@@ -208,7 +215,7 @@ def health(con: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:
 def anomalies(con: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:
     sql = """
         SELECT window_end, scope, subject, kind, reasons FROM sre.anomalies
-        WHERE window_end > $start AND window_end <= $end ORDER BY window_end, subject"""
+        WHERE window_end > $start AND window_end <= $end ORDER BY window_end DESC, subject"""
     return _rows(con, sql, window)
 
 
@@ -240,6 +247,34 @@ def latency_anomalies(con: duckdb.DuckDBPyConnection, window: Window) -> pa.Tabl
     return _rows(con, sql, window)
 
 
+def overview(con: duckdb.DuckDBPyConnection, window: Window) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """(every SLO at the window's last hour end, the groups burning each then, each multiwindow pair's burns at
+    every hour end of the window), from the overview views."""
+    burn_pairs = """
+        SELECT slo, as_of, severity, pair, factor, long_burn, short_burn FROM sre.slo_burn_pairs
+        WHERE as_of > $start AND as_of <= $end ORDER BY slo, severity, factor DESC, as_of"""
+    return (
+        _rows(con, "FROM sre.slo_overview_at($start, $end)", window),
+        _rows(con, "FROM sre.slo_burning_groups_at($start, $end)", window),
+        _rows(con, burn_pairs, window),
+    )
+
+
+def link_drops(con: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:
+    sql = """
+        SELECT controller_id, host, rack, link, start_ts, outage_s, recovery_s, cause FROM sre.link_drops
+        WHERE start_ts >= $start AND start_ts < $end ORDER BY outage_s DESC NULLS FIRST, start_ts DESC, controller_id"""
+    return _rows(con, sql, window)
+
+
+def silent_resets(con: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:
+    sql = """
+        SELECT controller_id, host, rack, reset_ts, detected_ts, detection_delay_s, evidence
+        FROM sre.controller_resets WHERE silent AND reset_ts >= $start AND reset_ts < $end
+        ORDER BY reset_ts DESC, controller_id"""
+    return _rows(con, sql, window)
+
+
 def _require_views(con: duckdb.DuckDBPyConnection) -> set[str]:
     present = _views(con)
     if not {"slo_status", "slo_budget", "slo_breaches", "inventory"} <= present:
@@ -266,6 +301,7 @@ def collect(con: duckdb.DuckDBPyConnection, window: Window) -> Figures:
     tails, hourly = latency(con, window)
     links_and_resets = incidents(con, window) if {"link_events", "controller_resets"} <= present else (None, None)
     warning = early_warning(con, window) if "early_warning" in present else (None, None)
+    slo_overview = overview(con, window) if "slo_overview_at" in present else (None, None, None)
     return Figures(
         window=window,
         summary=summary(con, window),
@@ -282,4 +318,9 @@ def collect(con: duckdb.DuckDBPyConnection, window: Window) -> Figures:
         early_warning=warning[0],
         early_warning_hours=warning[1],
         latency_anomalies=latency_anomalies(con, window) if "latency_anomalies" in present else None,
+        overview=slo_overview[0],
+        burning=slo_overview[1],
+        burn_pairs=slo_overview[2],
+        link_drops=link_drops(con, window) if "link_drops" in present else None,
+        silent_resets=silent_resets(con, window) if "controller_resets" in present else None,
     )

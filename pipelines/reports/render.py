@@ -11,13 +11,144 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+from tabulate import tabulate
 
-from pipelines.lib.metadata import cell, markdown_table
-from pipelines.reports import charts
+from models.slo.spec import period_text
+from pipelines.reports import charts, tables
 from pipelines.reports.figures import Figures
+from pipelines.reports.tables import Column, Shown, show
 
 TAIL_COLUMNS = ("memory_tier", "op", "count", "p50_ns", "p99_ns", "p999_ns", "max_ns")
 NOT_YET = "_not available: the marts behind this section have not been materialized yet_"
+FIRST_ROWS = 10  # rows of each first-page table: the rest is in the CSV files and the sections below
+SECTION_ROWS = 20
+BURNING_NAMED = 3  # groups named in the overview's "burning it" cell
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A first-page table: one of the operator's questions answered for the period, most severe first."""
+
+    id: str  # the HTML element id
+    heading: str
+    what: str  # what the rows are, for "top N of M"
+    shown: Callable[[Figures], Shown | None]  # None: the marts behind it are not materialized yet
+
+
+def _burning(figures: Figures) -> dict[str, str]:
+    """Per SLO: how many groups burn it and the first few with where they sit."""
+    named: dict[str, list[str]] = {}
+    for row in (figures.burning or pa.table({})).to_pylist():
+        place = ", ".join(v for v in (row["host"], row["rack"]) if v and v != row["group_key"])
+        named.setdefault(row["slo"], []).append(f"{row['group_key']} ({place})" if place else row["group_key"])
+    words = {}
+    for row in figures.overview.to_pylist():
+        count, listed = row["burning_group_count"], named.get(row["slo"], [])[:BURNING_NAMED]
+        more = f"; {count - len(listed):,} more" if count > len(listed) else ""
+        kind = "group" if row["group_by"] == "fleet" else row["group_by"]
+        words[row["slo"]] = f"{count:,} of {row['groups']:,} {kind}s: {'; '.join(listed)}{more}" if count else "none"
+    return words
+
+
+def _overview(figures: Figures) -> Shown | None:
+    if figures.overview is None:
+        return None
+    burning = _burning(figures)
+    columns = [
+        Column("SLO", lambda r: r["slo"]),
+        Column("objective", lambda r: tables.objective(r["objective"])),
+        Column("budget period", lambda r: period_text(r["window"])),
+        Column("good event", lambda r: r["sli_text"]),
+        Column("SLI", lambda r: tables.percent(r["sli"])),
+        Column("budget remaining", tables.budget_pct),
+        Column("alert", lambda r: tables.state(r["state"])),
+        Column("firing since", lambda r: tables.moment(r["firing_since"])),
+        Column("resolved at", lambda r: tables.moment(r["resolved_at"])),
+        Column("groups burning it", lambda r: burning[r["slo"]]),
+    ]
+    return show(figures.overview, columns, limit=figures.overview.num_rows, marked=lambda r: bool(r["over_budget"]))
+
+
+def _place(name: str) -> list[Column]:
+    return [
+        Column(name, lambda r: r["controller_id"]),
+        Column("host", lambda r: tables.text(r["host"])),
+        Column("rack", lambda r: tables.text(r["rack"])),
+    ]
+
+
+def _unhealthy(figures: Figures) -> Shown | None:
+    if figures.health is None:
+        return None
+    columns = [
+        *_place("controller"),
+        tables.column(*tables.NAMED["health"], "health"),
+        tables.column(*tables.NAMED["top_reasons"], "top_reasons"),
+        Column("scored at", lambda r: tables.moment(r["window_end"])),
+    ]
+    return show(figures.health, columns, FIRST_ROWS, marked=lambda r: False)
+
+
+def _link_drops(figures: Figures) -> Shown | None:
+    if figures.link_drops is None:
+        return None
+    columns = [
+        *_place("controller"),
+        Column("link (PCI address)", lambda r: tables.text(r["link"])),
+        Column("start", lambda r: tables.moment(r["start_ts"])),
+        Column("outage (down to up)", lambda r: tables.seconds_or("still down")(r["outage_s"])),
+        Column("recovery (to full speed and width)", lambda r: tables.seconds_or("not yet")(r["recovery_s"])),
+        Column("cause (reported by the device)", lambda r: r["cause"] or "not reported"),
+    ]
+    return show(figures.link_drops, columns, FIRST_ROWS, marked=lambda r: r["outage_s"] is None)
+
+
+def _silent_resets(figures: Figures) -> Shown | None:
+    if figures.silent_resets is None:
+        return None
+    columns = [
+        *_place("controller"),
+        Column("reset at", lambda r: tables.moment(r["reset_ts"])),
+        Column("detected at", lambda r: tables.moment(r["detected_ts"])),
+        Column("detection delay", lambda r: tables.seconds(r["detection_delay_s"])),
+        Column("evidence", lambda r: tables.evidence(r["evidence"])),
+    ]
+    return show(figures.silent_resets, columns, FIRST_ROWS, marked=lambda r: False)
+
+
+ANSWERS = (
+    Answer("slo-overview", "SLOs: error budget and alerts", "SLOs, alerting and overspent first", _overview),
+    Answer("unhealthy", "Unhealthy controllers and why", "least healthy controllers", _unhealthy),
+    Answer("link-drops", "Link drops", "link drops, longest outage first", _link_drops),
+    Answer(
+        "silent-resets", "Silent resets", "resets no controller_reset record reported, newest first", _silent_resets
+    ),
+)
+
+
+def tails(figures: Figures) -> pa.Table:
+    """CXL and local-DRAM quantiles side by side per op (the pilot's baseline), from the merged histograms."""
+    rows = figures.latency.to_pylist()
+    by = {(r["memory_tier"], r["op"]): r for r in rows}
+    out = []
+    for op in sorted({r["op"] for r in rows}):
+        cxl, dram = by.get(("cxl", op), {}), by.get(("local_dram", op), {})
+        for label, name in (("p50", "p50_ns"), ("p99", "p99_ns"), ("p99.9", "p999_ns"), ("max", "max_ns")):
+            a, b = cxl.get(name), dram.get(name)
+            ratio = a / b if a is not None and b else None
+            out.append({"op": op, "quantile": label, "cxl_ns": a, "local_dram_ns": b, "cxl_to_dram": ratio})
+    return pa.Table.from_pylist(
+        out,
+        schema=pa.schema(
+            [
+                ("op", pa.string()),
+                ("quantile", pa.string()),
+                ("cxl_ns", pa.float64()),
+                ("local_dram_ns", pa.float64()),
+                ("cxl_to_dram", pa.float64()),
+            ]
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -30,13 +161,26 @@ class Section:
 
 
 SECTIONS = (
-    Section("Error-budget burn-down", "slo-burn.png", charts.burn_down, "SLOs over the period", lambda f: f.summary),
     Section(
-        "Tail latency against target",
+        "Burn rates against their alert thresholds",
+        "slo-burn-rates.png",
+        charts.burn_pairs,
+        "SLOs over the period, most overspent first",
+        lambda f: f.summary,
+    ),
+    Section(
+        "Error-budget burn-down",
+        "slo-burn.png",
+        charts.burn_down,
+        "Groups burning each SLO at the end of the period, with where they sit",
+        lambda f: f.burning,
+    ),
+    Section(
+        "Tail latency: CXL against local DRAM",
         "latency.png",
         charts.latency,
-        "Fleet latency over the period, from merged histograms",
-        lambda f: f.latency.select(TAIL_COLUMNS),
+        "Quantiles of the period's merged histograms, CXL beside the local-DRAM baseline",
+        tails,
     ),
     Section(
         "Worst controllers, hosts and racks by remaining budget",
@@ -49,11 +193,24 @@ SECTIONS = (
         "Link drops and resets",
         "incidents.png",
         charts.incidents,
-        "Counts, MTTR (mean recovery of recovered events) and MTTD (resets)",
+        "Counts, MTTR (mean recovery of recovered events) and MTTD (mean detection delay of resets)",
         lambda f: f.incidents,
     ),
+    Section(
+        "Link drop outage and recovery",
+        "link-recovery.png",
+        charts.link_recovery,
+        "Link drops",
+        lambda f: f.link_drops,
+    ),
     Section("Health-score distribution", "health.png", charts.health, "Least healthy controllers", lambda f: f.health),
-    Section("Anomalies and their reasons", "anomalies.png", charts.anomalies, "Anomalies", lambda f: f.anomalies),
+    Section(
+        "Anomalies and their reasons",
+        "anomalies.png",
+        charts.anomalies,
+        "Anomalies, newest first",
+        lambda f: f.anomalies,
+    ),
     Section(
         "Early warning: controllers at risk",
         "early-warning.png",
@@ -93,42 +250,55 @@ class Report:
 
 def _intro(figures: Figures) -> str:
     return (
-        f"Period {figures.window}. SLI = good events / events; burn rate = error ratio / error budget "
-        "(1 = spending exactly the budget); budget remaining = 1 - burn rate over the period. "
-        "Latency quantiles come from merged histograms."
+        f"Period {figures.window}. SLI: good events / all events. Error budget: the share of events allowed to be "
+        "bad (100 % - objective); budget remaining: the part of it not yet spent over the SLO's rolling period (an "
+        "overspent SLO or group is marked red). Burn rate: error ratio / error budget (1x = spending exactly the "
+        "budget over the period). Health: 100 minus the points each reason takes. Latency quantiles come from "
+        "merged histograms. Times are UTC."
     )
+
+
+def _shown(table: pa.Table | None, limit: int = SECTION_ROWS) -> Shown | None:
+    return None if table is None else show(table, limit=limit)
+
+
+def _markdown_table(shown: Shown | None, what: str) -> str:
+    if shown is None:
+        return NOT_YET
+    if not shown.total:
+        return f"**{what}**: none in this period"
+    return f"**{shown.caption(what)}**\n\n" + tabulate(shown.rows, headers=shown.headers, tablefmt="pipe")
 
 
 def _markdown(title: str, figures: Figures) -> str:
     parts = [f"# {title}", _intro(figures)]
+    for answer in ANSWERS:
+        parts += [f"## {answer.heading}", _markdown_table(answer.shown(figures), answer.what)]
     for section in SECTIONS:
         parts.append(f"## {section.heading}")
-        table = section.table(figures)
-        parts.append(f"**{section.caption}**")
-        parts.append(NOT_YET if table is None else markdown_table(table, limit=20).value)
         parts.append(f"![{section.heading}]({section.chart})")
+        parts.append(_markdown_table(_shown(section.table(figures)), section.caption))
     return "\n\n".join(parts) + "\n"
 
 
-def _cell(value: object) -> str:
-    return "" if value is None else html.escape(str(cell(value)))
-
-
-def _html_table(table: pa.Table | None, limit: int = 20) -> str:
-    if table is None:
+def _html_table(shown: Shown | None, what: str) -> str:
+    if shown is None:
         return f"<p><em>{html.escape(NOT_YET.strip('_'))}</em></p>"
-    if not table.num_rows:
-        return "<p><em>no rows in this period</em></p>"
-    head = "".join(f"<th>{html.escape(name)}</th>" for name in table.column_names)
+    if not shown.total:
+        return f"<p class='caption'>{html.escape(what)}: none in this period</p>"
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in shown.headers)
     body = "".join(
-        "<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row.values()) + "</tr>"
-        for row in table.slice(0, limit).to_pylist()
+        ("<tr class='over'>" if marked else "<tr>") + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>"
+        for row, marked in zip(shown.rows, shown.marked, strict=True)
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    caption = f"<p class='caption'>{html.escape(shown.caption(what))}</p>"
+    return f"{caption}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-_STYLE = """body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;font-size:12px}
-td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}th{background:#eee}img{max-width:100%}"""
+_STYLE = """body{font-family:sans-serif;margin:1em 2em;max-width:1240px;font-size:14px}h1{font-size:22px;margin:0}
+h2{font-size:17px;margin:14px 0 2px}p{margin:4px 0}.caption{font-weight:bold}
+table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}
+th{background:#eee}tr.over td{background:#fdd}img{max-width:100%}"""
 
 
 def _html(title: str, figures: Figures, pngs: dict[str, bytes]) -> str:
@@ -137,13 +307,16 @@ def _html(title: str, figures: Figures, pngs: dict[str, bytes]) -> str:
         f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
         f"<p>{html.escape(_intro(figures))}</p>",
     ]
+    for answer in ANSWERS:
+        parts.append(f"<section id='{answer.id}'><h2>{html.escape(answer.heading)}</h2>")
+        parts.append(f"{_html_table(answer.shown(figures), answer.what)}</section>")
     for section in SECTIONS:
         data = base64.b64encode(pngs[section.chart]).decode()
         parts.append(f"<section><h2>{html.escape(section.heading)}</h2>")
         parts.append(f"<img alt='{html.escape(section.heading)}' src='data:image/png;base64,{data}'>")
-        parts.append(f"<h3>{html.escape(section.caption)}</h3>{_html_table(section.table(figures))}")
-        parts.append("</section>")
-    parts.append(f"<section><h2>SLO compliance per group</h2>{_html_table(figures.compliance, limit=50)}</section>")
+        parts.append(f"{_html_table(_shown(section.table(figures)), section.caption)}</section>")
+    compliance = _html_table(_shown(figures.compliance, 50), "SLO groups, least budget left first")
+    parts.append(f"<section><h2>SLO compliance per group</h2>{compliance}</section>")
     parts.append("</body></html>")
     return "\n".join(parts)
 

@@ -118,3 +118,62 @@ SELECT a.controller_id, a.host, i.region, i.rack, a.memory_tier, a.op, a.quantil
 FROM scored a LEFT JOIN sre.inventory i USING (controller_id)
 WHERE a.anomalous
 GROUP BY a.controller_id, a.host, i.region, i.rack, a.memory_tier, a.op, a.quantile, a.episode_start;
+
+-- The SLO overview (marts.slo_overview, models/slo/overview.py) per SLO at every hour end: objective, rolling period,
+-- SLI in words and as a ratio, error budget spent (100 = all of it, above = overspent) and remaining (percent, never
+-- below 0; over_budget marks an overspent one), groups over budget, alert state with firing_since and resolved_at,
+-- and how many groups burn it. Budgets are over the SLO's rolling period (7, 28 or 30 days), not the calendar.
+CREATE OR REPLACE VIEW sre.slo_overview_history AS
+SELECT slo, as_of, objective, "window", group_by, sli_text, events, bad_events, sli,
+       100 * budget_spent AS budget_spent_pct, budget_remaining_pct, over_budget, groups, groups_over_budget, state,
+       alerting_groups, firing_since, resolved_at, burning_group_count, burning_groups, tiers
+FROM marts.slo_overview;
+
+-- Every SLO at its latest hour end in (from_ts, to_ts]: the SLO list an SRE opens first, alerting and overspent
+-- ones first. The report of a period reads it at the period's end.
+CREATE OR REPLACE MACRO sre.slo_overview_at(from_ts, to_ts) AS TABLE
+SELECT * EXCLUDE (tiers) FROM sre.slo_overview_history
+WHERE as_of > from_ts AND as_of <= to_ts
+QUALIFY row_number() OVER (PARTITION BY slo ORDER BY as_of DESC) = 1
+ORDER BY state IN ('page', 'ticket') DESC, budget_spent_pct DESC NULLS LAST, slo;
+
+-- Every SLO now (at the latest hour end of the marts).
+CREATE OR REPLACE VIEW sre.slo_overview AS
+FROM sre.slo_overview_at('-infinity'::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ);
+
+-- Each multiwindow burn-rate pair of every SLO at every hour end: the long and short window's burn of the group
+-- burning the pair fastest, against the pair's factor (above: both at or over it, so the tier fires unless the
+-- minimum-events guard holds it back).
+CREATE OR REPLACE VIEW sre.slo_burn_pairs AS
+SELECT slo, as_of, t.severity, t.long || '/' || t.short AS pair, t.factor, t.long_burn, t.short_burn, t.above,
+       t.group_key
+FROM (SELECT slo, as_of, unnest(tiers) AS t FROM marts.slo_overview);
+
+-- The groups burning each SLO at its latest hour end in (from_ts, to_ts] (alerting first, then over budget, worst
+-- first; the overview lists up to 20 of burning_group_count), with the host and rack they sit in.
+CREATE OR REPLACE MACRO sre.slo_burning_groups_at(from_ts, to_ts) AS TABLE
+SELECT o.slo, o.group_by, o.as_of, o.rank, o.group_key,
+       CASE o.group_by WHEN 'controller' THEN i.host WHEN 'host' THEN o.group_key END AS host,
+       CASE o.group_by WHEN 'controller' THEN i.rack WHEN 'rack' THEN o.group_key END AS rack
+FROM (SELECT slo, group_by, as_of, unnest(burning_groups) AS group_key,
+             generate_subscripts(burning_groups, 1) AS rank FROM sre.slo_overview_at(from_ts, to_ts)) o
+LEFT JOIN sre.inventory i ON o.group_by = 'controller' AND i.controller_id = o.group_key
+ORDER BY o.slo, o.rank;
+
+-- The groups burning each SLO now.
+CREATE OR REPLACE VIEW sre.slo_burning_groups AS
+FROM sre.slo_burning_groups_at('-infinity'::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ);
+
+-- Link drops with the link (the controller's PCI address), outage (link down to up), recovery (to full
+-- speed and width in L0) and the cause if the device reported one: the link events other than the drop itself
+-- (surprise_down, dpc_containment, ...) within a minute of its start.
+CREATE OR REPLACE VIEW sre.link_drops AS
+SELECT e.controller_id, e.host, e.rack, e.pci_bdf AS link,
+       e.start_ts, e.end_ts, e.outage_s, e.recovery_s,
+       string_agg(DISTINCT replace(l.event, '_', ' '), ', ' ORDER BY replace(l.event, '_', ' ')) AS cause,
+       e.evidence
+FROM (SELECT d.*, i.pci_bdf FROM sre.link_events d LEFT JOIN sre.inventory i USING (controller_id)
+      WHERE d.kind = 'drop') e
+LEFT JOIN raw.link l ON l.controller_id = e.controller_id AND l.event NOT IN ('snapshot', 'link_down', 'link_up')
+     AND l.ts BETWEEN e.start_ts - INTERVAL 1 MINUTE AND e.start_ts + INTERVAL 1 MINUTE
+GROUP BY ALL;

@@ -16,7 +16,15 @@ from pipelines.lib.resources import LakeResource
 from pipelines.reports import write_report
 
 REPORT_HOUR_UTC = 6  # each schedule reports on the period just ended once its late telemetry has landed
-MARTS_READ = ("slo_compliance", "slo_breaches", "latency_rollups", "link_events", "resets", "health_scores")
+MARTS_READ = (
+    "slo_overview",
+    "slo_compliance",
+    "slo_breaches",
+    "latency_rollups",
+    "link_events",
+    "resets",
+    "health_scores",
+)
 # ISO weeks (Monday 00:00 UTC) and calendar months, from the week and month that contain the partitions start.
 WEEKLY = dg.WeeklyPartitionsDefinition(start_date=partitions_start(), day_offset=1, timezone="UTC", fmt="%Y-%m-%d")
 MONTHLY = dg.MonthlyPartitionsDefinition(start_date=partitions_start()[:7], timezone="UTC", fmt="%Y-%m")
@@ -35,10 +43,12 @@ def _report_asset(period: str, partitions_def: dg.PartitionsDefinition) -> dg.As
         deps=[VIEWS_KEY, *(mart_key(name) for name in MARTS_READ)],
         partitions_def=partitions_def,
         backfill_policy=SINGLE_RUN,
-        description=f"SLO report per {period} under <data dir>/reports/slo/<{period}>/: report.html (error-budget "
-        "burn-down, p99/p99.9 against target, worst controllers/hosts/racks by remaining budget, link drops and "
-        "resets with MTTR, health-score distribution, anomalies with reasons), report.md, compliance.csv, "
-        "slo_summary.csv, worst.csv, latency.csv and the charts as PNG.",
+        description=f"SLO report per {period} under <data dir>/reports/slo/<{period}>/: report.html, first the "
+        "SLO overview (budget remaining, alert state with firing since and resolved at, the groups burning each), "
+        "the least healthy controllers with reasons, the link drops and the silent resets; then burn rates against "
+        "their alert thresholds, budget burn-down, CXL against local-DRAM tails, worst controllers/hosts/racks, "
+        "link recovery, health, anomalies; report.md, compliance.csv, slo_summary.csv, worst.csv, latency.csv and "
+        "the charts as PNG.",
     )
     def report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         window = Window.of(context)
@@ -56,7 +66,7 @@ def _report_asset(period: str, partitions_def: dg.PartitionsDefinition) -> dg.As
                 "html": dg.MetadataValue.path(str(latest.html)),
                 "latest_report": dg.MetadataValue.path(str(latest.directory / "report.md")),
                 "summary": markdown_table(latest.summary, limit=latest.summary.num_rows),
-                "report": dg.MetadataValue.md(latest.markdown.split("\n## ")[0]),
+                "report": dg.MetadataValue.md("\n## ".join(latest.markdown.split("\n## ")[:2])),  # with the overview
                 "burn_down": image("Error-budget burn-down", latest.charts["slo-burn.png"]),
             }
         )

@@ -19,6 +19,7 @@ MARTS_READ = (
     "health_scores",
     "slo_compliance",
     "slo_breaches",
+    "slo_overview",
     "link_events",
     "resets",
     "event_anomalies",
@@ -34,9 +35,9 @@ MARTS_READ = (
     kinds={"duckdb", "sql"},
     deps=[raw_key("inventory"), *(mart_key(name) for name in MARTS_READ)],
     description=f"Views and table macros in schema `{SCHEMA}` of the lake ({VIEWS_FILE.name}: fleet_health, "
-    "slo_status, slo_budget, slo_breaches, link_events, controller_resets, anomalies, early_warning, "
-    "latency_anomalies, ...) plus the leo_* histogram macros, for any DuckDB client that attaches the lake; "
-    "docs/sql.md.",
+    "slo_overview, slo_burn_pairs, slo_burning_groups, slo_status, slo_budget, slo_breaches, link_events, "
+    "controller_resets, anomalies, early_warning, latency_anomalies, ...) plus the leo_* histogram macros, for any "
+    "DuckDB client that attaches the lake; docs/sql.md.",
 )
 def sre_views(lake: LakeResource) -> dg.MaterializeResult:
     with lake.connection() as con:

@@ -132,7 +132,7 @@ def _hourly_events(con: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:
     return rows.set_column(2, "hour", rows["hour"].cast(TS))
 
 
-def _hour_ends(window: Window) -> np.ndarray:
+def hour_ends(window: Window) -> np.ndarray:
     """The evaluation times at which compliance is recorded: the end of every hour of `window` (int64 ns)."""
     return np.arange(to_ns(window.start) + NS_PER_HOUR, to_ns(window.end) + 1, NS_PER_HOUR, dtype=np.int64)
 
@@ -180,7 +180,8 @@ def _describe_compliance(rows: pa.Table) -> dict[str, object]:
     return {
         "worst_group_hours": markdown_table(worst, shown),
         "states": markdown_table(count_by(rows, ["slo", "state"]), limit=40),
-        "group_hours_missing_objective": int(pc.sum(pc.invert(rows["met"])).as_py() or 0),
+        # One group (a controller, a rack or the fleet) over one hour whose SLI fell short of its objective.
+        "hours in which a group missed its objective": int(pc.sum(pc.invert(rows["met"])).as_py() or 0),
     }
 
 
@@ -224,7 +225,7 @@ def slo_evaluation(context: dg.AssetExecutionContext, lake: LakeResource):
             (
                 slo,
                 evaluate(
-                    spec.series_for(series, slo), slo, spec.STEP_S, until=window.end, timeline_at=_hour_ends(window)
+                    spec.series_for(series, slo), slo, spec.STEP_S, until=window.end, timeline_at=hour_ends(window)
                 ),
             )
             for slo in slos

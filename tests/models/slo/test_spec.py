@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from models.slo.spec import SpecError, parse_slos
+from models.slo.spec import BURN_WINDOWS, SpecError, parse_slos
 
 VALID = {
     "version": 1,
@@ -71,3 +71,25 @@ def test_spec_level_problems():
     events["slos"][0]["sli"] = {"events": {"table": "link", "total": "true", "bad": "x; DROP TABLE y"}}
     with pytest.raises(SpecError, match="field 'bad': must be one non-empty SQL boolean expression"):
         parse_slos(events)
+
+
+def test_window_defaults_to_a_rolling_28_days_and_every_tier_window_is_a_burn_window():
+    document = copy.deepcopy(VALID)
+    del document["slos"][0]["window"]
+    (slo,) = parse_slos(document)
+    assert slo.window == "28d" and slo.period_text == "rolling 28 days"
+    assert [t.factor for t in slo.tiers] == [14.0, 7.0, 2.0, 1.0]
+    for period in ("7d", "28d", "30d"):
+        document["slos"][0]["window"] = period
+        (slo,) = parse_slos(document)
+        assert {w for t in slo.tiers for w in (t.long, t.short)} <= set(BURN_WINDOWS)
+
+
+def test_the_sli_reads_in_words():
+    (slo,) = parse_slos(VALID)
+    assert slo.sli_text == "CXL reads within 1,024 ns"
+    events = copy.deepcopy(VALID)
+    events["slos"][0]["sli"] = {"events": {"table": "link", "total": "true", "bad": "false", "label": "links up"}}
+    assert parse_slos(events)[0].sli_text == "links up"
+    del events["slos"][0]["sli"]["events"]["label"]
+    assert parse_slos(events)[0].sli_text == "good link events"
