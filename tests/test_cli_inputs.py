@@ -251,6 +251,13 @@ def command_lines(sandbox: Sandbox) -> st.SearchStrategy[list[str]]:
             options({"--data-dir": demo_dirs}),
             st.sampled_from([[], ["--fresh"]]),
         ),
+        st.tuples(
+            st.just(["slo"]),
+            st.sampled_from([["export"], ["import"], ["import", str(sandbox.a_file)], ["import", "/proc/nope"], []]),
+            # Only places nothing can be written to: a spec written into the checkout would be a side effect.
+            options({"--format": st.sampled_from(["openslo", "sloth"]) | TEXT, "--slos": paths(sandbox)}),
+            options({"--out": st.sampled_from(["/proc/nope/out", f"{sandbox.a_file}/out"])}),
+        ),
         st.tuples(st.sampled_from([["--help"], ["--version"], [], ["nope"]])),
     ).map(lambda parts: [arg for part in parts for arg in part if arg != ""])
 
