@@ -49,9 +49,11 @@ def _raw_tables(con: duckdb.DuckDBPyConnection) -> Iterator[Metric]:
 
 
 def _loaders(con: duckdb.DuckDBPyConnection) -> Iterator[Metric]:
-    """Each loader's latest status row: lag, throughput, quarantined messages, commit retries, when it spoke."""
+    """Each loader's latest status row: lag, throughput, quarantined messages, commit retries and conflicts, when it
+    spoke."""
     latest = con.execute(
-        f"""SELECT loader_id, epoch(ts), lag_total, rows_per_s, quarantined_total, commit_retries_total
+        f"""SELECT loader_id, epoch(ts), lag_total, rows_per_s, quarantined_total, commit_retries_total,
+                   commit_conflicts_total
             FROM {RAW}.{STATUS_TABLE} QUALIFY row_number() OVER (PARTITION BY loader_id ORDER BY ts DESC) = 1
             ORDER BY loader_id"""
     ).fetchall()
@@ -65,7 +67,14 @@ def _loaders(con: duckdb.DuckDBPyConnection) -> Iterator[Metric]:
             f"{PREFIX}_loader_quarantined_messages", "Messages the loader put in quarantine.", labels=["loader"]
         ),
         CounterMetricFamily(
-            f"{PREFIX}_loader_commit_retries", "Lake commits the loader retried after a conflict.", labels=["loader"]
+            f"{PREFIX}_loader_commit_retries",
+            "Lake commits the loader retried because another writer committed first (docs/scale-out.md).",
+            labels=["loader"],
+        ),
+        CounterMetricFamily(
+            f"{PREFIX}_loader_commit_conflicts",
+            "Of those, the commits run again whole after a conflict, batch written again.",
+            labels=["loader"],
         ),
     )
     for loader_id, *values in latest:

@@ -72,11 +72,14 @@ def test_every_metric_equals_the_sre_views(demo_run: DemoRun) -> None:
         assert {"errors", "link", "latency", "inventory"} <= rows.keys()
 
         # The demo's own loader wrote status rows: its latest one, as the exporter reports it.
-        (loader, lag, quarantined) = con.execute(
-            "SELECT loader_id, lag_total, quarantined_total FROM raw.loader_status ORDER BY ts DESC LIMIT 1"
+        (loader, lag, quarantined, retries, conflicts) = con.execute(
+            "SELECT loader_id, lag_total, quarantined_total, commit_retries_total, commit_conflicts_total "
+            "FROM raw.loader_status ORDER BY ts DESC LIMIT 1"
         ).fetchone()
         assert metrics["leo_fleet_loader_lag_messages"][(("loader", loader),)] == lag
         assert metrics["leo_fleet_loader_quarantined_messages_total"][(("loader", loader),)] == quarantined
+        assert metrics["leo_fleet_loader_commit_retries_total"][(("loader", loader),)] == retries
+        assert metrics["leo_fleet_loader_commit_conflicts_total"][(("loader", loader),)] == conflicts
 
         remaining = metrics["leo_fleet_slo_error_budget_remaining"]
         burn = metrics["leo_fleet_slo_burn_rate"]
