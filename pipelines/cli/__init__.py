@@ -27,6 +27,7 @@ SUBCOMMAND_MODULES = (
     "pipelines.cli.collect",
     "pipelines.cli.ui",
     "pipelines.cli.exporter",
+    "pipelines.cli.live",
 )
 
 
