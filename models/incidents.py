@@ -1,13 +1,16 @@
 """Resets and link drops as one list of incidents with stable ids: what the live path alerts on and what the hourly
 marts hold, in one shape, so that the two can be compared row by row (same id = same incident).
 
-An incident's id is a digest of its kind, its subject (the controller) and its start time to the microsecond (the
-lake's precision): found by the same detectors in the same rows, live and hourly give it the same id.
+An incident's id is a digest of its kind, its subject (the controller) and the arrival of its first evidence
+(detected_ts, to the microsecond: the lake's precision). Found by the same detectors in the same rows, live and
+hourly give it the same id; and it is known from the first evidence on, while the start may still move earlier as
+later evidence arrives (a link_up reporting when the outage began, an uptime pinning a silent reset).
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,9 +33,9 @@ INCIDENT_SCHEMA = pa.schema(
 )
 
 
-def incident_id(kind: str, subject: str, start_ns: int) -> str:
-    """The id of one incident: kind, subject and start (whole microseconds)."""
-    text = f"{kind}|{subject}|{start_ns // 1000}"
+def incident_id(kind: str, subject: str, detected_ns: int) -> str:
+    """The id of one incident: kind, subject and first evidence (whole microseconds)."""
+    text = f"{kind}|{subject}|{detected_ns // 1000}"
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
@@ -51,8 +54,8 @@ def incidents(resets: pa.Table, link_events: pa.Table) -> pa.Table:
 
 def _part(kind, subjects, starts, detected, ends, evidence) -> pa.Table:
     n = len(subjects)
-    start_ns = timestamps_ns(starts.cast(TS))
-    ids = [incident_id(kind, s, int(t)) for s, t in zip(subjects.to_pylist(), start_ns.tolist(), strict=True)]
+    detected_ns = timestamps_ns(detected.cast(TS))
+    ids = [incident_id(kind, s, int(t)) for s, t in zip(subjects.to_pylist(), detected_ns.tolist(), strict=True)]
     return pa.table(
         {
             "incident_id": pa.array(ids, pa.string()),
@@ -65,3 +68,43 @@ def _part(kind, subjects, starts, detected, ends, evidence) -> pa.Table:
         },
         schema=INCIDENT_SCHEMA,
     )
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """Live incidents of a window against the hourly marts': matched by id, then compared on start and end."""
+
+    matched: int
+    only_live: list[str]
+    only_hourly: list[str]
+    different_times: list[str]  # same id, different start or end (e.g. still open live, closed in the marts)
+
+    @property
+    def differences(self) -> int:
+        return len(self.only_live) + len(self.only_hourly) + len(self.different_times)
+
+
+def reconcile(live: pa.Table, hourly: pa.Table) -> Reconciliation:
+    """Compare two INCIDENT_SCHEMA tables (at least incident_id, start_ts, end_ts) of the same window."""
+    live_rows, hourly_rows = _by_id(live), _by_id(hourly)
+    both = live_rows.keys() & hourly_rows.keys()
+    different = sorted(i for i in both if live_rows[i] != hourly_rows[i])
+    return Reconciliation(
+        matched=len(both) - len(different),
+        only_live=sorted(live_rows.keys() - hourly_rows.keys()),
+        only_hourly=sorted(hourly_rows.keys() - live_rows.keys()),
+        different_times=different,
+    )
+
+
+def _by_id(table: pa.Table) -> dict[str, dict]:
+    """id -> (id, start, end), times at the lake's precision (microseconds) so both sides compare exactly."""
+    us = pa.timestamp("us", tz="UTC")
+    times = pa.table(
+        {
+            "incident_id": table["incident_id"],
+            "start_ts": table["start_ts"].cast(us),
+            "end_ts": table["end_ts"].cast(us),
+        }
+    )
+    return {row["incident_id"]: row for row in times.to_pylist()}

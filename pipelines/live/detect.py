@@ -9,8 +9,9 @@ transaction. The carried rows are not copied: they are exactly the raw rows with
 as of the stored snapshot, so a restart reads them back with time travel and resumes where the last commit left
 off, neither repeating nor skipping an alert.
 
-An incident is recorded once its controller's rows reach `SETTLE` past its first evidence, so that its start (and
-so its id) rests on the evidence that follows, e.g. the link_up that reports when an outage began.
+An incident is recorded once its controller's rows reach `SETTLE` past its first evidence, so that evidence that
+follows at once (the next health snapshot) can still explain it away; its start and end are updated while it is
+open (its id, from the first evidence, stays).
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ingest.contract import TELEMETRY_SCHEMAS, TIME_COLUMNS, TOPIC_ERRORS, TOPIC_LINK, TS, conform
 from ingest.lake import LAKE_ALIAS
-from ingest.lake.raw_tables import RAW, retry_transaction
+from ingest.lake.raw_tables import RAW, TS_US, retry_transaction
 from models.features import ERRORS_COLUMNS, LINK_COLUMNS, Detections
 from models.incidents import DROP, RESET, incidents
 from models.series import NS_PER_S, Controllers, timestamps_ns
@@ -37,8 +39,9 @@ CONTEXT = timedelta(hours=1)
 # Incidents whose first evidence lies this close to the carried rows' start may lack the evidence before it; they
 # were recorded by an earlier round, when they were well inside.
 EDGE = timedelta(minutes=10)
-# Data time of a controller's rows past an incident's first evidence before it is recorded.
-SETTLE = timedelta(seconds=60)
+# Data time of a controller's rows past an incident's first evidence before it is recorded: two snapshot intervals
+# of the simulated fleet.
+SETTLE = timedelta(minutes=2)
 # A reset is an instant: its alert resolves once the controller has reported this long after it came back.
 RESET_HOLD = timedelta(minutes=5)
 SEVERITY = "page"
@@ -131,9 +134,11 @@ class Round:
 
 
 @dataclass(frozen=True)
-class _Resolution:
-    incident: dict  # the live_incidents row, end_ts updated
-    ends_ns: int  # the alert's endsAt (data time)
+class _Change:
+    """An open incident's row as detected now; `ends_ns` (the alert's endsAt, data time) when it resolves."""
+
+    incident: dict
+    ends_ns: int | None = None
 
 
 @dataclass
@@ -162,26 +167,26 @@ class LiveDetector:
         if seen:
             buffer_from = max(buffer_from, max(seen.values()) - _ns(CONTEXT))
         rows = {topic: _since(table, topic, buffer_from) for topic, table in rows.items()}
-        fired, resolved = self._changes(rows, seen, buffer_from)
+        fired, changed = self._changes(rows, seen, buffer_from)
         now = now or datetime.now(UTC)
-        recorded, _ = retry_transaction(lambda: self._commit(fired, resolved, target, buffer_from, now))
+        recorded, _ = retry_transaction(lambda: self._commit(fired, changed, target, buffer_from, now))
         self.carried = Carried(rows, target, buffer_from)
-        return Round(target, sum(t.num_rows for t in new.values()), len(fired), len(resolved), recorded)
+        resolved = sum(c.ends_ns is not None for c in changed)
+        return Round(target, sum(t.num_rows for t in new.values()), len(fired), resolved, recorded)
 
-    def _commit(
-        self, fired: list[dict], resolved: list[_Resolution], target: int, buffer_from: int, now: datetime
-    ) -> int:
+    def _commit(self, fired: list[dict], changed: list[_Change], target: int, buffer_from: int, now: datetime) -> int:
         """Incidents, alerts and the position in one transaction; returns the alert changes recorded."""
+        resolved = [c for c in changed if c.ends_ns is not None]
         alerts = [_alert(row) for row in fired]
-        alerts += [_alert(r.incident).resolved(_from_ns(r.ends_ns)) for r in resolved]
+        alerts += [_alert(c.incident).resolved(_from_ns(c.ends_ns)) for c in resolved]
         incidents_rows = [{**row, "fired_at": now, "resolved_at": None} for row in fired]
-        incidents_rows += [{**r.incident, "resolved_at": now} for r in resolved]
+        incidents_rows += [{**c.incident, "resolved_at": now if c.ends_ns is not None else None} for c in changed]
         position = {"snapshot_id": target, "buffer_from": _from_ns(buffer_from), "committed_at": now}
         self.con.execute("BEGIN TRANSACTION")
         try:
-            if resolved:
-                changed = pa.table({"incident_id": [r.incident["incident_id"] for r in resolved]})
-                self.con.register("changed_incidents", changed)
+            if changed:
+                changed_ids = pa.table({"incident_id": [c.incident["incident_id"] for c in changed]})
+                self.con.register("changed_incidents", changed_ids)
                 try:
                     self.con.execute(
                         f"DELETE FROM {LIVE_INCIDENTS} WHERE incident_id IN (SELECT incident_id FROM changed_incidents)"
@@ -200,8 +205,8 @@ class LiveDetector:
 
     def _changes(
         self, rows: dict[str, pa.Table], seen: dict[str, int], buffer_from: int
-    ) -> tuple[list[dict], list[_Resolution]]:
-        """(incidents to fire, incidents to resolve)."""
+    ) -> tuple[list[dict], list[_Change]]:
+        """(incidents to fire, open incidents that changed or resolve)."""
         errors, link = rows[TOPIC_ERRORS], rows[TOPIC_LINK]
         if not errors.num_rows and not link.num_rows:
             return [], []
@@ -211,7 +216,7 @@ class LiveDetector:
             link.column("controller_id"),
         )
         found = Detections.from_tables(errors, link, controllers)
-        current = incidents(found.resets, found.incidents).to_pylist()
+        current = _microseconds(incidents(found.resets, found.incidents)).to_pylist()
         # The incidents recorded where this round looks (and every open one): one read.
         recorded = self.con.execute(
             f"SELECT * EXCLUDE (resolved_at), resolved_at IS NULL AS open FROM {LIVE_INCIDENTS} "
@@ -222,7 +227,7 @@ class LiveDetector:
         stored = {row["incident_id"]: row for row in recorded.filter(recorded["open"]).drop(["open"]).to_pylist()}
         edge = buffer_from + _ns(EDGE)
         fired: list[dict] = []
-        resolved: list[_Resolution] = []
+        changed: list[_Change] = []
         for row in current:
             detected = _to_ns(row["detected_ts"])
             high = seen.get(row["subject"], 0)
@@ -231,15 +236,38 @@ class LiveDetector:
             previous = stored.pop(row["incident_id"], None)
             if row["incident_id"] not in known:
                 fired.append(row)
-            elif previous is not None and (ends := _ends(row, high)) is not None:
-                resolved.append(_Resolution({**previous, "end_ts": row["end_ts"]}, ends))
+            elif previous is not None:
+                now_seen = {**previous, **{k: row[k] for k in ("start_ts", "end_ts", "evidence")}}
+                ends = _ends(row, high)
+                if ends is not None or _moved(previous, now_seen):
+                    changed.append(_Change(now_seen, ends))
         # Open incidents the detectors no longer find where they should see them (their evidence was revised, so
         # their start and id moved): withdrawn, resolved at the controller's newest row.
         for previous in stored.values():
             if _to_ns(previous["detected_ts"]) >= edge:
                 withdrawn = {**previous, "evidence": f"{previous['evidence']},withdrawn"}
-                resolved.append(_Resolution(withdrawn, seen.get(previous["subject"], 0)))
-        return fired, resolved
+                changed.append(_Change(withdrawn, seen.get(previous["subject"], 0)))
+        return fired, changed
+
+
+def _microseconds(table: pa.Table) -> pa.Table:
+    """Times truncated to the lake's microseconds (as the ids are), so rows compare with what was stored."""
+    for name in ("start_ts", "detected_ts", "end_ts"):
+        column = pc.cast(table[name], TS_US, safe=False)
+        table = table.set_column(table.schema.get_field_index(name), name, column)
+    return table
+
+
+def _moved(before: dict, after: dict) -> bool:
+    """Whether an open incident's start, end or evidence changed (compared at the lake's microseconds)."""
+    return (
+        any(
+            (_to_ns(before[k]) if before[k] is not None else None)
+            != (_to_ns(after[k]) if after[k] is not None else None)
+            for k in ("start_ts", "end_ts")
+        )
+        or before["evidence"] != after["evidence"]
+    )
 
 
 def _ends(incident: dict, high: int) -> int | None:

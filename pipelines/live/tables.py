@@ -11,7 +11,6 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
-from ingest.contract import TS
 from ingest.lake.raw_tables import TS_US
 from pipelines.sql import SCHEMA
 
@@ -26,9 +25,9 @@ LIVE_INCIDENTS_SCHEMA = pa.schema(
         pa.field("incident_id", pa.string(), nullable=False),  # models.incidents.incident_id: the marts' id too
         pa.field("kind", pa.string(), nullable=False),  # reset | drop | slo_page
         pa.field("subject", pa.string(), nullable=False),  # controller_id, or slo/group for an SLO page
-        pa.field("start_ts", TS, nullable=False),  # data time
-        pa.field("detected_ts", TS, nullable=False),  # data time of the first evidence
-        pa.field("end_ts", TS),  # data time; null while open
+        pa.field("start_ts", TS_US, nullable=False),  # data time
+        pa.field("detected_ts", TS_US, nullable=False),  # data time of the first evidence
+        pa.field("end_ts", TS_US),  # data time; null while open
         pa.field("evidence", pa.string()),
         pa.field("fired_at", TS_US, nullable=False),  # wall clock of the live process
         pa.field("resolved_at", TS_US),
@@ -42,8 +41,8 @@ _ALERT_FIELDS = [
     pa.field("alertname", pa.string(), nullable=False),
     pa.field("labels", pa.string(), nullable=False),  # JSON object
     pa.field("annotations", pa.string(), nullable=False),  # JSON object
-    pa.field("starts_at", TS, nullable=False),
-    pa.field("ends_at", TS),
+    pa.field("starts_at", TS_US, nullable=False),
+    pa.field("ends_at", TS_US),
     pa.field("generator_url", pa.string(), nullable=False),
     pa.field("incident_id", pa.string(), nullable=False),
     pa.field("recorded_at", TS_US, nullable=False),
@@ -62,7 +61,7 @@ DELIVERY_SCHEMA = pa.schema(
 POSITION_SCHEMA = pa.schema(
     [
         pa.field("snapshot_id", pa.int64(), nullable=False),  # every raw row committed up to it has been read
-        pa.field("buffer_from", TS, nullable=False),  # the state: rows with ts >= it are carried between batches
+        pa.field("buffer_from", TS_US, nullable=False),  # the state: rows with ts >= it are carried between batches
         pa.field("committed_at", TS_US, nullable=False),
     ]
 )
