@@ -84,9 +84,13 @@ class Reconciliation:
         return len(self.only_live) + len(self.only_hourly) + len(self.different_times)
 
 
-def reconcile(live: pa.Table, hourly: pa.Table) -> Reconciliation:
-    """Compare two INCIDENT_SCHEMA tables (at least incident_id, start_ts, end_ts) of the same window."""
+def reconcile(live: pa.Table, hourly: pa.Table, open_ended: frozenset[str] = frozenset()) -> Reconciliation:
+    """Compare two INCIDENT_SCHEMA tables (at least incident_id, start_ts, end_ts) of the same window; for the ids
+    in `open_ended` (an hourly row that cannot know its end yet, e.g. an SLO page still burning at the end of the
+    hour it was evaluated in) only the start is compared."""
     live_rows, hourly_rows = _by_id(live), _by_id(hourly)
+    for key in open_ended & live_rows.keys():
+        live_rows[key]["end_ts"] = hourly_rows.get(key, {}).get("end_ts")
     both = live_rows.keys() & hourly_rows.keys()
     different = sorted(i for i in both if live_rows[i] != hourly_rows[i])
     return Reconciliation(

@@ -24,14 +24,18 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.contract import TELEMETRY_SCHEMAS, TIME_COLUMNS, TOPIC_ERRORS, TOPIC_LINK, TS, conform
+from ingest.contract import TELEMETRY_SCHEMAS, TIME_COLUMNS, TOPIC_ERRORS, TOPIC_LATENCY, TOPIC_LINK, TS, conform
 from ingest.lake import LAKE_ALIAS
 from ingest.lake.raw_tables import RAW, TS_US, retry_transaction
 from models.features import ERRORS_COLUMNS, LINK_COLUMNS, Detections
 from models.incidents import DROP, RESET, incidents
 from models.series import NS_PER_S, Controllers, timestamps_ns
+from models.slo.spec import AlertTier, Slo
+from pipelines.defs.slo.slo_assets import SLI_LATENCY_COLUMNS
+from pipelines.lib.slos import load
 from pipelines.lib.telemetry import raw_table, read_inventory
 from pipelines.live.alerts import Alert, record
+from pipelines.live.burn import SLO_PAGE, fast_burn_pages, live_slos
 from pipelines.live.tables import LIVE_INCIDENTS, LIVE_INCIDENTS_SCHEMA, POSITION, POSITION_SCHEMA, append
 
 # Data time carried before the newest row: the detections asset reads an hour either side of its window.
@@ -45,9 +49,23 @@ SETTLE = timedelta(minutes=2)
 # A reset is an instant: its alert resolves once the controller has reported this long after it came back.
 RESET_HOLD = timedelta(minutes=5)
 SEVERITY = "page"
-ALERT_NAMES = {RESET: "LeoControllerReset", DROP: "LeoLinkDrop"}
-SUMMARIES = {RESET: "controller {subject} reset", DROP: "CXL link of controller {subject} dropped"}
-_STREAMS = {TOPIC_ERRORS: ERRORS_COLUMNS, TOPIC_LINK: LINK_COLUMNS}
+ALERT_NAMES = {RESET: "LeoControllerReset", DROP: "LeoLinkDrop", SLO_PAGE: "LeoSLOFastBurn"}
+SUMMARIES = {
+    RESET: "controller {subject} reset",
+    DROP: "CXL link of controller {subject} dropped",
+    SLO_PAGE: "SLO {subject} burns its error budget at the fast page rate",
+}
+# Latency rows carried for the fast-burn pages: an SLO's fast tier needs its long window (1 h) before each step.
+SLO_CONTEXT = timedelta(hours=2)
+_STREAMS = {
+    TOPIC_ERRORS: ERRORS_COLUMNS,
+    TOPIC_LINK: LINK_COLUMNS,
+    TOPIC_LATENCY: ("controller_id", *SLI_LATENCY_COLUMNS),
+}
+_CONTEXT = {TOPIC_ERRORS: CONTEXT, TOPIC_LINK: CONTEXT, TOPIC_LATENCY: SLO_CONTEXT}
+_LONGEST = max(_CONTEXT.values())
+# Rows a reader skips: local-DRAM baselines are not served by a controller (models.slo.sli excludes them too).
+_WHERE = {TOPIC_LATENCY: "memory_tier = 'cxl'"}
 
 
 def _ns(delta: timedelta) -> int:
@@ -93,8 +111,8 @@ class Carried:
             topic: conform(
                 con.execute(
                     f"SELECT {_columns(topic)} FROM {raw_table(topic)} AT (VERSION => {snapshot_id}) "
-                    f"WHERE {TIME_COLUMNS[topic]} >= ?",
-                    [buffer_from],
+                    f"WHERE {TIME_COLUMNS[topic]} >= ? AND {_WHERE.get(topic, 'TRUE')}",
+                    [_from_ns(_topic_from(topic, _to_ns(buffer_from)))],
                 ).to_arrow_table(),
                 _schema(topic),
             )
@@ -107,7 +125,7 @@ def _inserted(con: duckdb.DuckDBPyConnection, topic: str, after: int, upto: int)
     """Rows of the topic's raw table committed in snapshots (after, upto]."""
     sql = (
         f"SELECT {_columns(topic)} FROM ducklake_table_insertions('{LAKE_ALIAS}', '{RAW}', "
-        f"'{raw_table(topic).split('.')[1]}', {after + 1}, {upto})"
+        f"'{raw_table(topic).split('.')[1]}', {after + 1}, {upto}) WHERE {_WHERE.get(topic, 'TRUE')}"
     )
     return conform(con.execute(sql).to_arrow_table(), _schema(topic))
 
@@ -148,8 +166,11 @@ class LiveDetector:
     con: duckdb.DuckDBPyConnection
     carried: Carried = field(init=False)
 
+    slos: list[tuple[Slo, AlertTier]] = field(init=False)
+
     def __post_init__(self) -> None:
         self.carried = Carried.restore(self.con)
+        self.slos = live_slos(load(), SLO_CONTEXT - CONTEXT)
 
     def round(self, now: datetime | None = None) -> Round | None:
         """Read what was committed since the position, detect, record; None when nothing new was committed."""
@@ -165,8 +186,8 @@ class LiveDetector:
         seen = _controller_high_water(rows)
         buffer_from = self.carried.buffer_from_ns or 0
         if seen:
-            buffer_from = max(buffer_from, max(seen.values()) - _ns(CONTEXT))
-        rows = {topic: _since(table, topic, buffer_from) for topic, table in rows.items()}
+            buffer_from = max(buffer_from, max(seen.values()) - _ns(_LONGEST))
+        rows = {topic: _since(table, topic, _topic_from(topic, buffer_from)) for topic, table in rows.items()}
         fired, changed = self._changes(rows, seen, buffer_from)
         now = now or datetime.now(UTC)
         recorded, _ = retry_transaction(lambda: self._commit(fired, changed, target, buffer_from, now))
@@ -210,13 +231,18 @@ class LiveDetector:
         errors, link = rows[TOPIC_ERRORS], rows[TOPIC_LINK]
         if not errors.num_rows and not link.num_rows:
             return [], []
+        inventory = read_inventory(self.con)
         controllers = Controllers.of(
-            read_inventory(self.con).column("controller_id"),
+            inventory.column("controller_id"),
             errors.column("controller_id"),
             link.column("controller_id"),
         )
         found = Detections.from_tables(errors, link, controllers)
-        current = _microseconds(incidents(found.resets, found.incidents)).to_pylist()
+        # SLO pages are evaluated up to the whole steps every controller has had SETTLE to report.
+        until = max(seen.values()) - _ns(SETTLE)
+        pages = fast_burn_pages(rows[TOPIC_LATENCY], inventory, self.slos, until)
+        current = _microseconds(pa.concat_tables([incidents(found.resets, found.incidents), pages])).to_pylist()
+        burning = {row["subject"] for row in current if row["kind"] == SLO_PAGE and row["end_ts"] is None}
         # The incidents recorded where this round looks (and every open one): one read.
         recorded = self.con.execute(
             f"SELECT * EXCLUDE (resolved_at), resolved_at IS NULL AS open FROM {LIVE_INCIDENTS} "
@@ -225,13 +251,16 @@ class LiveDetector:
         ).to_arrow_table()
         known = set(recorded["incident_id"].to_pylist())
         stored = {row["incident_id"]: row for row in recorded.filter(recorded["open"]).drop(["open"]).to_pylist()}
-        edge = buffer_from + _ns(EDGE)
+        # Where the carried rows let the detectors see an incident whole: EDGE after the link and error rows begin,
+        # the fast tier's long window after the latency rows begin.
+        edges = {kind: _topic_from(TOPIC_LINK, buffer_from) + _ns(EDGE) for kind in (RESET, DROP)}
+        edges[SLO_PAGE] = _topic_from(TOPIC_LATENCY, buffer_from) + _ns(_LONGEST - CONTEXT)
         fired: list[dict] = []
         changed: list[_Change] = []
         for row in current:
             detected = _to_ns(row["detected_ts"])
-            high = seen.get(row["subject"], 0)
-            if detected < edge or high < detected + _ns(SETTLE):
+            high = until if row["kind"] == SLO_PAGE else seen.get(row["subject"], 0)
+            if detected < edges[row["kind"]] or (row["kind"] != SLO_PAGE and high < detected + _ns(SETTLE)):
                 continue
             previous = stored.pop(row["incident_id"], None)
             if row["incident_id"] not in known:
@@ -243,8 +272,12 @@ class LiveDetector:
                     changed.append(_Change(now_seen, ends))
         # Open incidents the detectors no longer find where they should see them (their evidence was revised, so
         # their start and id moved): withdrawn, resolved at the controller's newest row.
+        # A page whose start slid out of the carried rows ends when its group no longer burns.
         for previous in stored.values():
-            if _to_ns(previous["detected_ts"]) >= edge:
+            if previous["kind"] == SLO_PAGE:
+                if previous["subject"] not in burning:
+                    changed.append(_Change({**previous, "end_ts": _from_ns(until)}, until))
+            elif _to_ns(previous["detected_ts"]) >= edges[previous["kind"]]:
                 withdrawn = {**previous, "evidence": f"{previous['evidence']},withdrawn"}
                 changed.append(_Change(withdrawn, seen.get(previous["subject"], 0)))
         return fired, changed
@@ -273,7 +306,7 @@ def _moved(before: dict, after: dict) -> bool:
 def _ends(incident: dict, high: int) -> int | None:
     """The data time an open incident's alert resolves at, or None while it lasts: a drop when its link is up
     again, a reset `RESET_HOLD` after the controller came back (its first evidence)."""
-    if incident["kind"] == DROP:
+    if incident["kind"] in (DROP, SLO_PAGE):
         return None if incident["end_ts"] is None else _to_ns(incident["end_ts"])
     back = _to_ns(incident["detected_ts"])
     return back + _ns(RESET_HOLD) if high >= back + _ns(RESET_HOLD) else None
@@ -282,10 +315,15 @@ def _ends(incident: dict, high: int) -> int | None:
 def _alert(incident: dict) -> Alert:
     """The firing alert of an incident: one alert per incident (its id is a label)."""
     kind, subject = incident["kind"], incident["subject"]
+    if kind == SLO_PAGE:
+        slo, _, group = subject.partition("/")
+        about = {"slo": slo, "group": group}
+    else:
+        about = {"controller_id": subject}
     labels = {
         "alertname": ALERT_NAMES[kind],
         "severity": SEVERITY,
-        "controller_id": subject,
+        **about,
         "incident_id": incident["incident_id"],
         "service": "leo-fleet",
     }
@@ -303,6 +341,11 @@ def _to_ns(value: datetime) -> int:
 
 def _from_ns(ns: int) -> datetime:
     return datetime.fromtimestamp(ns // 1000 / 1e6, UTC) if ns else datetime.fromtimestamp(0, UTC)
+
+
+def _topic_from(topic: str, buffer_from: int) -> int:
+    """Where a topic's carried rows begin: each carries its own context, `buffer_from` the longest."""
+    return buffer_from + _ns(_LONGEST - _CONTEXT[topic])
 
 
 def _since(table: pa.Table, topic: str, from_ns: int) -> pa.Table:
