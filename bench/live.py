@@ -270,8 +270,9 @@ def _commit_times(con, rows: list[tuple]) -> dict[tuple[str, int], float]:
     return found
 
 
-def _truth_match(truth, incidents: list[Incident]) -> dict[str, tuple[int, int, int, int]]:
-    """Per kind: (truth events, with an alert, missed, with more than one alert) and alerts matching no truth."""
+def _truth_match(truth, incidents: list[Incident]) -> dict[str, tuple[int, int, list[str], int, int]]:
+    """Per kind: truth events, those with an alert, the onsets (data time) of those without, those with more than
+    one alert, and alerts matching no truth event."""
     kinds = {"link_drop": DROP, "controller_reset": RESET}
     by_subject: dict[tuple[str, str], list[int]] = defaultdict(list)
     for incident in incidents:
@@ -295,7 +296,11 @@ def _truth_match(truth, incidents: list[Incident]) -> dict[str, tuple[int, int, 
         out[kind] = (
             len(hits),
             sum(h > 0 for h in hits),
-            sum(h == 0 for h in hits),
+            [
+                datetime.fromtimestamp(onset / 1e9, UTC).strftime("%H:%M:%S")
+                for onset, h in zip(onsets, hits, strict=True)
+                if h == 0
+            ],
             sum(h > 1 for h in hits),
             alerts - len(matched),
         )
@@ -318,6 +323,7 @@ def _report(settings, args, receiver, log, published_s, load_before, load_after)
         inventory = read_inventory(con)
         outbox = con.execute("SELECT count(*), count(DISTINCT (fingerprint, status)) FROM sre.alert_outbox").fetchone()
         first, last = con.execute("SELECT min(window_start), max(window_start) FROM raw.latency").fetchone()
+        print(f"data time {first:%H:%M} to {last:%H:%M}")
         columns = ["controller_id", *SLI_LATENCY_COLUMNS]
         span = Window(first, last + timedelta(minutes=1))
         latency = read_stream(con, contract.TOPIC_LATENCY, span, columns, "memory_tier = 'cxl'")
@@ -362,7 +368,8 @@ def _report(settings, args, receiver, log, published_s, load_before, load_after)
             )
     for kind, (events, alerted, missed, multiple, unmatched) in _truth_match(truth, incidents).items():
         print(
-            f"  truth {kind}: {events} injected, {alerted} alerted, {missed} missed, {multiple} with >1 alert; "
+            f"  truth {kind}: {events} injected, {alerted} alerted, {len(missed)} missed "
+            f"(onsets {', '.join(missed) or 'none'}), {multiple} with >1 alert; "
             f"{unmatched} alerts matching no injected fault"
         )
     slos = live_slos(load(), SLO_CONTEXT - CONTEXT)
