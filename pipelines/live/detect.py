@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 
 from ingest.contract import TELEMETRY_SCHEMAS, TIME_COLUMNS, TOPIC_ERRORS, TOPIC_LATENCY, TOPIC_LINK, TS, conform
 from ingest.lake import LAKE_ALIAS
+from ingest.lake.fault_injection import CrashPoints
 from ingest.lake.raw_tables import RAW, TS_US, retry_transaction
 from models.features import ERRORS_COLUMNS, LINK_COLUMNS, Detections
 from models.incidents import DROP, RESET, incidents
@@ -57,6 +58,8 @@ SUMMARIES = {
 }
 # Latency rows carried for the fast-burn pages: an SLO's fast tier needs its long window (1 h) before each step.
 SLO_CONTEXT = timedelta(hours=2)
+# The crash point between a round's writes and its COMMIT (reliability tests).
+ROUND_STAGE = "live_round"
 _STREAMS = {
     TOPIC_ERRORS: ERRORS_COLUMNS,
     TOPIC_LINK: LINK_COLUMNS,
@@ -164,6 +167,7 @@ class LiveDetector:
     """Rounds of the live path over one read-write lake connection; its state is restored from the lake."""
 
     con: duckdb.DuckDBPyConnection
+    crash_points: CrashPoints | None = None  # reliability tests only (ingest/lake/fault_injection.py)
     carried: Carried = field(init=False)
 
     slos: list[tuple[Slo, AlertTier]] = field(init=False)
@@ -217,6 +221,8 @@ class LiveDetector:
             append(self.con, LIVE_INCIDENTS, pa.Table.from_pylist(incidents_rows, schema=LIVE_INCIDENTS_SCHEMA))
             recorded = record(self.con, alerts, now)
             append(self.con, POSITION, pa.Table.from_pylist([position], schema=POSITION_SCHEMA))
+            if self.crash_points:
+                self.crash_points.reach(ROUND_STAGE)
             self.con.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(duckdb.TransactionException):  # a failed COMMIT has already rolled back

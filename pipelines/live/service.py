@@ -54,7 +54,7 @@ def run_live(
             )
             thread.start()
             threads.append(thread)
-        detector = LiveDetector(lake.lake_cursor(con)) if options.detect else None
+        detector = LiveDetector(lake.lake_cursor(con), crash_points) if options.detect else None
         while not stop.is_set():
             done = detector.round() if detector else None
             if done is not None:
