@@ -10,12 +10,12 @@ any second arrival is an identical re-post: exactly once as Alertmanager counts 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -133,7 +133,6 @@ class Delivery:
     sink: Sink
     stop: threading.Event
     crash_points: CrashPoints | None = None
-    sleep: Callable[[float], bool] | None = None
 
     def round(self, con: duckdb.DuckDBPyConnection) -> int:
         """Deliver the next batch; returns how many outbox rows the sink accepted."""
@@ -157,7 +156,6 @@ class Delivery:
 
     def _send_until_accepted(self, rows: list[dict]) -> int:
         """Requests it took (0: stopped before the sink accepted)."""
-        wait = self.sleep or self.stop.wait
         attempts = 0
         while not self.stop.is_set():
             try:
@@ -165,7 +163,7 @@ class Delivery:
             except SinkError:
                 attempts += 1
                 # Capped exponential backoff with jitter: a receiver that comes back is not stampeded.
-                wait(min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** min(attempts, 16)) * random.uniform(0.5, 1.0))
+                self.stop.wait(min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** min(attempts, 16)) * random.uniform(0.5, 1.0))
         return 0
 
 
@@ -175,7 +173,8 @@ def _commit_cursor(con: duckdb.DuckDBPyConnection, row: dict) -> None:
         append(con, DELIVERY, pa.Table.from_pylist([row], schema=DELIVERY_SCHEMA))
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        with contextlib.suppress(duckdb.TransactionException):  # a failed COMMIT has already rolled back
+            con.execute("ROLLBACK")
         raise
 
 

@@ -1,13 +1,14 @@
-"""The live detector: resets and link drops as the loader commits, with the hourly marts' own detectors.
+"""The live detector: resets, link drops and fast-burn SLO pages as the loader commits, with the hourly marts' code.
 
 Each round reads only the raw rows committed since its position (a DuckLake snapshot id: `table_insertions`
-between it and the current snapshot), adds them to the rows it carries (the last `CONTEXT` of data time before
-the newest row, as much as the `detections` asset reads around its hour), runs `Detections.from_tables` over them
-(that asset's call) and records what changed: new incidents fire, drops whose link came back and resets past
-`RESET_HOLD` resolve. Incidents, alerts (with their outbox rows) and the new position go to the lake in ONE
-transaction. The carried rows are not copied: they are exactly the raw rows with ts >= the stored `buffer_from`
-as of the stored snapshot, so a restart reads them back with time travel and resumes where the last commit left
-off, neither repeating nor skipping an alert.
+between it and the current snapshot), adds them to the rows it carries (per stream, the last `_CONTEXT` of data
+time before the newest row: as much as the `detections` asset reads around its hour, and the fast page tier's long
+window before each step for latency), runs `Detections.from_tables` (that asset's call) and
+`burn.fast_burn_pages` over them and records what changed: new incidents fire; drops whose link came back, resets
+past `RESET_HOLD` and pages whose episode ended resolve. Incidents, alerts (with their outbox rows) and the new
+position go to the lake in ONE transaction. The carried rows are not copied: they are exactly the raw rows with
+ts >= the stored `buffer_from` (per stream, see `_topic_from`) as of the stored snapshot, so a restart reads them
+back with time travel and resumes where the last commit left off, neither repeating nor skipping an alert.
 
 An incident is recorded once its controller's rows reach `SETTLE` past its first evidence, so that evidence that
 follows at once (the next health snapshot) can still explain it away; its start and end are updated while it is
@@ -58,6 +59,7 @@ SUMMARIES = {
 }
 # Latency rows carried for the fast-burn pages: an SLO's fast tier needs its long window (1 h) before each step.
 SLO_CONTEXT = timedelta(hours=2)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The crash point between a round's writes and its COMMIT (reliability tests).
 ROUND_STAGE = "live_round"
 _STREAMS = {
@@ -346,7 +348,8 @@ def _to_ns(value: datetime) -> int:
 
 
 def _from_ns(ns: int) -> datetime:
-    return datetime.fromtimestamp(ns // 1000 / 1e6, UTC) if ns else datetime.fromtimestamp(0, UTC)
+    """The instant at the lake's microseconds, exactly (a float of seconds would round some of them)."""
+    return _EPOCH + timedelta(microseconds=ns // 1000)
 
 
 def _topic_from(topic: str, buffer_from: int) -> int:
