@@ -89,7 +89,10 @@ def _live_arguments(parser: argparse.ArgumentParser) -> None:
         "alerts as they fire and resolve",
     )
     parser.add_argument(
-        "--live-hours", type=HOURS, default=1.0, help="with --live: simulated hours to stream (default 1)"
+        "--live-hours",
+        type=HOURS,
+        default=1.5,
+        help="with --live: simulated hours to stream (default 1.5: the first hour is then reconciled with the marts)",
     )
     parser.add_argument(
         "--speed", type=number(0, 3600), default=60.0, help="with --live: times wall-clock pace (default 60)"
