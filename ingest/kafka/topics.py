@@ -22,6 +22,8 @@ from ingest import contract
 from ingest.settings import Settings
 
 TELEMETRY_TOPICS = (contract.TOPIC_ERRORS, contract.TOPIC_LINK, contract.TOPIC_LATENCY, contract.TOPIC_INVENTORY)
+# Alerts of the live path (pipelines/live/delivery.py), keyed by the alert's fingerprint so consumers can dedupe.
+ALERTS_TOPIC = "leo.alerts"
 
 
 def key_partition(key: bytes, partitions: int) -> int:

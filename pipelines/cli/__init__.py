@@ -28,6 +28,7 @@ SUBCOMMAND_MODULES = (
     "pipelines.cli.ui",
     "pipelines.cli.exporter",
     "pipelines.cli.slo",
+    "pipelines.cli.live",
 )
 
 

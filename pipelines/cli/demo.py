@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ingest.settings import Settings
-from pipelines.cli.errors import CliError
+from pipelines.cli.errors import CliError, number
 from pipelines.cli.kafka_errors import kafka_error, require_reachable
 from pipelines.cli.simulate import CONTROLLERS, HOURS, SEED, check_scale
 
@@ -49,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="replace a lake the demo did not create (in the data dir or the configured catalog)",
     )
+    _live_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -59,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from ingest.kafka import broker
     from pipelines.demo import DemoError, DemoOptions, run_demo
 
+    if args.live:
+        return _run_live(args)
     check_scale(args.controllers, args.hours)
     settings = Settings.from_env()
     if args.data_dir:
@@ -72,4 +75,81 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     except KafkaError as exc:
         raise kafka_error(settings, exc) from None
+    return 0
+
+
+# --- `leo-fleet demo --live` (the live path, docs/live.md) ---------------------------------------------------------
+
+
+def _live_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="instead: a short live run (Kafka, loader, leo-fleet live, exporter, a webhook receiver) printing "
+        "alerts as they fire and resolve",
+    )
+    parser.add_argument(
+        "--live-hours",
+        type=HOURS,
+        default=1.5,
+        help="with --live: simulated hours to stream (default 1.5: the first hour is then reconciled with the marts)",
+    )
+    parser.add_argument(
+        "--speed", type=number(0, 3600), default=60.0, help="with --live: times wall-clock pace (default 60)"
+    )
+
+
+def _run_live(args: argparse.Namespace) -> int:
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from kafka.errors import KafkaError
+    from rich.console import Console
+
+    from ingest.kafka import broker
+    from ingest.settings import ENV_PREFIX
+    from pipelines.demo import local_broker
+    from pipelines.live.demo import LiveDemoOptions, prepare, run_live_demo
+
+    check_scale(args.controllers, args.live_hours)
+    settings = Settings.from_env()
+    if args.data_dir:
+        settings = settings.with_data_dir(args.data_dir.expanduser().resolve())
+    if not broker.is_local(settings):
+        require_reachable(settings)
+    settings.scratch_dir.mkdir(parents=True, exist_ok=True)
+    # A lake of its own each run: the live path's incidents of an earlier run with the same seed would be known.
+    run_settings = settings.with_data_dir(Path(tempfile.mkdtemp(prefix="live-demo-", dir=settings.scratch_dir)))
+    console = Console(stderr=False, soft_wrap=True)  # one line per alert, however narrow the terminal
+    options = LiveDemoOptions(args.controllers, args.live_hours, args.seed, args.speed)
+    try:
+        with local_broker(settings, console):
+            prepare(run_settings)
+            port = broker.free_port()
+            env = {**os.environ, f"{ENV_PREFIX}DATA_DIR": str(run_settings.data_dir)}
+            exporter = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    "import sys; from pipelines.cli import main; sys.exit(main())",
+                    "exporter",
+                    "--port",
+                    str(port),
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+            )
+            console.print(f"lake {run_settings.data_dir}; Prometheus metrics at http://127.0.0.1:{port}/metrics")
+            try:
+                received = run_live_demo(run_settings, options, console)
+            finally:
+                exporter.terminate()
+                exporter.wait(timeout=30)
+    except broker.BrokerError as exc:
+        raise CliError(str(exc)) from None
+    except KafkaError as exc:
+        raise kafka_error(settings, exc) from None
+    console.print(f"{received} alert states delivered; sre.live_incidents and sre.alerts hold them")
     return 0

@@ -111,10 +111,16 @@ def sli_series(
         finally:
             con.unregister("sli_inventory")
     else:
-        wanted = [c for c in slo.group_columns if c in INVENTORY_COLUMNS and c not in latency.column_names]
-        rows = with_inventory(latency, inventory, wanted) if wanted else latency
-        series = latency_series(rows, slo, STEP_S)
+        series = latency_sli(slo, latency, inventory)
     return keyed(series, slo).select(SLI_SCHEMA.names).cast(SLI_SCHEMA)
+
+
+def latency_sli(slo: Slo, latency: pa.Table, inventory: pa.Table) -> pa.Table:
+    """Good/total events of a latency SLO per group and STEP_S step from `latency` rows, grouped by the inventory
+    columns it names (models.slo.sli's layout: its group column, ts, good, total); the live path's too."""
+    wanted = [c for c in slo.group_columns if c in INVENTORY_COLUMNS and c not in latency.column_names]
+    rows = with_inventory(latency, inventory, wanted) if wanted else latency
+    return latency_series(rows, slo, STEP_S)
 
 
 def series_for(rows: pa.Table, slo: Slo) -> pa.Table:
