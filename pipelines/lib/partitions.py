@@ -89,6 +89,12 @@ class Window:
         window = context.partition_time_window
         return cls(window.start.astimezone(UTC), window.end.astimezone(UTC))
 
+    @classmethod
+    def of_partition(cls, partitions_def: dg.PartitionsDefinition, key: str) -> Window:
+        """The time window of one partition of a time-partitioned definition."""
+        window = partitions_def.time_window_for_partition_key(key)
+        return cls(window.start.astimezone(UTC), window.end.astimezone(UTC))
+
     def widened(self, before: timedelta, after: timedelta = timedelta(0)) -> Window:
         """Context that analytics need but never write: `before` for baselines and previous counter values,
         `after` for what follows an event that began inside the window (a link coming back up)."""

@@ -9,6 +9,7 @@ Markdown and CSV under <data dir>/reports/slo/<label>/) lives in pipelines/repor
 import dagster as dg
 
 from pipelines.defs.reports.sql_views import VIEWS_KEY
+from pipelines.lib.assets import SCHEDULES_DEFAULT
 from pipelines.lib.marts import mart_key
 from pipelines.lib.metadata import image, markdown_table
 from pipelines.lib.partitions import DAILY, SINGLE_RUN, Window, partitions_start
@@ -35,7 +36,7 @@ def _report_asset(period: str, partitions_def: dg.PartitionsDefinition) -> dg.As
         deps=[VIEWS_KEY, *(mart_key(name) for name in MARTS_READ)],
         partitions_def=partitions_def,
         backfill_policy=SINGLE_RUN,
-        description=f"SLO report per {period} under <data dir>/reports/slo/<{period}>/: report.html (error-budget "
+        description=f"SLO report per {period} under `<data dir>/reports/slo/<{period}>/`: report.html (error-budget "
         "burn-down, p99/p99.9 against target, worst controllers/hosts/racks by remaining budget, link drops and "
         "resets with MTTR, health-score distribution, anomalies with reasons), report.md, compliance.csv, "
         "slo_summary.csv, worst.csv, latency.csv and the charts as PNG.",
@@ -49,11 +50,12 @@ def _report_asset(period: str, partitions_def: dg.PartitionsDefinition) -> dg.As
                 for key in keys
             ]
         latest = reports[-1]
+        for key, written in zip(keys, reports, strict=True):  # each partition links to its own report
+            context.add_asset_metadata({"html": dg.MetadataValue.url(written.html.as_uri())}, partition_key=key)
         return dg.MaterializeResult(
             metadata={
                 "reports": len(reports),
                 "window": str(window),
-                "html": dg.MetadataValue.path(str(latest.html)),
                 "latest_report": dg.MetadataValue.path(str(latest.directory / "report.md")),
                 "summary": markdown_table(latest.summary, limit=latest.summary.num_rows),
                 "report": dg.MetadataValue.md(latest.markdown.split("\n## ")[0]),
@@ -71,14 +73,24 @@ def _partition_window(partitions_def: dg.PartitionsDefinition, key: str) -> Wind
 
 slo_report, slo_report_weekly, slo_report_monthly = (_report_asset(p, d) for p, d in PARTITIONS.items())
 _jobs = {
-    period: dg.define_asset_job(_JOBS[period], selection=[asset.key], partitions_def=PARTITIONS[period])
+    period: dg.define_asset_job(
+        _JOBS[period],
+        selection=[asset.key],
+        partitions_def=PARTITIONS[period],
+        description=f"Writes the SLO report of each {period} selected (HTML, Markdown, CSV, charts).",
+    )
     for period, asset in zip(PARTITIONS, (slo_report, slo_report_weekly, slo_report_monthly), strict=True)
 }
+_WHEN = {"day": "every day", "week": "on Mondays", "month": "on the 1st of each month"}
 # The day before at 06:00, the week before on Mondays at 06:00, the month before on the 1st at 06:00.
-slo_report_schedule = dg.build_schedule_from_partitioned_job(_jobs["day"], hour_of_day=REPORT_HOUR_UTC)
-slo_report_weekly_schedule = dg.build_schedule_from_partitioned_job(
-    _jobs["week"], hour_of_day=REPORT_HOUR_UTC, day_of_week=1
-)
-slo_report_monthly_schedule = dg.build_schedule_from_partitioned_job(
-    _jobs["month"], hour_of_day=REPORT_HOUR_UTC, day_of_month=1
+slo_report_schedule, slo_report_weekly_schedule, slo_report_monthly_schedule = (
+    dg.build_schedule_from_partitioned_job(
+        _jobs[period],
+        hour_of_day=REPORT_HOUR_UTC,
+        **timing,
+        default_status=SCHEDULES_DEFAULT,
+        description=f"{_WHEN[period].capitalize()} at {REPORT_HOUR_UTC:02d}:00 UTC, the report of the {period} just "
+        "ended (its late telemetry has landed by then).",
+    )
+    for period, timing in (("day", {}), ("week", {"day_of_week": 1}), ("month", {"day_of_month": 1}))
 )
