@@ -25,6 +25,7 @@ from matplotlib.axes import Axes
 CHART_SIZE_IN = (7.0, 2.6)
 CHART_DPI = 80
 TABLE_ROWS = 10
+MIN_SPAN_DAYS = 1 / 24  # the narrowest time axis: an hour (matplotlib's dates are in days)
 
 
 def _type_name(data_type: pa.DataType) -> str:
@@ -94,7 +95,12 @@ def image(title: str, data: bytes) -> dg.MetadataValue:
 
 
 def time_axis(ax: Axes) -> None:
-    """Compact date labels on the x axis (hours within a day, the date where it changes)."""
+    """Compact date labels on the x axis (hours within a day, the date where it changes). Call it after plotting:
+    data within one instant (one partition's hour) get an hour-wide axis, not matplotlib's default of years."""
+    low, high = ax.dataLim.intervalx
+    if high - low < MIN_SPAN_DAYS:
+        middle = (low + high) / 2
+        ax.set_xlim(middle - MIN_SPAN_DAYS / 2, middle + MIN_SPAN_DAYS / 2)
     locator = mdates.AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
