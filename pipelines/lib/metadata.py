@@ -22,6 +22,8 @@ import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
+# The field-metadata key of a column's description in an Arrow schema (models/ and ingest/contract.py own them).
+DESCRIPTION = b"description"
 CHART_SIZE_IN = (7.0, 2.6)
 CHART_DPI = 80
 TABLE_ROWS = 10
@@ -37,12 +39,14 @@ def _type_name(data_type: pa.DataType) -> str:
 
 
 def column_schema(schema: pa.Schema) -> dg.TableSchema:
-    """The catalog's column list for a table with this Arrow schema (`dagster/column_schema`)."""
+    """The catalog's column list for a table with this Arrow schema (`dagster/column_schema`), each column with
+    the description its field carries (DESCRIPTION in the field's metadata, set where the schema is defined)."""
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
                 name=field.name,
                 type=_type_name(field.type),
+                description=(field.metadata or {}).get(DESCRIPTION, b"").decode() or None,
                 constraints=dg.TableColumnConstraints(nullable=field.nullable),
             )
             for field in schema

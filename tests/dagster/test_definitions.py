@@ -135,3 +135,10 @@ def test_every_job_schedule_and_sensor_says_what_it_does_and_runs_from_the_start
     assert all(automation.default_status in running for automation in automations)
     # The UI shows a sensor's target as its selection string; a key-prefix selection would show as a Python repr.
     assert str(definitions.resolve_sensor_def("marts_automation").asset_selection) == 'key:"marts/*"'
+
+
+def test_health_scores_columns_say_what_they_hold(definitions: dg.Definitions) -> None:
+    """Column descriptions come from the schema's owner (models.health) to the catalog, every column described."""
+    spec = definitions.resolve_asset_graph().get(dg.AssetKey([MARTS, "health_scores"])).to_asset_spec()
+    columns = spec.metadata["dagster/column_schema"].columns
+    assert columns and all(column.description for column in columns), [c.name for c in columns if not c.description]
