@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import dagster as dg
 import duckdb
@@ -28,6 +28,7 @@ from ingest.settings import DEFAULT_PARTITIONS_START, Settings
 
 HOUR_FORMAT = "%Y-%m-%d-%H:%M"
 DAY_FORMAT = "%Y-%m-%d"
+MONTH_FORMAT = "%Y-%m"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -54,14 +55,23 @@ def _start(settings: Settings) -> str:
     return (settings.partitions_start or first_data_day(settings) or DEFAULT_PARTITIONS_START).isoformat()
 
 
-def _end(settings: Settings) -> str | None:
-    """The end of the last hourly partition as Dagster's end dates take it, or None: up to the last complete hour."""
-    return None if settings.partitions_end is None else settings.partitions_end.strftime(HOUR_FORMAT)
+def _ends(settings: Settings) -> tuple[str | None, str | None, str | None]:
+    """The ends of the hourly, daily (and weekly) and monthly partitions as Dagster's end dates take them; None:
+    up to the last complete hour, day, week or month. Dagster keeps every partition that starts before its end, so a
+    set end inside a day, week or month keeps that period's partition: it holds data, if not a whole period's."""
+    end = settings.partitions_end
+    if end is None:
+        return None, None, None
+    day_end = end.date() if end.time() == time(0) else end.date() + timedelta(days=1)
+    last_month = (day_end - timedelta(days=1)).replace(day=1)
+    month_end = (last_month + timedelta(days=31)).replace(day=1)
+    return end.strftime(HOUR_FORMAT), day_end.strftime(DAY_FORMAT), month_end.strftime(MONTH_FORMAT)
 
 
 # Read once, when the code location (or any process importing this module) loads: Dagster needs them fixed.
 _SETTINGS = Settings.from_env()
-START, END = _start(_SETTINGS), _end(_SETTINGS)
+START = _start(_SETTINGS)
+END, DAY_END, MONTH_END = _ends(_SETTINGS)
 
 
 def partitions_start() -> str:
@@ -70,7 +80,7 @@ def partitions_start() -> str:
 
 
 HOURLY = dg.HourlyPartitionsDefinition(start_date=f"{START}-00:00", end_date=END, timezone="UTC", fmt=HOUR_FORMAT)
-DAILY = dg.DailyPartitionsDefinition(start_date=START, end_date=END and END[:10], timezone="UTC", fmt=DAY_FORMAT)
+DAILY = dg.DailyPartitionsDefinition(start_date=START, end_date=DAY_END, timezone="UTC", fmt=DAY_FORMAT)
 SINGLE_RUN = dg.BackfillPolicy.single_run()
 # Raw rows are read this much at a time: each lake query has a fixed cost (~0.3 s), each hour of a
 # 1,000-controller fleet's latency histograms ~150 MB in memory.

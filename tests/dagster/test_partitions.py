@@ -58,9 +58,9 @@ def test_a_demo_span_gives_exactly_its_hours_and_complete_days() -> None:
     day = datetime(2026, 3, 2, tzinfo=UTC)
     hourly, daily = partition_keys({**partition_settings(day, day + timedelta(hours=24))})
     assert hourly == [f"2026-03-02-{hour:02d}:00" for hour in range(24)] and daily == ["2026-03-02"]
-    # A partial last hour still gets its partition; a partial day gets none (it is not over).
+    # A partial last hour still gets its partition, and a partial day its own: the day holds the span's data.
     hourly, daily = partition_keys({**partition_settings(day, day + timedelta(hours=1.5))})
-    assert hourly == ["2026-03-02-00:00", "2026-03-02-01:00"] and daily == []
+    assert hourly == ["2026-03-02-00:00", "2026-03-02-01:00"] and daily == ["2026-03-02"]
 
 
 def test_the_demo_records_its_span_for_the_ui(tmp_path: Path) -> None:
