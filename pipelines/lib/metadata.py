@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 from collections.abc import Callable, Mapping, Sequence
 
 import dagster as dg
@@ -102,7 +103,7 @@ def time_axis(ax: Axes) -> None:
     """Compact date labels on the x axis (hours within a day, the date where it changes). Call it after plotting:
     data within one instant (one partition's hour) get an hour-wide axis, not matplotlib's default of years."""
     low, high = ax.dataLim.intervalx
-    if high - low < MIN_SPAN_DAYS:
+    if math.isfinite(low) and math.isfinite(high) and high - low < MIN_SPAN_DAYS:  # (not on an empty chart)
         middle = (low + high) / 2
         ax.set_xlim(middle - MIN_SPAN_DAYS / 2, middle + MIN_SPAN_DAYS / 2)
     locator = mdates.AutoDateLocator()

@@ -12,7 +12,7 @@ from pipelines.defs.reports.sql_views import VIEWS_KEY
 from pipelines.lib.assets import SCHEDULES_DEFAULT
 from pipelines.lib.marts import mart_key
 from pipelines.lib.metadata import image, markdown_table
-from pipelines.lib.partitions import DAILY, DAY_END, MONTH_END, SINGLE_RUN, Window, partitions_start
+from pipelines.lib.partitions import DAILY, MONTH_END, SINGLE_RUN, WEEK_END, Window, partitions_start
 from pipelines.lib.resources import LakeResource
 from pipelines.reports import write_report
 
@@ -20,7 +20,7 @@ REPORT_HOUR_UTC = 6  # each schedule reports on the period just ended once its l
 MARTS_READ = ("slo_compliance", "slo_breaches", "latency_rollups", "link_events", "resets", "health_scores")
 # ISO weeks (Monday 00:00 UTC) and calendar months, from the week and month that contain the partitions start.
 WEEKLY = dg.WeeklyPartitionsDefinition(
-    start_date=partitions_start(), end_date=DAY_END, day_offset=1, timezone="UTC", fmt="%Y-%m-%d"
+    start_date=partitions_start(), end_date=WEEK_END, day_offset=1, timezone="UTC", fmt="%Y-%m-%d"
 )
 MONTHLY = dg.MonthlyPartitionsDefinition(
     start_date=partitions_start()[:7], end_date=MONTH_END, timezone="UTC", fmt="%Y-%m"
