@@ -28,7 +28,9 @@ MAX_PARTITIONS = 1_000
 MAX_CLOCK_SKEW_S = 7 * 86_400
 EARLIEST_DAY = date(2000, 1, 1)
 PARTITIONS_START_ENV = ENV_PREFIX + "PARTITIONS_START"
-# The first day of the Dagster partitions unless PARTITIONS_START_ENV says otherwise: the simulator's default start.
+PARTITIONS_END_ENV = ENV_PREFIX + "PARTITIONS_END"
+# The first day of the Dagster partitions when neither PARTITIONS_START_ENV nor the lake says otherwise (an empty
+# lake): the simulator's default start.
 DEFAULT_PARTITIONS_START = date(2026, 1, 5)
 # A host name or IPv4 address, or an IPv6 literal in brackets ([::1]).
 _HOST = re.compile(r"[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]")
@@ -131,9 +133,12 @@ class Settings:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     # How far a row's time may run ahead of the loader's clock before the message is quarantined (clock skew).
     max_clock_skew_s: float = 900.0
-    # First day of the Dagster partitions (pipelines/lib/partitions.py builds them from it). Checked here with the
-    # rest, so a bad value is refused by every command, not only by Dagster.
-    partitions_start: date = DEFAULT_PARTITIONS_START
+    # First day of the Dagster partitions (pipelines/lib/partitions.py builds them from it); None: the first day of
+    # data in the lake. Checked here with the rest, so a bad value is refused by every command, not only by Dagster.
+    partitions_start: date | None = None
+    # The end of the last hourly partition (a whole UTC hour), for a lake that receives no more data, as the
+    # demo's; None: the last complete hour, so new hours get their partitions as time passes.
+    partitions_end: datetime | None = None
     # The object store of an s3:// data path.
     s3: S3Settings = field(default_factory=S3Settings)
 
@@ -204,7 +209,8 @@ class Settings:
             lake_data_path=_quotable(ENV_PREFIX + "LAKE_DATA_PATH", get(ENV_PREFIX + "LAKE_DATA_PATH")),
             kafka=kafka,
             max_clock_skew_s=skew,
-            partitions_start=_day(PARTITIONS_START_ENV, get(PARTITIONS_START_ENV)) or cls.partitions_start,
+            partitions_start=_day(PARTITIONS_START_ENV, get(PARTITIONS_START_ENV)),
+            partitions_end=_hour(PARTITIONS_END_ENV, get(PARTITIONS_END_ENV)),
             s3=_s3(get),
         )
 
@@ -281,6 +287,20 @@ def _day(name: str, text: str | None) -> date | None:
     if day is None or not EARLIEST_DAY <= day <= datetime.now(UTC).date():
         raise SettingsError(f"{name} must be a day like 2026-01-05 from {EARLIEST_DAY} to today, got {text!r}")
     return day
+
+
+def _hour(name: str, text: str | None) -> datetime | None:
+    """A whole UTC hour in ISO form (2026-01-06T00:00Z; UTC unless it says otherwise), from 2000 on."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+        moment = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
+        moment = None
+    if moment is None or moment.date() < EARLIEST_DAY or moment != moment.replace(minute=0, second=0, microsecond=0):
+        raise SettingsError(f"{name} must be a whole UTC hour like 2026-01-06T00:00Z from {EARLIEST_DAY}, got {text!r}")
+    return moment
 
 
 def _data_dir(text: str | None) -> Path:

@@ -63,15 +63,29 @@ TOP_REASONS = 3
 
 HEALTH_SCHEMA = pa.schema(
     [
-        pa.field("controller_id", pa.string(), nullable=False),
-        pa.field("window_end", TS, nullable=False),
-        pa.field("health", pa.float64(), nullable=False),
+        pa.field("controller_id", pa.string(), nullable=False, metadata={"description": "the controller scored"}),
+        pa.field("window_end", TS, nullable=False, metadata={"description": "end of the hour scored (UTC)"}),
+        pa.field(
+            "health",
+            pa.float64(),
+            nullable=False,
+            metadata={"description": "100 minus the points every reason took: 100 = healthy, 0 = worst"},
+        ),
         pa.field(
             "top_reasons",
             pa.list_(pa.struct([pa.field("reason", pa.string()), pa.field("points", pa.float64())])),
             nullable=False,
+            metadata={"description": f"the (up to {TOP_REASONS}) reasons that took the most points, most first"},
         ),
-        *(pa.field(f"points_{reason}", pa.float64(), nullable=False) for reason in REASONS),
+        *(
+            pa.field(
+                f"points_{reason}",
+                pa.float64(),
+                nullable=False,
+                metadata={"description": f"points the {reason} reason took off the score (0 = none)"},
+            )
+            for reason in REASONS
+        ),
     ]
 )
 

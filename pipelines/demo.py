@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from ingest.kafka import broker
 from ingest.lake import LAKE_ALIAS, session
 from ingest.settings import ENV_PREFIX, PARTITIONS_START_ENV, Settings
+from pipelines.lib.demo_span import MARKER, default_start, write_marker
 from pipelines.lib.instance import BIN, UI_HOST, UI_PORT, install_instance_config
 from pipelines.lib.partitions import Window, partitions_start
 from pipelines.lib.resources import LakeResource
@@ -31,8 +32,6 @@ from pipelines.lib.stream_status import raw_events, read_loader, read_streams
 from pipelines.materialize import QUIET_RUN, Stage, StageRun, materialize_span, stages
 from pipelines.reports import period_window, report_directory
 
-# Written into the data directory by the demo: its presence means the lake there holds demo data only.
-MARKER = ".leo-fleet-demo"
 # A catalog outside the data directory (LEO_FLEET_LAKE_CATALOG: a PostgreSQL database, or a SQLite file elsewhere)
 # carries its own marker: a table of this name beside DuckLake's metadata tables (all named `ducklake_*`).
 CATALOG_MARKER = "leo_fleet_demo"
@@ -52,12 +51,6 @@ class DemoOptions:
     fresh: bool = False  # replace a lake the demo did not create
 
 
-def default_start(hours: float, now: datetime | None = None) -> datetime:
-    """A recent span that ends at the last midnight UTC, so every daily partition in it is complete."""
-    midnight = (now or datetime.now(UTC)).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return midnight - timedelta(hours=hours)
-
-
 def check_span(span: Window, now: datetime | None = None) -> None:
     """The span must lie inside the hourly partitions: after their start, and over by now."""
     first = datetime.fromisoformat(partitions_start()).replace(tzinfo=UTC)
@@ -70,7 +63,7 @@ def check_span(span: Window, now: datetime | None = None) -> None:
         raise DemoError(f"the span ends in the future ({span.end:%Y-%m-%d %H:%M} UTC): pick an earlier --start")
 
 
-def prepare_data_dir(data_dir: Path, fresh: bool, settings: Settings | None = None) -> None:
+def prepare_data_dir(data_dir: Path, fresh: bool, settings: Settings | None = None, span: Window | None = None) -> None:
     """Clear the previous demo's outputs; refuse to touch a lake the demo did not write unless `fresh`.
 
     With the default catalog the lake is a directory under the data directory. A catalog set elsewhere
@@ -94,7 +87,7 @@ def prepare_data_dir(data_dir: Path, fresh: bool, settings: Settings | None = No
     for output in (settings.lake_dir, settings.model_dir, settings.reports_dir, settings.dagster_home):
         shutil.rmtree(output, ignore_errors=True)
     data_dir.mkdir(parents=True, exist_ok=True)
-    (data_dir / MARKER).write_text("this data directory holds `leo-fleet demo` output; the demo replaces it\n")
+    write_marker(data_dir, None if span is None else (span.start, span.end))
     if external:
         mark_catalog(settings)
 
@@ -382,7 +375,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> list
     span = Window(start, start + timedelta(hours=options.hours))
     check_span(span)
     data_dir = settings.data_dir
-    prepare_data_dir(data_dir, options.fresh, settings)
+    prepare_data_dir(data_dir, options.fresh, settings, span)
     console.print(f"[bold]leo-fleet demo[/bold]: {options.controllers} controllers x {options.hours:g} h, {span}")
     console.print(f"Data directory: {data_dir}")
     if settings.lake_catalog:

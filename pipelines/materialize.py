@@ -3,8 +3,9 @@ the benchmark run.
 
 Assets are grouped into stages by dependency level and partitioning: the hourly marts over raw telemetry run as
 one single-run backfill over the span, then the fitted models, then the hourly scores that need them, then the
-daily assets. Each stage is one Dagster run recorded in the given instance, so `dagster dev` on the same
-DAGSTER_HOME shows its history, metadata and check results afterwards.
+daily assets. Each stage is one run of its own named job (pipelines/definitions.py defines one per stage) recorded
+in the given instance, so `dagster dev` on the same DAGSTER_HOME shows its history, metadata and check results
+afterwards under the stage's name.
 
 Each run is tagged with the host and pid of the process that runs it. A process killed mid-run leaves its run
 STARTED and its `lake_write` pool slot claimed, which would block every later writer of the lake: before each
@@ -34,17 +35,45 @@ UNFINISHED = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.Dags
 # `dagster asset materialize --partition-range` set (Dagster exports no constant for them).
 PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
+# A stage's cadence in its job's name, by the kind of its partitions.
+CADENCES = (
+    (dg.HourlyPartitionsDefinition, "hourly"),
+    (dg.DailyPartitionsDefinition, "daily"),
+    (dg.WeeklyPartitionsDefinition, "weekly"),
+    (dg.MonthlyPartitionsDefinition, "monthly"),
+)
 
 
 @dataclass(frozen=True)
 class Stage:
     keys: tuple[dg.AssetKey, ...]
     partitions_def: dg.PartitionsDefinition | None
+    groups: tuple[str, ...] = ()  # of its assets, in the order of `keys`
 
     @property
     def label(self) -> str:
         kind = {HOURLY: "hourly", DAILY: "daily", None: "unpartitioned"}.get(self.partitions_def, "partitioned")
         return f"{kind}: {', '.join(key.path[-1] for key in self.keys)}"
+
+    @property
+    def job_name(self) -> str:
+        """The stage's job: its one asset's name, or its groups' names, with its cadence (slo_report_daily,
+        latency_links_..._hourly); an unpartitioned stage has none (views)."""
+        cadence = next((name for kind, name in CADENCES if isinstance(self.partitions_def, kind)), None)
+        names = [self.keys[0].path[-1]] if len(self.keys) == 1 else list(dict.fromkeys(self.groups))
+        if cadence and not names[-1].endswith(cadence):
+            names.append(cadence)
+        return "_".join(names)
+
+    def job(self) -> dg.UnresolvedAssetJobDefinition:
+        """The stage's assets (and their checks) as one named job: what the run list shows for its runs."""
+        return dg.define_asset_job(
+            self.job_name,
+            selection=list(self.keys),
+            description=f"Materializes {', '.join(key.to_user_string() for key in self.keys)} in one run"
+            + (" over a partition range" if self.partitions_def else "")
+            + " (a stage of `leo-fleet demo`, after the stages whose assets these read).",
+        )
 
     def partition_keys(self, span: Window) -> list[str]:
         """The stage's partitions that overlap `span` and exist (a day still in progress has no partition yet)."""
@@ -87,7 +116,10 @@ def stages(defs: dg.Definitions) -> list[Stage]:
     for key, depth in level.items():
         grouped.setdefault((depth, graph.get(key).partitions_def), []).append(key)
     ordered = sorted(grouped.items(), key=lambda item: (item[0][0], item[0][1] is not None))
-    return [Stage(tuple(keys), partitions_def) for (_, partitions_def), keys in ordered]
+    return [
+        Stage(tuple(keys), partitions_def, tuple(graph.get(key).group_name for key in keys))
+        for (_, partitions_def), keys in ordered
+    ]
 
 
 def materialize_span(
@@ -122,11 +154,8 @@ def run_stage(
     *,
     config: Mapping[dg.AssetKey, Mapping[str, object]] | None = None,
 ) -> StageRun:
-    """One stage's assets over `span` as a single Dagster run (a partition range for partitioned stages)."""
+    """One stage's assets over `span` as a single run of its job (a partition range for partitioned stages)."""
     release_dead_runs(instance)
-    graph = defs.resolve_asset_graph()
-    assets = [defs.get_assets_def(key) for key in graph.get_all_asset_keys() if graph.get(key).is_materializable]
-    checks = list(defs.asset_checks or ())
     keys = stage.partition_keys(span)
     started = time.perf_counter()
     result = None
@@ -134,15 +163,18 @@ def run_stage(
         tags = {PARTITION_RANGE_START_TAG: keys[0], PARTITION_RANGE_END_TAG: keys[-1]} if keys else {}
         tags[WORKER_TAG] = f"{socket.gethostname()}:{os.getpid()}"
         ops = {"__".join(key.path): {"config": dict(c)} for key, c in (config or {}).items() if key in stage.keys}
-        result = dg.materialize(
-            [*assets, *checks],
-            selection=list(stage.keys),
-            instance=instance,
-            resources={"lake": lake},
-            tags=tags,
-            run_config={"ops": ops, **QUIET_RUN},
+        result = _job(defs, stage).execute_in_process(
+            instance=instance, resources={"lake": lake}, tags=tags, run_config={"ops": ops, **QUIET_RUN}
         )
     return StageRun(stage, len(keys), time.perf_counter() - started, result)
+
+
+def _job(defs: dg.Definitions, stage: Stage) -> dg.JobDefinition:
+    """The stage's job in `defs` (pipelines/definitions.py defines one per stage); for a stage of the caller's own
+    (one mart, say), its job added to `defs` for the run."""
+    if defs.get_repository_def().has_job(stage.job_name):
+        return defs.resolve_job_def(stage.job_name)
+    return dg.Definitions.merge(defs, dg.Definitions(jobs=[stage.job()])).resolve_job_def(stage.job_name)
 
 
 def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:

@@ -18,7 +18,7 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 import pipelines.demo  # noqa: F401  (imported once with the real environment: it reads LEO_FLEET_PARTITIONS_START)
 from ingest import lake
 from ingest.kafka import broker
-from ingest.settings import DEFAULT_PARTITIONS_START, SASL_MECHANISMS, SECURITY_PROTOCOLS, Settings, SettingsError
+from ingest.settings import SASL_MECHANISMS, SECURITY_PROTOCOLS, Settings, SettingsError
 from pipelines.cli import main
 from tests.ingest.kafka.helpers import CLI
 from tests.sample_lake import SAMPLE_SPAN, Materialized
@@ -52,6 +52,7 @@ VARIABLES = (
     "LEO_FLEET_LAKE_DATA_PATH",
     "LEO_FLEET_MAX_CLOCK_SKEW_S",
     "LEO_FLEET_PARTITIONS_START",
+    "LEO_FLEET_PARTITIONS_END",
 )
 FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 BAD_PORTS = st.one_of(
@@ -192,6 +193,7 @@ def environments(sandbox: Sandbox) -> st.SearchStrategy[dict[str, str | None]]:
         "LEO_FLEET_LAKE_DATA_PATH": paths(sandbox) | st.just("it's"),
         "LEO_FLEET_MAX_CLOCK_SKEW_S": NUMBERS,
         "LEO_FLEET_PARTITIONS_START": st.sampled_from(["2026-01-05", "2000-01-01", "1999-12-31", "9999-12-31"]) | TEXT,
+        "LEO_FLEET_PARTITIONS_END": st.sampled_from(["2026-01-06T00:00Z", "2026-01-06T00:30Z", "1999-12-31"]) | TEXT,
     }
     value = {
         name: strategy if name == "KAFKA_BOOTSTRAP_SERVERS" else st.none() | strategy
@@ -347,8 +349,11 @@ def test_the_listed_cases_are_one_line_errors_in_a_real_process(sandbox: Sandbox
 
 
 def test_the_partitions_start_is_a_setting() -> None:
-    """The Dagster partitions' first day comes from Settings like every other setting, default and all."""
-    assert Settings.from_env({}).partitions_start == DEFAULT_PARTITIONS_START == date(2026, 1, 5)
+    """The Dagster partitions' first day comes from Settings like every other setting (unset: from the lake)."""
+    assert Settings.from_env({}).partitions_start is None
+    assert Settings.from_env({"LEO_FLEET_PARTITIONS_END": "2026-01-06T00:00Z"}).partitions_end == datetime(
+        2026, 1, 6, tzinfo=UTC
+    )
     assert Settings.from_env({"LEO_FLEET_PARTITIONS_START": "2025-12-01"}).partitions_start == date(2025, 12, 1)
     with pytest.raises(SettingsError, match=r"^LEO_FLEET_PARTITIONS_START must be a day like 2026-01-05"):
         Settings.from_env({"LEO_FLEET_PARTITIONS_START": "1999-12-31"})

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
+import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ingest.settings import Settings
 from pipelines.cli.errors import CliError, number
 from pipelines.cli.kafka_errors import kafka_error, require_reachable
 from pipelines.cli.simulate import CONTROLLERS, HOURS, SEED, check_scale
+from pipelines.lib.demo_span import default_start, partition_settings
 
 
 def _utc_time(text: str) -> datetime:
@@ -58,17 +60,21 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from ingest.kafka import broker
-    from pipelines.demo import DemoError, DemoOptions, run_demo
 
     if args.live:
         return _run_live(args)
     check_scale(args.controllers, args.hours)
+    start = args.start or default_start(args.hours)
+    # The demo's Dagster partitions are its span: set before anything below imports them (pipelines/lib/partitions).
+    os.environ.update(partition_settings(start, start + timedelta(hours=args.hours)))
     settings = Settings.from_env()
     if args.data_dir:
         settings = settings.with_data_dir(args.data_dir.expanduser().resolve())
     if not broker.is_local(settings):  # a local one is started by the demo itself
         require_reachable(settings)
-    options = DemoOptions(args.controllers, args.hours, args.seed, args.start, args.fresh)
+    from pipelines.demo import DemoError, DemoOptions, run_demo
+
+    options = DemoOptions(args.controllers, args.hours, args.seed, start, args.fresh)
     try:
         run_demo(settings, options, Console(stderr=False))
     except (DemoError, broker.BrokerError) as exc:

@@ -15,6 +15,7 @@ import contextlib
 import csv
 import json
 import re
+import shutil
 import sys
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
@@ -238,7 +239,13 @@ def _query(args: argparse.Namespace) -> str:
     return sys.stdin.read()
 
 
+# Table output wider than this (the terminal's width; 160 when not on a terminal) is shown one record at a time.
+DEFAULT_WIDTH = 160
+SIGNIFICANT_DIGITS = 4
+
+
 def _write(output_format: str, headers: list[str], rows: list[tuple]) -> None:
+    """CSV and JSON carry every value at full precision (for programs); the table is for people (`table`)."""
     if output_format == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(headers)
@@ -246,9 +253,68 @@ def _write(output_format: str, headers: list[str], rows: list[tuple]) -> None:
     elif output_format == "json":
         print(json.dumps([dict(zip(headers, row, strict=True)) for row in rows], default=_plain, indent=None))
     else:
-        from tabulate import tabulate
+        print(table(headers, rows, shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns))
 
-        print(tabulate([[_plain(value) for value in row] for row in rows], headers=headers, tablefmt="simple"))
+
+def table(headers: list[str], rows: list[tuple], width: int = DEFAULT_WIDTH) -> str:
+    """Rows as an aligned table of readable cells (numbers right-aligned); when that is wider than `width`, one
+    block per record, a column per line (psql's expanded display), so no line wraps on the terminal."""
+    from tabulate import tabulate
+
+    cells = [[readable(value) for value in row] for row in rows]
+    numeric = [
+        all(_is_number(row[i]) for row in rows if row[i] is not None) and bool(rows) for i in range(len(headers))
+    ]
+    text = tabulate(
+        cells,
+        headers=headers,
+        tablefmt="simple",
+        disable_numparse=True,
+        colalign=["right" if n else "left" for n in numeric],
+    )
+    if max(map(len, text.splitlines()), default=0) <= width:
+        return text
+    name_width = max(map(len, headers))
+    blocks = []
+    for number, row in enumerate(cells, 1):
+        lines = [f"-[ record {number} ]".ljust(min(width, name_width + 20), "-")]
+        lines += [f"{name.ljust(name_width)} | {cell}" for name, cell in zip(headers, row, strict=True)]
+        blocks.append("\n".join(lines))
+    return "\n".join(blocks) if blocks else text
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
+def readable(value: object) -> str:
+    """One cell as people read it: numbers rounded with thousands separators, times to the second in one format
+    (the session is UTC), a struct as its values and a list as its items (a reason and its points: "error_rate
+    24.77"), never a Python repr."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float | Decimal):
+        return _number(float(value))
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, dict):
+        return " ".join(readable(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return ", ".join(readable(item) for item in value)
+    return str(_plain(value))
+
+
+def _number(value: float) -> str:
+    """Four significant digits, whole numbers from 1,000 on, with thousands separators."""
+    if value != value or value in (float("inf"), float("-inf")):  # NaN and infinities as DuckDB spells them
+        return str(value)
+    if abs(value) >= 10 ** (SIGNIFICANT_DIGITS - 1):
+        return f"{value:,.0f}"
+    return f"{value:.{SIGNIFICANT_DIGITS}g}"
 
 
 def _plain(value: object) -> object:

@@ -2,8 +2,9 @@
 
 It runs `dagster dev` with DAGSTER_HOME taken from the settings' data-dir layout (holding the packaged instance
 configuration, as the demo leaves it) and the code location named by module, so it works from any directory and
-from a wheel install. The UI has no authentication: it listens on loopback unless told otherwise
-(docs/security.md).
+from a wheel install. Over a demo's data directory the partitions are the demo's span (recorded in its marker),
+unless LEO_FLEET_PARTITIONS_START/END say otherwise, so the Catalog shows no hour the demo did not simulate. The UI
+has no authentication: it listens on loopback unless told otherwise (docs/security.md).
 """
 
 from __future__ import annotations
@@ -32,11 +33,19 @@ def run(args: argparse.Namespace) -> NoReturn:
     import os
 
     from ingest.settings import ENV_PREFIX, Settings
+    from pipelines.lib.demo_span import partition_settings, recorded_span
     from pipelines.lib.instance import dagster_dev, install_instance_config
 
     settings = Settings.from_env()
     home = install_instance_config(settings.dagster_home)
-    environment = {**os.environ, "DAGSTER_HOME": str(home), f"{ENV_PREFIX}DATA_DIR": str(settings.data_dir)}
+    span = recorded_span(settings.data_dir)
+    pinned = partition_settings(*span) if span else {}
+    environment = {
+        **os.environ,
+        **{name: value for name, value in pinned.items() if not os.environ.get(name)},  # set outright: kept
+        "DAGSTER_HOME": str(home),
+        f"{ENV_PREFIX}DATA_DIR": str(settings.data_dir),
+    }
     command = dagster_dev(args.host, args.port)
     try:
         os.execve(command[0], command, environment)  # Ctrl-C and the exit status are dagster's own from here on

@@ -13,7 +13,7 @@ import dagster as dg
 import duckdb
 import pyarrow as pa
 
-from pipelines.lib.marts import Closed, in_background, mart_key, replace_window, window_rows
+from pipelines.lib.marts import Closed, in_background, in_window, mart_key, replace_window, window_rows
 from pipelines.lib.metadata import column_schema
 from pipelines.lib.partitions import HOURLY, SINGLE_RUN, Window
 from pipelines.lib.resources import LakeResource
@@ -25,6 +25,10 @@ ANALYTICS_OWNERS = ("team:fleet-analytics",)
 # Marts over raw telemetry: ten minutes past each hour, once the loader has reported new rows since then (so
 # late telemetry of the hour has landed), the hour that just closed is computed.
 AFTER_LOAD = dg.AutomationCondition.on_cron("10 * * * *")
+# Automation is on from the start: every schedule and sensor of the location runs as soon as a daemon serves it
+# (`leo-fleet ui`, so after `make demo` too). The one switch: set these to STOPPED to start with all of it off.
+SENSORS_DEFAULT = dg.DefaultSensorStatus.RUNNING
+SCHEDULES_DEFAULT = dg.DefaultScheduleStatus.RUNNING
 # Downstream marts follow their mart inputs: each new or updated upstream partition is recomputed once. Raw
 # tables are ignored here: they reach these marts through the marts above.
 FOLLOW_INPUTS = dg.AutomationCondition.eager().ignore(dg.AssetSelection.key_prefixes(RAW))
@@ -111,23 +115,43 @@ def publish(
     check_results: Sequence[dg.AssetCheckResult] = (),
 ) -> dg.MaterializeResult:
     """Replace `window` in `marts.<name>` with `rows` and describe what was written (for `marts/<name>`). `con`:
-    the step's own read-write lake connection, if it holds one (each new connection costs tenths of a second)."""
+    the step's own read-write lake connection, if it holds one (each new connection costs tenths of a second).
+
+    Each partition of the run gets its own metadata: its rows and window, and the last one `describe` of its
+    rows (tables, charts: one partition's worth, the view a run of that partition alone would give). So a
+    backfill's partitions are not 24 copies of the whole run's figures, and the history plots vary by partition."""
     written = window_rows(rows, time_column, window, closed)
+    partitions = _partitions()
+    last = written if not partitions else in_window(written, time_column, partitions[-1][1], closed)
 
     def write(cursor: duckdb.DuckDBPyConnection) -> None:
         replace_window(cursor, name, written, time_column, window, closed, lake.crash_points)
 
     # The write runs in DuckDB without the GIL: describing the rows (numpy, charts) overlaps it.
     with nullcontext(con) if con is not None else lake.connection() as con, in_background(con, write) as writing:
-        description = describe(written)
+        description = describe(last)
         writing.result()
-    return dg.MaterializeResult(
-        asset_key=mart_key(name),
-        metadata={
-            "dagster/row_count": written.num_rows,
-            "dagster/column_schema": column_schema(written.schema),
-            "window": str(window),
-            **description,
-        },
-        check_results=list(check_results),
-    )
+    schema = {"dagster/column_schema": column_schema(written.schema)}
+    if not partitions:
+        return dg.MaterializeResult(
+            asset_key=mart_key(name),
+            metadata={**schema, "dagster/row_count": written.num_rows, "window": str(window), **description},
+            check_results=list(check_results),
+        )
+    context = dg.AssetExecutionContext.get()
+    for index, (key, part) in enumerate(partitions, 1):
+        own = last if index == len(partitions) else in_window(written, time_column, part, closed)
+        metadata = {"dagster/row_count": own.num_rows, "window": str(part)}
+        context.add_asset_metadata(
+            {**metadata, **(description if own is last else {})}, asset_key=mart_key(name), partition_key=key
+        )
+    return dg.MaterializeResult(asset_key=mart_key(name), metadata=schema, check_results=list(check_results))
+
+
+def _partitions() -> list[tuple[str, Window]]:
+    """The partitions the current run materializes, each with its own time window; none for an unpartitioned run."""
+    context = dg.AssetExecutionContext.get()
+    if not context.has_partition_key_range:
+        return []
+    definition = context.assets_def.partitions_def
+    return [(key, Window.of_partition(definition, key)) for key in context.partition_keys]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 from collections.abc import Callable, Mapping, Sequence
 
 import dagster as dg
@@ -22,9 +23,12 @@ import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
+# The field-metadata key of a column's description in an Arrow schema (models/ and ingest/contract.py own them).
+DESCRIPTION = b"description"
 CHART_SIZE_IN = (7.0, 2.6)
 CHART_DPI = 80
 TABLE_ROWS = 10
+MIN_SPAN_DAYS = 1 / 24  # the narrowest time axis: an hour (matplotlib's dates are in days)
 
 
 def _type_name(data_type: pa.DataType) -> str:
@@ -36,12 +40,14 @@ def _type_name(data_type: pa.DataType) -> str:
 
 
 def column_schema(schema: pa.Schema) -> dg.TableSchema:
-    """The catalog's column list for a table with this Arrow schema (`dagster/column_schema`)."""
+    """The catalog's column list for a table with this Arrow schema (`dagster/column_schema`), each column with
+    the description its field carries (DESCRIPTION in the field's metadata, set where the schema is defined)."""
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
                 name=field.name,
                 type=_type_name(field.type),
+                description=(field.metadata or {}).get(DESCRIPTION, b"").decode() or None,
                 constraints=dg.TableColumnConstraints(nullable=field.nullable),
             )
             for field in schema
@@ -94,7 +100,12 @@ def image(title: str, data: bytes) -> dg.MetadataValue:
 
 
 def time_axis(ax: Axes) -> None:
-    """Compact date labels on the x axis (hours within a day, the date where it changes)."""
+    """Compact date labels on the x axis (hours within a day, the date where it changes). Call it after plotting:
+    data within one instant (one partition's hour) get an hour-wide axis, not matplotlib's default of years."""
+    low, high = ax.dataLim.intervalx
+    if math.isfinite(low) and math.isfinite(high) and high - low < MIN_SPAN_DAYS:  # (not on an empty chart)
+        middle = (low + high) / 2
+        ax.set_xlim(middle - MIN_SPAN_DAYS / 2, middle + MIN_SPAN_DAYS / 2)
     locator = mdates.AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))

@@ -1,9 +1,12 @@
 """Time partitions shared by every asset, and the time window a run covers.
 
-Marts are hourly; detection quality and the SLO report are daily. Partitions start on `Settings.partitions_start`
-(LEO_FLEET_PARTITIONS_START, default 2026-01-05, the simulator's default start) and end at the last complete hour,
-so a backfill can reach any telemetry the lake holds from that day on. To analyse older telemetry, set the variable
-to an earlier day before starting Dagster: the start is part of the code location, not of the instance.
+Marts are hourly; detection quality and the SLO report are daily. The partitions span what the lake can hold:
+they start on `Settings.partitions_start` (LEO_FLEET_PARTITIONS_START), by default the first day of telemetry in the
+lake (2026-01-05, the simulator's default start, while the lake is empty), and end at `Settings.partitions_end`
+(LEO_FLEET_PARTITIONS_END), by default the last complete hour. So the Catalog lists no partition that could never
+have data: `leo-fleet demo` pins both ends to its span, and `leo-fleet ui` serves a demo's lake with that span.
+Dagster fixes a code location's partitions when it loads: the start and end are read once per process, and a
+running `dagster dev` picks up new settings (or a lake's first data) only when it reloads the location.
 
 Every hourly asset has a single-run backfill policy: a backfill over a day runs each asset once over 24 hours (one
 lake read, one model call, one transaction) instead of 24 times, which is what keeps a fleet-day under minutes.
@@ -13,24 +16,78 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import dagster as dg
+import duckdb
 
-from ingest.settings import Settings
+from ingest.contract import TABLE_NAMES, TIME_COLUMNS
+from ingest.lake import connect
+from ingest.lake.raw_tables import RAW
+from ingest.settings import DEFAULT_PARTITIONS_START, Settings
 
 HOUR_FORMAT = "%Y-%m-%d-%H:%M"
 DAY_FORMAT = "%Y-%m-%d"
+MONTH_FORMAT = "%Y-%m"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def first_data_day(settings: Settings) -> date | None:
+    """The day of the earliest telemetry in the lake; None for a lake without any (or no lake yet)."""
+    try:
+        con = connect(settings, read_only=True)
+    except FileNotFoundError:
+        return None
+    try:
+        columns = " UNION ALL ".join(
+            f"SELECT min({column}) AS t FROM {RAW}.{TABLE_NAMES[topic]}" for topic, column in TIME_COLUMNS.items()
+        )
+        (first,) = con.execute(f"SELECT min(t) FROM ({columns})").fetchone()
+    except duckdb.CatalogException:  # a lake whose raw tables the loader has not created yet
+        return None
+    finally:
+        con.close()
+    return None if first is None else first.astimezone(UTC).date()
+
+
+def _start(settings: Settings) -> str:
+    """The first partition day as Dagster's start dates take it (YYYY-MM-DD): the setting, else the lake's first."""
+    return (settings.partitions_start or first_data_day(settings) or DEFAULT_PARTITIONS_START).isoformat()
+
+
+def _ends(settings: Settings) -> tuple[str | None, str | None, str | None, str | None]:
+    """The ends of the hourly, daily, ISO-weekly and monthly partitions as Dagster's end dates take them; None: up
+    to the last complete hour, day, week or month. A set end inside a day, week or month is rounded up to the
+    period's end, so that period keeps its partition: it holds data, if not a whole period's. (With a mid-week end
+    Dagster still lists the week, but the UI showed its materialization as missing: tried.)"""
+    end = settings.partitions_end
+    if end is None:
+        return None, None, None, None
+    day_end = end.date() if end.time() == time(0) else end.date() + timedelta(days=1)
+    week_end = day_end + timedelta(days=-day_end.weekday() % 7)  # the Monday on or after
+    last_month = (day_end - timedelta(days=1)).replace(day=1)
+    month_end = (last_month + timedelta(days=31)).replace(day=1)
+    return (
+        end.strftime(HOUR_FORMAT),
+        day_end.strftime(DAY_FORMAT),
+        week_end.strftime(DAY_FORMAT),
+        month_end.strftime(MONTH_FORMAT),
+    )
+
+
+# Read once, when the code location (or any process importing this module) loads: Dagster needs them fixed.
+_SETTINGS = Settings.from_env()
+START = _start(_SETTINGS)
+END, DAY_END, WEEK_END, MONTH_END = _ends(_SETTINGS)
+
+
 def partitions_start() -> str:
-    """The first partition day as Dagster's start dates take it (YYYY-MM-DD), from the settings."""
-    return Settings.from_env().partitions_start.isoformat()
+    """The first day of this process's partitions (YYYY-MM-DD)."""
+    return START
 
 
-HOURLY = dg.HourlyPartitionsDefinition(start_date=f"{partitions_start()}-00:00", timezone="UTC", fmt=HOUR_FORMAT)
-DAILY = dg.DailyPartitionsDefinition(start_date=partitions_start(), timezone="UTC", fmt=DAY_FORMAT)
+HOURLY = dg.HourlyPartitionsDefinition(start_date=f"{START}-00:00", end_date=END, timezone="UTC", fmt=HOUR_FORMAT)
+DAILY = dg.DailyPartitionsDefinition(start_date=START, end_date=DAY_END, timezone="UTC", fmt=DAY_FORMAT)
 SINGLE_RUN = dg.BackfillPolicy.single_run()
 # Raw rows are read this much at a time: each lake query has a fixed cost (~0.3 s), each hour of a
 # 1,000-controller fleet's latency histograms ~150 MB in memory.
@@ -47,6 +104,12 @@ class Window:
     @classmethod
     def of(cls, context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> Window:
         window = context.partition_time_window
+        return cls(window.start.astimezone(UTC), window.end.astimezone(UTC))
+
+    @classmethod
+    def of_partition(cls, partitions_def: dg.PartitionsDefinition, key: str) -> Window:
+        """The time window of one partition of a time-partitioned definition."""
+        window = partitions_def.time_window_for_partition_key(key)
         return cls(window.start.astimezone(UTC), window.end.astimezone(UTC))
 
     def widened(self, before: timedelta, after: timedelta = timedelta(0)) -> Window:

@@ -113,3 +113,32 @@ def test_stages_run_parents_first(definitions: dg.Definitions) -> None:
                     assert parent in stage.keys and graph.get(parent).partitions_def == stage.partitions_def
         seen.update(stage.keys)
     assert stages(definitions)[0].partitions_def == HOURLY
+
+
+def test_every_stage_has_its_named_job(definitions: dg.Definitions) -> None:
+    """The demo runs each stage as its own job, so the run list names what ran (no __ephemeral_asset_job__)."""
+    names = [stage.job_name for stage in stages(definitions)]
+    assert len(set(names)) == len(names)
+    for stage in stages(definitions):
+        job = definitions.resolve_job_def(stage.job_name)
+        assert job.asset_layer.selected_asset_keys == set(stage.keys), stage.job_name
+        assert job.partitions_def == stage.partitions_def, stage.job_name
+
+
+def test_every_job_schedule_and_sensor_says_what_it_does_and_runs_from_the_start(definitions: dg.Definitions) -> None:
+    repository = definitions.get_repository_def()
+    jobs = [job for job in repository.get_all_jobs() if not job.name.startswith("__")]
+    assert jobs and all(job.description for job in jobs), [job.name for job in jobs if not job.description]
+    automations = [*repository.schedule_defs, *repository.sensor_defs]
+    assert len(automations) == 6 and all(automation.description for automation in automations)
+    running = (dg.DefaultScheduleStatus.RUNNING, dg.DefaultSensorStatus.RUNNING)
+    assert all(automation.default_status in running for automation in automations)
+    # The UI shows a sensor's target as its selection string; a key-prefix selection would show as a Python repr.
+    assert str(definitions.resolve_sensor_def("marts_automation").asset_selection) == 'key:"marts/*"'
+
+
+def test_health_scores_columns_say_what_they_hold(definitions: dg.Definitions) -> None:
+    """Column descriptions come from the schema's owner (models.health) to the catalog, every column described."""
+    spec = definitions.resolve_asset_graph().get(dg.AssetKey([MARTS, "health_scores"])).to_asset_spec()
+    columns = spec.metadata["dagster/column_schema"].columns
+    assert columns and all(column.description for column in columns), [c.name for c in columns if not c.description]

@@ -209,7 +209,10 @@ def test_slo_report_files(materialized: Materialized) -> None:
 def test_metadata_describes_what_was_written(materialized: Materialized) -> None:
     event = materialized.instance.get_latest_materialization_event(mart_key("latency_rollups"))
     metadata = event.asset_materialization.metadata
-    (count,) = rows(materialized, "SELECT count(*) FROM marts.latency_rollups")[0]
+    assert event.asset_materialization.partition == HOURS[-1]  # the run's last hour, described in full
+    (count,) = rows(
+        materialized, "SELECT count(*) FROM marts.latency_rollups WHERE window_start >= '2026-01-05 05:00'"
+    )[0]
     assert metadata["dagster/row_count"].value == count
     assert metadata["worst_controllers"].value.startswith("| controller_id")
     assert "data:image/png;base64," in metadata["fleet_quantiles"].value
@@ -253,3 +256,28 @@ def test_an_hour_without_telemetry_is_unknown_not_compliant(
     )[0]
     assert groups == counts["slo_compliance"] > 0
     assert (states, events, slis) == (["absent"], 0, 0)
+
+
+def test_each_partition_carries_its_own_metadata(materialized: Materialized) -> None:
+    """One run materialized the six hours; each hour's materialization describes that hour only."""
+    key = mart_key("latency_rollups")
+    instance = materialized.instance
+    counts = dict(
+        rows(
+            materialized,
+            "SELECT strftime(window_start, '%Y-%m-%d-%H:00'), count(*) FROM marts.latency_rollups GROUP BY ALL",
+        )
+    )
+    for hour in HOURS:
+        (record,) = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[hour]), limit=1
+        ).records
+        metadata = record.asset_materialization.metadata
+        assert metadata["window"].value == str(Window.of_partition(HOURLY, hour))
+        assert metadata["dagster/row_count"].value == counts[hour]  # the run wrote all six hours' rows
+
+
+def test_the_runs_are_the_stages_named_jobs(materialized: Materialized) -> None:
+    names = {run.job_name for run in materialized.instance.get_runs()}
+    assert names == {run.stage.job_name for run in materialized.runs if run.result}
+    assert not any(name.startswith("__") for name in names)

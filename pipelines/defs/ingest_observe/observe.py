@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import duckdb
 
+from pipelines.lib.assets import SENSORS_DEFAULT
 from pipelines.lib.resources import LakeResource
 from pipelines.lib.stream_status import StreamStatus, raw_events, read_loader, read_streams
 
@@ -21,6 +22,7 @@ OBSERVE_EVERY_S = 60
 @dg.sensor(
     name="loader_observer",
     minimum_interval_seconds=OBSERVE_EVERY_S,
+    default_status=SENSORS_DEFAULT,
     description="Reads the loader's status rows and the raw tables from the lake; records lag, rows/s and "
     "watermark age as observations of the raw tables, and a materialization of each table that gained rows.",
 )

@@ -13,6 +13,7 @@ import dagster as dg
 
 from ingest.contract import TABLE_NAMES, TELEMETRY_SCHEMAS
 from ingest.lake.raw_tables import STATUS_TABLE
+from pipelines.lib.assets import SCHEDULES_DEFAULT
 from pipelines.lib.commit_retries import commit_retries
 from pipelines.lib.quality import quarantine_share, schema_drift
 from pipelines.lib.resources import LakeResource
@@ -100,8 +101,13 @@ def lake_commit_retries(lake: LakeResource) -> dg.AssetCheckResult:
 raw_checks_job = dg.define_asset_job(
     "raw_checks",
     selection=dg.AssetSelection.checks(raw_table_checks, lake_commit_retries),
-    description="Every check on the raw tables.",
+    description="Every check on the raw tables: columns and types against the contract, the share of messages "
+    "quarantined, and the loaders' lake-commit retries.",
 )
 raw_checks_schedule = dg.ScheduleDefinition(
-    name="raw_checks_every_10_minutes", job=raw_checks_job, cron_schedule="*/10 * * * *"
+    name="raw_checks_every_10_minutes",
+    job=raw_checks_job,
+    cron_schedule="*/10 * * * *",
+    default_status=SCHEDULES_DEFAULT,
+    description="Every ten minutes: the raw tables' contract, quarantine and commit-retry checks (raw_checks).",
 )

@@ -1,6 +1,8 @@
 """The real Dagster webserver on the instance where every asset was materialized, driven by headless Chromium:
-the asset graph lists our groups, and an asset page shows its latest materialization's metadata, chart included.
-Screenshots are kept in test-artifacts/ui/."""
+the asset graph lists our groups, an asset page shows its latest materialization's metadata, chart included, and,
+with the partitions pinned to the materialized span as `leo-fleet ui` pins a demo's, every hourly asset shows all
+its partitions materialized and none missing. Screenshots are kept in $CI_ARTIFACTS/ui/ (test-artifacts/ui/ by
+default, gitignored), for CI to keep as artifacts."""
 
 from __future__ import annotations
 
@@ -10,8 +12,10 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
+import dagster as dg
 import pytest
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
@@ -24,12 +28,14 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from ingest.kafka.broker import free_port
 from ingest.settings import ENV_PREFIX
+from pipelines.lib.demo_span import partition_settings
+from pipelines.lib.partitions import HOURLY
 from tests.processes import stop_process_group
-from tests.sample_lake import REPO, Materialized
+from tests.sample_lake import REPO, SAMPLE_SPAN, Materialized
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-ARTIFACTS = REPO / "test-artifacts" / "ui"
+ARTIFACTS = Path(os.environ.get("CI_ARTIFACTS") or REPO / "test-artifacts") / "ui"
 GROUPS = ("ingest", "latency", "slo", "links", "resets", "health", "anomaly", "quality", "reports")
 WAIT_S = 60
 DIALOG_WAIT_S = 15
@@ -39,10 +45,12 @@ CARET_OFFSET_PX = 40
 
 @pytest.fixture(scope="module")
 def webserver(materialized: Materialized) -> Iterator[str]:
-    """dagster-webserver on a free loopback port, pointed at the materialized instance; stopped afterwards."""
+    """dagster-webserver on a free loopback port, pointed at the materialized instance, its partitions the
+    materialized span (as `leo-fleet ui` shows a demo's); stopped afterwards."""
     port = free_port()
     env = {
         **os.environ,
+        **partition_settings(SAMPLE_SPAN.start, SAMPLE_SPAN.end),
         "DAGSTER_HOME": str(materialized.dagster_home),
         f"{ENV_PREFIX}DATA_DIR": str(materialized.data_dir),
     }
@@ -175,3 +183,26 @@ def test_checks_tab_shows_the_blocking_checks(webserver: str, browser: WebDriver
     body = body_text(browser)
     screenshot(browser, "resets-checks")
     assert "telemetry_gaps" in body and "column_schema_change" in body
+
+
+def test_every_partitioned_asset_has_its_partitions_materialized_and_none_missing(
+    webserver: str, browser: WebDriver, definitions: dg.Definitions
+) -> None:
+    """After a demo-like run the Catalog lists the span's partitions, all materialized: no "missing" partitions
+    inside the span (every hour was run) and none outside it (no hour before or after exists; the day, week and
+    month that hold the span have one partition each)."""
+    hours = (SAMPLE_SPAN.end - SAMPLE_SPAN.start) // timedelta(hours=1)
+    graph = definitions.resolve_asset_graph()
+    partitioned = [key for key in graph.materializable_asset_keys if graph.get(key).partitions_def is not None]
+    assert len(partitioned) > hours
+    for key in sorted(partitioned):
+        path = "/".join(key.path)
+        expected = hours if graph.get(key).partitions_def == HOURLY else 1
+        open_page(browser, f"{webserver}/assets/{path}?view=partitions", "Missing (")
+        body = body_text(browser)
+        assert f"Materialized ({expected})" in body and "Missing (0)" in body and "Failed (0)" in body, (path, body)
+        # With "All" selected, the partitions selected are the whole set: the span's only.
+        assert f"{expected} Partition" in body, (path, body)
+    screenshot(browser, "partitions")
+    open_page(browser, f"{webserver}/assets?view=flat", f"{hours} partitions")
+    screenshot(browser, "catalog")
