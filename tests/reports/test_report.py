@@ -64,7 +64,7 @@ def test_each_period_asset_wrote_its_report(materialized: Materialized, period: 
 def test_metadata_points_at_the_report(materialized: Materialized) -> None:
     event = materialized.instance.get_latest_materialization_event(dg.AssetKey(["reports", "slo_report"]))
     metadata = event.asset_materialization.metadata
-    assert metadata["html"].value == str(report_dir(materialized, LABELS["day"]) / "report.html")
+    assert metadata["html"].value == (report_dir(materialized, LABELS["day"]) / "report.html").as_uri()
     assert metadata["summary"].value.startswith("| slo")
     assert "data:image/png;base64," in metadata["burn_down"].value
 
