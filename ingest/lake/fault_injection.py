@@ -2,10 +2,10 @@
 `stage`, so a test can crash the real loader at an exact step of a load, or a Dagster run worker in the middle of
 a mart write (docs/reliability.md).
 
-The variable is read once, by an entry point (the `ingest` command, the lake resource of a Dagster run), into a
-`CrashPoints` that it hands to the code reaching the stages; unset (always, outside those tests) there is none, and
-nothing happens. The exit is `os._exit`: no finally blocks, no flush, no Kafka or DuckDB shutdown, like a SIGKILL at
-that line.
+The variable is read once, by an entry point (the `ingest` and `load` commands, the lake resource of a Dagster run),
+into a `CrashPoints` that it hands to the code reaching the stages; unset (always, outside those tests) there is none,
+and nothing happens. The exit is `os._exit`: no finally blocks, no flush, no Kafka or DuckDB shutdown, like a SIGKILL
+at that line.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ EXIT_CODE = 86
 STAGES = ("before_write", "mid_transaction", "after_lake_commit")
 # mart_write: `marts.replace_window` deleted the window's old rows and has not inserted the new ones yet.
 MART_STAGE = "mart_write"
+# load_batch: `leo-fleet load` read the n-th batch of a run-directory file; the file's transaction is not committed.
+LOAD_STAGE = "load_batch"
 
 
 @dataclass

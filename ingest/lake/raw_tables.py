@@ -12,10 +12,11 @@ the loader's status row:
    bytes; a message already there is a duplicate, whatever the watermark said (a broker that answered offsets
    inconsistently, a loader that rewound, a topic recreated under a stale id).
 
-Files loaded by `leo-fleet load` are skipped by their sha256 in `raw.ingest_files`. A crash before COMMIT leaves
-nothing; a replay after it is filtered.
+A file loaded by `leo-fleet load` goes through `write_file`: its rows, streamed, and its sha256 in `raw.ingest_files`
+in one transaction per file; a file whose sha256 is there is skipped. A crash before COMMIT leaves nothing; a
+replay after it is filtered.
 
-Both filters read the snapshot the transaction began on. When another writer commits first, DuckLake retries the
+The filters read the snapshot the transaction began on. When another writer commits first, DuckLake retries the
 commit in the catalog alone (no data file is written again) unless the two transactions conflict logically, and
 two transactions that change the same table conflict. So every transaction that stores messages of a partition
 also updates that partition's one-row fence table (`raw.ingest_fence_<topic>_<partition>`; `leo-fleet load`'s
@@ -232,12 +233,11 @@ def message_digest(value: bytes | None) -> bytes:
 
 @dataclass(frozen=True)
 class Rows:
-    """Contract-conforming rows for one raw table, from one Kafka message or one file."""
+    """Contract-conforming rows for one raw table, from one Kafka message."""
 
     table_name: str
     rows: pa.Table
     position: Position | None = None
-    source_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -269,8 +269,6 @@ class Batch:
     quarantined: list[Quarantined] = field(default_factory=list)
     # Kafka positions consumed (accepted or quarantined), so the watermark advances past both.
     positions: list[Position] = field(default_factory=list)
-    # Files in this batch: path -> sha256; a digest already in raw.ingest_files is skipped.
-    files: dict[str, str] = field(default_factory=dict)
     # Offsets that did not fit the watermark; the loader sends them with nothing else in the batch.
     offset_anomalies: list[OffsetAnomaly] = field(default_factory=list)
     status: dict | None = None
@@ -361,14 +359,13 @@ def write_batch(
     try:
         (began_on,) = con.execute(f"SELECT id FROM {LAKE_ALIAS}.current_snapshot()").fetchone()
         marks = watermarks(con)
-        loaded = {digest for (digest,) in con.execute(f"SELECT sha256 FROM {RAW}.{FILES_TABLE}").fetchall()}
         after_mark = [p for p in batch.positions if p.offset > _stored_up_to(marks, p)]
         stored = _in_ledger(con, after_mark)
         fresh = {p for p in after_mark if p not in stored}
 
-        rows = [p for p in batch.rows if _is_new(p.position, fresh) and batch.files.get(p.source_file) not in loaded]
+        rows = [p for p in batch.rows if _is_new(p.position, fresh)]
         quarantined = [q for q in batch.quarantined if q.position in fresh]
-        for fence in _fences(fresh, any(part.source_file for part in rows)):
+        for fence in _fences(fresh):
             _fence(con, fence)
         by_table: dict[str, list[Rows]] = defaultdict(list)
         for part in rows:
@@ -379,7 +376,6 @@ def write_batch(
         _append(con, OFFSETS_TABLE, _offsets_table(new_marks, now))
         _append(con, MESSAGES_TABLE, _messages_table(rows, quarantined, now))
         _append(con, QUARANTINE_TABLE, _quarantine_table(quarantined))
-        _append(con, FILES_TABLE, _files_table(batch, rows, loaded, now))
         _append(con, OFFSET_ANOMALIES_TABLE, _offset_anomalies_table(batch.offset_anomalies, now))
         if batch.status is not None:
             _append(con, STATUS_TABLE, pa.Table.from_pylist([{**batch.status, "ts": now}], schema=STATUS_SCHEMA))
@@ -403,10 +399,44 @@ def write_batch(
     )
 
 
-def _fences(fresh: set[Position], files: bool) -> list[str]:
-    """The fence tables of the partitions a transaction stores messages of (and of files), in one order."""
-    names = {f"{FENCE_PREFIX}_{NOT_IN_NAME.sub('_', p.topic)}_{p.partition}" for p in fresh}
-    return sorted(names | ({FILES_FENCE} if files else set()))
+def write_file(
+    con: duckdb.DuckDBPyConnection,
+    table_name: str,
+    source_file: str,
+    sha256: str,
+    rows: Callable[[], pa.RecordBatchReader],
+    now: datetime,
+) -> int | None:
+    """Append one file's rows and its `raw.ingest_files` row in one transaction; None when a file with the same
+    sha256 is already loaded. DuckDB writes the rows out as it reads them from `rows()` (a new stream per attempt),
+    so memory holds a batch, never the file."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if con.execute(f"SELECT 1 FROM {RAW}.{FILES_TABLE} WHERE sha256 = ? LIMIT 1", [sha256]).fetchone():
+            con.execute("ROLLBACK")
+            return None
+        _fence(con, FILES_FENCE)  # two loads of one file at once: one conflicts, and finds it loaded when run again
+        con.register("incoming", rows())
+        try:
+            (count,) = con.execute(
+                f"INSERT INTO {RAW}.{table_name} BY NAME SELECT *, $source AS source_file FROM incoming",
+                {"source": source_file},
+            ).fetchone()
+        finally:
+            con.unregister("incoming")
+        loaded = {"source_file": source_file, "sha256": sha256, "table_name": table_name, "rows": count}
+        _append(con, FILES_TABLE, pa.Table.from_pylist([{**loaded, "loaded_at": now}], schema=FILES_SCHEMA))
+        con.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(duckdb.TransactionException):  # a failed COMMIT has already rolled back
+            con.execute("ROLLBACK")
+        raise
+    return count
+
+
+def _fences(fresh: set[Position]) -> list[str]:
+    """The fence tables of the partitions a transaction stores messages of, in one order."""
+    return sorted({f"{FENCE_PREFIX}_{NOT_IN_NAME.sub('_', p.topic)}_{p.partition}" for p in fresh})
 
 
 def _fence(con: duckdb.DuckDBPyConnection, table_name: str) -> None:
@@ -486,7 +516,7 @@ def _with_provenance(table_name: str, parts: list[Rows]) -> pa.Table:
         "kafka_topic": _repeat([p and p.topic for p in positions], counts, pa.string()),
         "kafka_partition": _repeat([p and p.partition for p in positions], counts, pa.int32()),
         "kafka_offset": _repeat([p and p.offset for p in positions], counts, pa.int64()),
-        "source_file": _repeat([p.source_file for p in parts], counts, pa.string()),
+        "source_file": pa.nulls(rows.num_rows, pa.string()),
     }
     for name, column in columns.items():
         rows = rows.append_column(name, column)
@@ -584,19 +614,4 @@ def _quarantine_table(quarantined: list[Quarantined]) -> pa.Table:
             for q in quarantined
         ],
         schema=QUARANTINE_SCHEMA,
-    )
-
-
-def _files_table(batch: Batch, rows: list[Rows], loaded: set[str], now: datetime) -> pa.Table:
-    counts: dict[tuple[str, str], int] = defaultdict(int)
-    for part in rows:
-        if part.source_file is not None:
-            counts[(part.source_file, part.table_name)] += part.rows.num_rows
-    return pa.Table.from_pylist(
-        [
-            {"source_file": path, "sha256": batch.files[path], "table_name": name, "rows": n, "loaded_at": now}
-            for (path, name), n in sorted(counts.items())
-            if batch.files[path] not in loaded
-        ],
-        schema=FILES_SCHEMA,
     )

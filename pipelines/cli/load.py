@@ -14,8 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "load",
         help="load a simulator run directory (Parquet) into the lake's raw tables",
         description=(
-            "Load errors, link, latency, inventory and truth_faults Parquet files into raw.* in one transaction, "
-            "through the same write path as the Kafka loader. Files already loaded (same content) are skipped."
+            "Load errors, link, latency, inventory and truth_faults Parquet files into raw.*, one transaction per "
+            "file, streamed a row group at a time so memory stays flat. Files loaded before (same content) are skipped."
         ),
     )
     parser.add_argument("directory", type=Path, help="run directory written by `leo-fleet simulate --out`")
@@ -23,12 +23,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ingest.lake.fault_injection import CrashPoints
     from ingest.lake.loader import RunDirectoryError, load_run_directory
 
     if not args.directory.is_dir():
         raise CliError(f"{args.directory} is not a directory")
     try:
-        result = load_run_directory(Settings.from_env(), args.directory)
+        result = load_run_directory(Settings.from_env(), args.directory, CrashPoints.from_env())
     except RunDirectoryError as exc:
         raise CliError(str(exc)) from None
     if result.rows:

@@ -26,6 +26,12 @@ SELECT l.* EXCLUDE (p50_ns, p90_ns, p99_ns, p999_ns), i.region, i.rack, i.firmwa
        l.p50_ns, l.p90_ns, l.p99_ns, l.p999_ns
 FROM marts.latency_rollups l LEFT JOIN sre.inventory i USING (controller_id);
 
+-- The same per day (the day's hourly rollups merged): a 28-day quantile merges 28 rows per controller, tier and op.
+CREATE OR REPLACE VIEW sre.latency_daily AS
+SELECT l.* EXCLUDE (p50_ns, p90_ns, p99_ns, p999_ns), i.region, i.rack, i.firmware_version,
+       l.p50_ns, l.p90_ns, l.p99_ns, l.p999_ns
+FROM marts.latency_rollups_daily l LEFT JOIN sre.inventory i USING (controller_id);
+
 -- Every hourly health score (0-100, higher is healthier) with its top reasons and the controller's attributes.
 CREATE OR REPLACE VIEW sre.health_history AS
 SELECT h.controller_id, i.region, i.rack, i.host, i.firmware_version, h.window_end, h.health, h.top_reasons,

@@ -74,6 +74,30 @@ def test_latency_rollups_add_up_to_the_raw_windows(materialized: Materialized) -
     assert (bad_buckets, bad_quantiles) == (0, 0) and total > 0
 
 
+def test_daily_latency_rollups_are_the_raw_windows_merged_per_day_and_answer_as_the_hours_do(
+    materialized: Materialized,
+) -> None:
+    columns = "controller_id, memory_tier, op, day, bucket_offset, bucket_counts, count, over_slo, min_ns, max_ns"
+    (mismatches, daily_rows) = rows(
+        materialized,
+        f"""
+        WITH days AS (SELECT *, epoch(window_start)::BIGINT // 86400 AS day FROM raw.latency),
+        raw AS (SELECT {columns}
+                FROM leo_merge_histograms(days, ['controller_id', 'memory_tier', 'op', 'day'])),
+        daily AS (SELECT {columns}
+                  FROM (SELECT *, epoch(window_start)::BIGINT // 86400 AS day FROM marts.latency_rollups_daily))
+        SELECT (SELECT count(*) FROM (FROM raw EXCEPT FROM daily UNION ALL FROM daily EXCEPT FROM raw)),
+               (SELECT count(*) FROM daily)
+        """,
+    )[0]
+    assert mismatches == 0 and daily_rows > 0
+    quantiles = "FROM leo_quantiles('{}', ['controller_id', 'memory_tier', 'op'], [0.5, 0.99, 0.999]) ORDER BY ALL"
+    by_day, by_hour = (
+        rows(materialized, quantiles.format(view)) for view in ("sre.latency_daily", "sre.latency_hourly")
+    )
+    assert by_day == by_hour and len(by_day) == 3 * daily_rows
+
+
 def test_sli_series_counts_every_cxl_read_exactly_once(materialized: Materialized) -> None:
     sli, raw = rows(
         materialized,

@@ -16,6 +16,7 @@ from pipelines.sql import SCHEMA, VIEWS_FILE, install_views
 VIEWS_KEY = dg.AssetKey([SCHEMA, "views"])
 MARTS_READ = (
     "latency_rollups",
+    "latency_rollups_daily",
     "health_scores",
     "slo_compliance",
     "slo_breaches",

@@ -1,0 +1,196 @@
+"""Scale benchmark: wall time, rows/s and peak RSS of every stage, simulate → load → every asset → report.
+
+    .venv/bin/python -m bench.scale_memory --controllers 1000                       # a 1,000-controller week
+    .venv/bin/python -m bench.scale_memory --controllers 1000 5000 10000            # and the growth ratios
+    .venv/bin/python -m bench.scale_memory --controllers 1000 --ceiling /work/main/.venv/bin/leo-fleet
+
+For each fleet size, in a fresh data directory under --dir (deleted afterwards): `leo-fleet simulate` writes a
+seeded run directory, `leo-fleet load` loads it, each stage of `pipelines.materialize.stages` (the hourly marts
+as one single-run backfill over the span, the fitted models, the scores, the daily assets) materializes over the
+whole span, and `leo-fleet report --period week` writes the last day's week. Every stage is a process of its own:
+its wall time and its own peak RSS come from `os.wait4`'s rusage. rows/s is the run's raw telemetry rows over the
+stage's seconds, for every stage, so stages compare. With --ceiling CLI, that `leo-fleet` (e.g. the previous
+release's venv) loads the same run directory into a second lake in the same run: the figure printed is this load's
+rate over the ceiling's and both peak RSS. With several sizes, the growth ratios (largest ÷ smallest) of time and
+peak RSS per stage are printed beside the ratio of controllers. Acceptance (issue 20): every stage ≤ 4 GiB peak
+RSS, time at 10k ÷ at 1k ≤ 11×, the load ≤ 2 GiB at ≥ 80 % of the ceiling's rate. Figures vary with machine load:
+the 1-minute load average before and after each stage is printed beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from ingest.contract import RUN_DESCRIPTION, TABLE_NAMES
+from ingest.sim.config import SimConfig
+from pipelines.lib.partitions import Window
+
+SEED = 20
+GIB = 1024**3
+RSS_TARGET = 4 * GIB
+LOAD_RSS_TARGET = 2 * GIB
+LOAD_RATE_TARGET = 0.8  # of the ceiling's
+GROWTH_TARGET = 11.0  # time at 10k ÷ at 1k controllers
+BENCH_STAGE = [sys.executable, "-m", "bench.scale_memory", "--asset-stage"]
+console = Console(stderr=True, width=240)  # stage labels name their assets: one line each
+
+
+@dataclass(frozen=True)
+class StageFigures:
+    name: str
+    seconds: float
+    peak_rss: int  # bytes
+    load_before: float
+    load_after: float
+
+
+def run_child(name: str, command: list[str], env: dict[str, str], log: Path) -> StageFigures:
+    """`command` as a child process; its wall time and its own peak RSS (wait4's rusage, not the children's max)."""
+    load_before = os.getloadavg()[0]
+    started = time.perf_counter()
+    with log.open("w") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"{name} failed (exit {process.returncode}); its output: {log}")
+    figures = StageFigures(name, seconds, usage.ru_maxrss * 1024, load_before, os.getloadavg()[0])
+    console.print(f"  {name}: {seconds:.1f} s, peak RSS {figures.peak_rss / GIB:.2f} GiB (load {load_before:.1f})")
+    return figures
+
+
+def asset_stage(index: int, start: datetime, hours: float) -> None:
+    """Inside a child process: stage `index` of pipelines.materialize.stages over the span, on the environment's
+    lake (LEO_FLEET_DATA_DIR)."""
+    import dagster as dg
+
+    from pipelines.definitions import defs
+    from pipelines.lib.resources import LakeResource
+    from pipelines.materialize import run_stage, stages
+
+    definitions = defs()
+    span = Window(start, start + timedelta(hours=hours))
+    lake = LakeResource.from_environment(data_dir=os.environ["LEO_FLEET_DATA_DIR"])
+    run_stage(definitions, lake, stages(definitions)[index], span, dg.DagsterInstance.ephemeral())
+
+
+def stage_labels() -> list[str]:
+    from pipelines.definitions import defs
+    from pipelines.materialize import stages
+
+    return [stage.label for stage in stages(defs())]
+
+
+def leo_fleet(cli: str | None) -> list[str]:
+    return [cli] if cli else [sys.executable, "-c", "import sys; from pipelines.cli import main; sys.exit(main())"]
+
+
+def measure(controllers: int, hours: float, root: Path, ceiling: str | None) -> tuple[int, list[StageFigures]]:
+    """Every stage of one fleet size; returns the raw telemetry rows and the stages' figures."""
+    config = SimConfig(controllers=controllers, hours=hours, seed=SEED)
+    console.rule(f"{controllers:,} controllers x {hours:g} h")
+    work = Path(tempfile.mkdtemp(prefix=f"scale-{controllers}-", dir=root))
+    try:
+        run_dir, data_dir = work / "run", work / "data"
+        env = {**os.environ, "LEO_FLEET_DATA_DIR": str(data_dir)}
+        simulate = [*leo_fleet(None), "simulate", "--controllers", str(controllers), "--hours", f"{hours:g}"]
+        figures = [
+            run_child("simulate", [*simulate, "--seed", str(SEED), "--out", str(run_dir)], env, work / "simulate.log")
+        ]
+        written = json.loads((run_dir / RUN_DESCRIPTION).read_text())["rows"]
+        rows = sum(written[name] for name in TABLE_NAMES.values())
+        figures.append(run_child("load", [*leo_fleet(None), "load", str(run_dir)], env, work / "load.log"))
+        if ceiling:
+            ceiling_env = {**env, "LEO_FLEET_DATA_DIR": str(work / "ceiling")}
+            load = [*leo_fleet(ceiling), "load", str(run_dir)]
+            figures.append(run_child("load (ceiling)", load, ceiling_env, work / "ceiling.log"))
+            shutil.rmtree(work / "ceiling")
+        start = config.start.isoformat()
+        for index, label in enumerate(stage_labels()):
+            command = [*BENCH_STAGE, str(index), "--start", start, "--hours", f"{hours:g}"]
+            figures.append(run_child(label, command, env, work / f"stage-{index}.log"))
+        last_day = (config.start + timedelta(hours=hours) - timedelta(seconds=1)).date().isoformat()
+        report = [*leo_fleet(None), "report", "--date", last_day, "--period", "week"]
+        figures.append(run_child("report", report, env, work / "report.log"))
+        return rows, figures
+    finally:
+        shutil.rmtree(work)
+
+
+def print_size(controllers: int, rows: int, figures: list[StageFigures]) -> None:
+    table = Table(title=f"{controllers:,} controllers: {rows:,} raw telemetry rows")
+    for column in ("stage", "s", "rows/s", "peak RSS GiB", "≤ 4 GiB", "load before-after"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    for f in figures:
+        ok = "yes" if f.peak_rss <= RSS_TARGET else "NO"
+        table.add_row(
+            f.name,
+            f"{f.seconds:.1f}",
+            f"{rows / f.seconds:,.0f}",
+            f"{f.peak_rss / GIB:.2f}",
+            ok,
+            f"{f.load_before:.1f}-{f.load_after:.1f}",
+        )
+    console.print(table)
+    by_name = {f.name: f for f in figures}
+    if "load (ceiling)" in by_name:
+        load, ceiling = by_name["load"], by_name["load (ceiling)"]
+        ratio = ceiling.seconds / load.seconds
+        console.print(
+            f"load: {rows / load.seconds:,.0f} rows/s at {load.peak_rss / GIB:.2f} GiB peak RSS; ceiling "
+            f"{rows / ceiling.seconds:,.0f} rows/s at {ceiling.peak_rss / GIB:.2f} GiB: rate {ratio:.2f}x the "
+            f"ceiling's (target >= {LOAD_RATE_TARGET:.0%}), peak RSS target <= {LOAD_RSS_TARGET / GIB:.0f} GiB"
+        )
+
+
+def print_growth(results: dict[int, tuple[int, list[StageFigures]]]) -> None:
+    small, large = min(results), max(results)
+    table = Table(title=f"Growth, {large:,} ÷ {small:,} controllers ({large / small:.1f}x the fleet)")
+    for column in ("stage", "time ratio", f"≤ {GROWTH_TARGET:g}x", "peak RSS ratio"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    before = {f.name: f for f in results[small][1]}
+    for f in results[large][1]:
+        if f.name in before:
+            time_ratio = f.seconds / before[f.name].seconds
+            ok = "yes" if time_ratio <= GROWTH_TARGET else "NO"
+            table.add_row(f.name, f"{time_ratio:.2f}", ok, f"{f.peak_rss / before[f.name].peak_rss:.2f}")
+    console.print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--controllers", type=int, nargs="+", default=[1000])
+    parser.add_argument("--hours", type=float, default=168.0, help="simulated span (default a week)")
+    parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()), help="where the runs are written")
+    parser.add_argument("--ceiling", help="another leo-fleet executable whose `load` is the load's ceiling")
+    parser.add_argument("--asset-stage", type=int, help=argparse.SUPPRESS)  # the child process of one asset stage
+    parser.add_argument("--start", type=datetime.fromisoformat, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.asset_stage is not None:
+        asset_stage(args.asset_stage, args.start, args.hours)
+        return 0
+    args.dir.mkdir(parents=True, exist_ok=True)
+    results = {n: measure(n, args.hours, args.dir, args.ceiling) for n in args.controllers}
+    for controllers, (rows, figures) in results.items():
+        print_size(controllers, rows, figures)
+    if len(results) > 1:
+        print_growth(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
