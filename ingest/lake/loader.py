@@ -559,7 +559,6 @@ def load_run_directory(settings: Settings, directory: Path, crash_points: CrashP
     con = lake.connect(settings)
     try:
         ensure_tables(con)
-        con.execute("SET ducklake_max_retry_count = 0")  # a conflict reaches retry_transaction (commit_batch's why)
         rows = 0
         for file in files:
             count, _ = retry_transaction(lambda file=file: file.write(con))
