@@ -11,8 +11,9 @@ import pytest
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from pipelines.reports import write_report
 from tests.dagster.ui.test_webserver import REPO
-from tests.reports.test_report import DAY, LABELS, report_dir
+from tests.reports.test_report import DAY
 from tests.sample_lake import SAMPLE_SPAN, Materialized
 from tests.sql.helpers import sre_session
 
@@ -35,12 +36,16 @@ def utc(moment: datetime | None) -> str:
 
 
 @pytest.fixture(scope="module")
-def page(materialized: Materialized, browser: WebDriver) -> WebDriver:
+def page(materialized: Materialized, browser: WebDriver, tmp_path_factory: pytest.TempPathFactory) -> WebDriver:
+    """The day's report as the asset writes it (the same `write_report`), written now: other tests sharing the sample
+    lake may have materialized more hours since the asset ran, and the views below read the lake as it is now."""
+    with materialized.lake.connection(read_only=True) as con:
+        report = write_report(con, tmp_path_factory.mktemp("reports"), "day", DAY)
     browser.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride",
         {"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False},
     )
-    browser.get((report_dir(materialized, LABELS["day"]) / "report.html").as_uri())
+    browser.get(report.html.as_uri())
     WebDriverWait(browser, 30).until(lambda driver: driver.execute_script("return document.readyState") == "complete")
     assert browser.execute_script("return [window.innerWidth, window.innerHeight]") == [WIDTH, HEIGHT]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
