@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -62,19 +63,15 @@ class LoaderRun:
     peak_rss_kb: int = 0
     final: dict = field(default_factory=dict)
 
+    def _lines(self) -> list[str]:
+        return self.stdout.read_text(errors="replace").splitlines() if self.stdout.exists() else []
+
     def statuses(self) -> list[dict]:
-        lines = self.stdout.read_text(errors="replace").splitlines() if self.stdout.exists() else []
-        parsed = []
-        for line in lines:
-            try:
-                parsed.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut short by a kill
-        return parsed
+        return list(_parsed(self._lines()))
 
     def last_status(self) -> dict:
-        statuses = self.statuses()
-        return statuses[-1] if statuses else {}
+        """The latest status line; read every 50 ms while the loaders run, so parsed from the end."""
+        return next(_parsed(reversed(self._lines())), {})
 
     def commits(self) -> list[tuple[datetime, int]]:
         """(time of its latest commit, rows committed by then), from each status line printed after a commit."""
@@ -83,6 +80,15 @@ class LoaderRun:
             for status in self.statuses()
             if status.get("last_commit_at")
         ]
+
+
+def _parsed(lines: Iterable[str]) -> Iterator[dict]:
+    """The JSON status lines, skipping one cut short by a kill or still being written."""
+    for line in lines:
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError:
+            continue
 
 
 def main() -> int:
