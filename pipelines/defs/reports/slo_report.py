@@ -60,7 +60,7 @@ def _report_asset(period: str, partitions_def: dg.PartitionsDefinition) -> dg.As
         keys = context.partition_keys
         with lake.connection(read_only=True) as con:
             reports = [
-                write_report(con, lake.settings.reports_dir, period, _partition_window(partitions_def, key))
+                write_report(con, lake.settings.reports_dir, period, Window.of_partition(partitions_def, key))
                 for key in keys
             ]
         latest = reports[-1]
@@ -78,11 +78,6 @@ def _report_asset(period: str, partitions_def: dg.PartitionsDefinition) -> dg.As
         )
 
     return report
-
-
-def _partition_window(partitions_def: dg.PartitionsDefinition, key: str) -> Window:
-    window = partitions_def.time_window_for_partition_key(key)
-    return Window(window.start, window.end)
 
 
 slo_report, slo_report_weekly, slo_report_monthly = (_report_asset(p, d) for p, d in PARTITIONS.items())
