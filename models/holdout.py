@@ -35,13 +35,14 @@ from models.evaluation import (
     truth_events,
 )
 from models.features import Detections, Telemetry, WindowFeatures, build_features
-from models.health import HealthPolicy, fit_baseline, score_health
+from models.health import HealthScores, score_health
 from models.link_events import link_incidents
 from models.resets import detect_resets
 from models.series import NS_PER_HOUR, NS_PER_S, Controllers, equals, median_spacing_s, numbers, timestamps_ns
 from models.slo.spec import LatencySli, Slo
 
 WARNING = "early warning (UE/reset/drop in 24 h)"
+HEALTH = "health score = 100 × (1 − early-warning risk)"
 GAIN = "PR-AUC gain over baseline (95% interval, controllers resampled)"
 
 
@@ -58,16 +59,11 @@ class Protocol:
     cost_fn: float = 10.0  # a missed failure (host crash) against ...
     cost_fp: float = 1.0  # ... a needless drain-and-inspect
     seed: int = 0
-    slo: Slo | None = None  # the per-controller latency SLO the health score's SLO-burn reason measures
+    slo: Slo | None = None  # the per-controller latency SLO whose bad fractions are features (the SLO-burn reason)
 
     @property
     def latency_op(self) -> str:
         return self.slo.sli.op if self.slo is not None else "read"
-
-    def health_policy(self) -> HealthPolicy:
-        if self.slo is None:
-            raise ValueError("no per-controller latency SLO in the spec: the health score measures burn against it")
-        return HealthPolicy.for_slo(self.slo)
 
     @property
     def horizon_ns(self) -> int:
@@ -323,6 +319,13 @@ def _warning_events(
     report.events(section, scored(alarm), scored(baseline), lead=True)
 
 
+def _explained(report: Report, health: HealthScores, held: Split) -> None:
+    """How exactly the held-out scores add up: the largest |100 − health − base − Σ reason points|."""
+    residual = 100.0 - health.health - health.base_points - health.points.sum(axis=2)
+    report.add(HEALTH, "largest |100 − health − base points − Σ reason points|", float(np.abs(held.of(residual)).max()))
+    report.add(HEALTH, "base points (risk floor of the healthiest controller)", health.base_points)
+
+
 def protocol_splits(train: Run, test: Run, protocol: Protocol) -> tuple[Split, Split]:
     warmup = int(protocol.warmup_h * NS_PER_HOUR)
     train_ends, test_ends = train.features.window_ends, test.features.window_ends
@@ -357,7 +360,7 @@ def evaluate(train: Run, test: Run, protocol: Protocol, progress: Callable[[str]
     progress("resets and link drops")
     _detection(report, test, held, period, protocol)
 
-    progress("health score")
+    progress("early warning and health score")
     train_labels, test_labels = train.failure_labels(protocol), test.failure_labels(protocol)
     y = held.of(test_labels)
     static = static_risk(test.features)
@@ -369,12 +372,6 @@ def evaluate(train: Run, test: Run, protocol: Protocol, progress: Callable[[str]
         gain = pr_auc_gain_interval(*grids, seed=protocol.seed)
         report.ranking(section, score_ranking(y, held.of(score)), baseline_ranking, gain)
 
-    policy = fit_baseline(train.features, (fit.controllers, fit.windows), protocol.health_policy())
-    health = score_health(test.features, policy)
-    ranked("health score (fails within 24 h)", health.risk())
-    _ceiling(report, test, held, y, protocol)
-
-    progress("early warning")
     model = train_early_warning(
         train.features,
         train_labels,
@@ -383,6 +380,11 @@ def evaluate(train: Run, test: Run, protocol: Protocol, progress: Callable[[str]
         choose_threshold=lambda labels, risk: min_cost_threshold(labels, risk, protocol.cost_fn, protocol.cost_fp),
         seed=protocol.seed,
     )
+    health = score_health(model, test.features)
+    _explained(report, health, held)
+    ranked(HEALTH, health.risk())
+    _ceiling(report, test, held, y, protocol)
+
     risk = model.risk(test.features)
     ranked(WARNING, risk)
     report.add(WARNING, "alarm threshold (cost-optimal, out-of-fold on train)", model.threshold, "count >= limit")

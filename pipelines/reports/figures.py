@@ -198,7 +198,9 @@ def health(con: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:
     """Each controller's last health score of the window (scores are stamped with the end of their hour)."""
     sql = """
         SELECT controller_id, region, rack, window_end, health,
-               array_to_string(list_transform(top_reasons, r -> r.reason), ', ') AS reasons
+               array_to_string(
+                   list_transform(top_reasons, r -> printf('%s %.1f points: %s', r.reason, r.points, r.why)), '; '
+               ) AS reasons
         FROM sre.health_history WHERE window_end > $start AND window_end <= $end
         QUALIFY row_number() OVER (PARTITION BY controller_id ORDER BY window_end DESC) = 1
         ORDER BY health, controller_id"""

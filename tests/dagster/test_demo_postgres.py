@@ -87,7 +87,7 @@ def test_demo_runs_twice_on_a_postgres_catalog(postgres: PostgresServer, tmp_pat
         con.close()
     assert sum(rows for rows, _ in stored.values()) == loaded
     assert {name: controllers for name, (_, controllers) in stored.items()} == dict.fromkeys(RAW, 6)
-    assert scored == 6
+    assert scored == 0  # hours of telemetry fit no early-warning model, so there is no health score yet
     listed, on_disk = _lake_files(settings)
     assert listed and listed <= on_disk  # no file missing
     assert first_files and not first_files & on_disk  # none left from the first run
