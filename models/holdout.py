@@ -320,9 +320,13 @@ def _warning_events(
 
 
 def _explained(report: Report, health: HealthScores, held: Split) -> None:
-    """How exactly the held-out scores add up: the largest |100 − health − base − Σ reason points|."""
+    """How exactly the held-out scores add up: the largest absolute residual of their sum."""
     residual = 100.0 - health.health - health.base_points - health.points.sum(axis=2)
-    report.add(HEALTH, "largest |100 − health − base points − Σ reason points|", float(np.abs(held.of(residual)).max()))
+    report.add(
+        HEALTH,
+        "largest residual of 100 − health − base points − Σ reason points",
+        float(np.abs(held.of(residual)).max()),
+    )
     report.add(HEALTH, "base points (risk floor of the healthiest controller)", health.base_points)
 
 
