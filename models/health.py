@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from ingest.contract import TS
 from models.early_warning import EarlyWarningModel
+from models.evaluation import min_cost_threshold
 from models.features import WindowFeatures, describe_feature
 
 # Reason code -> (what it is in words, the prefixes of the feature names it groups). Every feature has one reason.
@@ -59,6 +60,18 @@ HEALTH_SCHEMA = pa.schema(
         *(pa.field(f"points_{reason}", pa.float64(), nullable=False) for reason in REASONS),
     ]
 )
+
+
+@dataclass(frozen=True)
+class HealthPolicy:
+    """slos.yaml's `health` section: what a missed failure and a needless alarm cost, which place the alarm line
+    (health below 100 × (1 − threshold)) where their sum is least on the training side's out-of-fold risk."""
+
+    missed_failure_cost: float  # a failure with no alarm 15 min to 24 h before it: a host crash
+    false_alarm_cost: float  # an alarm with no failure after it: a needless drain-and-inspect
+
+    def alarm_threshold(self, labels: np.ndarray, risk: np.ndarray) -> float:
+        return min_cost_threshold(labels, risk, self.missed_failure_cost, self.false_alarm_cost)
 
 
 def reason_of(feature: str) -> str:

@@ -27,7 +27,6 @@ from models.evaluation import (
     failure_events,
     failure_labels,
     held_out_controllers,
-    min_cost_threshold,
     pr_auc_gain_interval,
     score_detections,
     score_events,
@@ -35,7 +34,7 @@ from models.evaluation import (
     truth_events,
 )
 from models.features import Detections, Telemetry, WindowFeatures, build_features
-from models.health import HealthScores, score_health
+from models.health import HealthPolicy, HealthScores, score_health
 from models.link_events import link_incidents
 from models.resets import detect_resets
 from models.series import NS_PER_HOUR, NS_PER_S, Controllers, equals, median_spacing_s, numbers, timestamps_ns
@@ -56,10 +55,14 @@ class Protocol:
     detection_budget_s: float = 300.0  # event window after a reset or drop (fault_model.md §5 example: 5 min)
     detection_cooldown_s: float = 10.0  # alarm merging; detectors already emit one alarm per incident
     warning_cooldown_h: float = 24.0
-    cost_fn: float = 10.0  # a missed failure (host crash) against ...
-    cost_fp: float = 1.0  # ... a needless drain-and-inspect
     seed: int = 0
     slo: Slo | None = None  # the per-controller latency SLO whose bad fractions are features (the SLO-burn reason)
+    health: HealthPolicy | None = None  # slos.yaml's alarm costs; evaluate needs them
+
+    def health_policy(self) -> HealthPolicy:
+        if self.health is None:
+            raise ValueError("no health policy: the alarm threshold weighs slos.yaml's health alarm_costs")
+        return self.health
 
     @property
     def latency_op(self) -> str:
@@ -270,19 +273,20 @@ def _thresholded(
     report: Report, section: str, labels: np.ndarray, alarm: np.ndarray, baseline: np.ndarray, protocol: Protocol
 ) -> None:
     """Controller-hour precision / recall / F1 / cost of an alarm rule."""
+    costs = protocol.health_policy()
 
     def figures(a: np.ndarray) -> tuple[float, float, float, float]:
         tp, fp, fn = int((a & labels).sum()), int((a & ~labels).sum()), int((~a & labels).sum())
         precision = tp / (tp + fp) if tp + fp else float("nan")
         recall = tp / (tp + fn) if tp + fn else float("nan")
         f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
-        return precision, recall, f1, protocol.cost_fn * fn + protocol.cost_fp * fp
+        return precision, recall, f1, costs.missed_failure_cost * fn + costs.false_alarm_cost * fp
 
     metrics = (
         "controller-hour precision",
         "controller-hour recall",
         "controller-hour F1",
-        f"cost ({protocol.cost_fn:g}·FN + {protocol.cost_fp:g}·FP)",
+        f"cost ({costs.missed_failure_cost:g}·FN + {costs.false_alarm_cost:g}·FP)",
     )
     for metric, d, b in zip(metrics, figures(alarm), figures(baseline), strict=True):
         report.add(section, metric, d, b)
@@ -381,7 +385,7 @@ def evaluate(train: Run, test: Run, protocol: Protocol, progress: Callable[[str]
         train_labels,
         fit.controllers,
         fit.windows,
-        choose_threshold=lambda labels, risk: min_cost_threshold(labels, risk, protocol.cost_fn, protocol.cost_fp),
+        choose_threshold=protocol.health_policy().alarm_threshold,
         seed=protocol.seed,
     )
     health = score_health(model, test.features)

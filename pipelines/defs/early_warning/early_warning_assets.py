@@ -30,7 +30,7 @@ from models.early_warning import (
     train_early_warning,
     training_lead_time,
 )
-from models.evaluation import failure_labels, min_cost_threshold
+from models.evaluation import failure_labels
 from models.features import EVENT_COLUMNS, UE_RECORDS, WindowFeatures
 from models.holdout import Protocol
 from models.link_events import INCIDENTS_SCHEMA
@@ -43,13 +43,14 @@ from pipelines.lib.metadata import chart, markdown_table
 from pipelines.lib.model_store import load_versioned, save_versioned
 from pipelines.lib.partitions import Window, to_ns
 from pipelines.lib.resources import LakeResource
+from pipelines.lib.slos import load_health_policy
 from pipelines.lib.telemetry import raw_table, read_stream
 
 GROUP = "early_warning"
 SCORES = "early_warning"
 MODEL_KEY = dg.AssetKey(["models", "early_warning_model"])
 MODEL_PREFIX = "early_warning"
-PROTOCOL = Protocol()  # horizon, minimum lead and alarm costs: the offline evaluation's, so figures compare
+PROTOCOL = Protocol()  # horizon and minimum lead: the offline evaluation's, so figures compare
 # Grouped 4-fold cross-validation needs positives on several controllers to choose a model size and a threshold.
 MIN_POSITIVE_CONTROLLERS = 8
 MIN_POSITIVES = 20
@@ -113,7 +114,8 @@ def _failures(con: duckdb.DuckDBPyConnection, span: Window, features: WindowFeat
     description="Boosted additive (stumps) early-warning classifier over the shared window features, calibrated "
     "out-of-fold, fitted on the lake's "
     "history (non-held-out controllers, windows whose 24 h horizon is in the lake) with labels from the detections "
-    "marts and UE records; alarm threshold cost-optimal (10·FN + 1·FP) on out-of-fold risk. Saved as a new version.",
+    "marts and UE records; alarm threshold cost-optimal (slos.yaml's health alarm_costs) on out-of-fold risk. "
+    "Saved as a new version.",
 )
 def early_warning_model(config: EarlyWarningConfig, lake: LakeResource) -> dg.MaterializeResult:
     with lake.connection(read_only=True) as con:
@@ -146,7 +148,7 @@ def early_warning_model(config: EarlyWarningConfig, lake: LakeResource) -> dg.Ma
         labels,
         controllers,
         windows,
-        choose_threshold=lambda yy, risk: min_cost_threshold(yy, risk, PROTOCOL.cost_fn, PROTOCOL.cost_fp),
+        choose_threshold=load_health_policy().alarm_threshold,
         seed=config.seed,
     )
     lead = training_lead_time(
