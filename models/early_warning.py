@@ -1,12 +1,15 @@
 """Early warning: rank controllers by the risk of a UE, reset or link drop in the next 24 h, from precursors.
 
-A gradient-boosted classifier over the shared window features, fitted on training controllers and training time
-only. The model size and the alarm threshold are chosen on out-of-fold predictions (folds by controller), never on
-predictions the model made for rows it was fitted on, and never on test data.
+A boosted additive model over the shared window features, fitted on training controllers and training time only:
+every tree is a stump on one feature, so the log-odds are a sum of one function per feature, and the risk of any
+controller splits exactly into what each feature adds (`risk_shares`); the health score is that split
+(models.health). Its size, its calibration (Platt scaling of the log-odds) and its alarm threshold are chosen on
+out-of-fold predictions (folds by controller), never on predictions the model made for rows it was fitted on, and
+never on test data. On run A's training side the additive model ranked as well as depth-2 and depth-3 trees
+(docs/detector_quality.md), so nothing is given up for the exact explanation.
 
 Offline evaluation labels windows from the simulator's truth (models.evaluation.failure_events); the product has
-no truth and labels them from what the lake observed (`observed_failures`). Each risk comes with its reasons: the
-change in risk when one feature is set back to its training median (`contributions`).
+no truth and labels them from what the lake observed (`observed_failures`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
 from sklearn.model_selection import GroupKFold
 
@@ -35,75 +39,114 @@ RANKING_SCHEMA = pa.schema(
 )
 
 
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
 @dataclass(frozen=True)
 class EarlyWarningModel:
-    classifier: HistGradientBoostingClassifier
+    classifier: HistGradientBoostingClassifier  # stumps only: log-odds additive over features
     feature_names: tuple[str, ...]
     used: np.ndarray  # features observable in training (a column that is never observed carries nothing)
     threshold: float  # alarm when risk >= threshold
     params: dict  # the candidate cross-validation chose
-    reference: np.ndarray  # per feature: its median over the training rows (NaN if never observed)
-    out_of_fold: np.ndarray  # [training controller, training window]: the chosen candidate's out-of-fold risk
+    calibration: tuple[float, float]  # (slope, intercept) mapping the boosted log-odds to calibrated log-odds
+    reference: np.ndarray  # per feature: its healthiest training value (lowest risk; NaN = missing, or unused)
+    out_of_fold: np.ndarray  # [training controller, training window]: the chosen candidate's calibrated OOF risk
     out_of_fold_pr_auc: float
 
     def risk(self, features: WindowFeatures) -> np.ndarray:
-        """Probability-like risk [controller, window]."""
-        self._check(features)
-        n_c, n_w, n_f = features.values.shape
-        return self._proba(features.values.reshape(-1, n_f)).reshape(n_c, n_w)
+        """Calibrated probability of a failure within the horizon [controller, window]."""
+        return _sigmoid(self._log_odds(self._rows(features))).reshape(features.values.shape[:2])
 
-    def _check(self, features: WindowFeatures) -> None:
-        if features.names != self.feature_names:
-            raise ValueError("the early-warning model was trained on a different feature list: retrain it")
-
-    def _proba(self, rows: np.ndarray) -> np.ndarray:
-        return self.classifier.predict_proba(rows[:, self.used])[:, 1]
+    def base_risk(self) -> float:
+        """The risk of a controller at its healthiest training value on every feature: the floor every risk
+        is split above."""
+        return float(_sigmoid(self._log_odds(self.reference[None, :]))[0])
 
     def contributions(self, features: WindowFeatures) -> np.ndarray:
-        """[controller, window, feature]: risk minus the risk with that one feature set to its training median.
+        """[controller, window, feature]: calibrated log-odds added by each feature over its healthiest training
+        value. Exact, not an approximation: the model is a sum of one function per feature, so these add up to
+        the log-odds above the reference's, and are >= 0 for any value inside the training range."""
+        rows = self._rows(features)
+        at_reference = self._log_odds(self.reference[None, :])[0]
+        out = np.zeros(rows.shape)
+        for f in np.flatnonzero(self.used):  # additive: each feature's term depends on its own value only
+            values, inverse = np.unique(rows[:, f], return_inverse=True)
+            probe = np.tile(self.reference, (len(values), 1))
+            probe[:, f] = values
+            out[:, f] = (self._log_odds(probe) - at_reference)[inverse]
+        return out.reshape(features.values.shape)
 
-        Gradient-boosted trees give no exact additive split of a risk, so this is an approximation, named for
-        what it is: positive = the feature's value pushes this controller's risk above what a typical value
-        would give. Interactions are not shared out, so contributions need not add up to the risk."""
-        self._check(features)
-        n_c, n_w, n_f = features.values.shape
-        rows = features.values.reshape(-1, n_f)
-        risk = self._proba(rows)
-        out = np.zeros((len(rows), n_f))
-        for f in np.flatnonzero(self.used):
-            typical = rows.copy()
-            typical[:, f] = self.reference[f]
-            out[:, f] = risk - self._proba(typical)
-        return out.reshape(n_c, n_w, n_f)
+    def risk_shares(self, features: WindowFeatures) -> np.ndarray:
+        """[controller, window, feature]: the risk above `base_risk` split among the features in proportion to
+        their log-odds contributions (Aumann-Shapley along the straight path in contribution space, exact for an
+        additive model): base_risk + the shares = risk, to rounding."""
+        contributions = self.contributions(features)
+        total = contributions.sum(axis=2, keepdims=True)
+        above = self.risk(features)[:, :, None] - self.base_risk()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(total != 0, above * contributions / total, 0.0)
+
+    def _rows(self, features: WindowFeatures) -> np.ndarray:
+        if features.names != self.feature_names:
+            raise ValueError("the early-warning model was trained on a different feature list: retrain it")
+        return features.values.reshape(-1, len(features.names))
+
+    def _log_odds(self, rows: np.ndarray) -> np.ndarray:
+        slope, intercept = self.calibration
+        return slope * self.classifier.decision_function(rows[:, self.used]) + intercept
 
 
-# Candidate model sizes: (tree depth, boosting rounds to compare). Positives are rare and come from a few hundred
-# controllers, so only shallow, strongly regularised trees are tried; grouped cross-validation picks one.
-CANDIDATES: tuple[tuple[int, tuple[int, ...]], ...] = ((2, (30, 60, 120)), (3, (30, 60)))
-MIN_SAMPLES_LEAF = {2: 200, 3: 100}
+# Candidate sizes: boosting rounds of stumps (depth 1, so the model stays additive). Positives are rare and come
+# from a few hundred controllers, so the learning rate is small and leaves large; grouped cross-validation picks.
+ROUNDS = (60, 120, 240)
+LEARNING_RATE = 0.05
+MIN_SAMPLES_LEAF = 200
 
 
-def _classifier(depth: int, rounds: int, seed: int) -> HistGradientBoostingClassifier:
+def _classifier(rounds: int, seed: int) -> HistGradientBoostingClassifier:
     return HistGradientBoostingClassifier(
-        learning_rate=0.05,
-        max_depth=depth,
+        learning_rate=LEARNING_RATE,
+        max_depth=1,
         max_iter=rounds,
-        min_samples_leaf=MIN_SAMPLES_LEAF[depth],
+        min_samples_leaf=MIN_SAMPLES_LEAF,
         early_stopping=False,
         random_state=seed,
     )
 
 
 def _out_of_fold(x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int, seed: int) -> dict:
-    """Out-of-fold risk of every candidate (depth, rounds); one fit per depth and fold, read at each round count."""
-    risks = {(d, r): np.zeros(len(y)) for d, rounds in CANDIDATES for r in rounds}
+    """Out-of-fold boosted log-odds of every candidate round count; one fit per fold, read at each count."""
+    log_odds = {rounds: np.zeros(len(y)) for rounds in ROUNDS}
     for fit_rows, held_rows in GroupKFold(n_splits=folds).split(x, y, groups):
-        for depth, rounds in CANDIDATES:
-            model = _classifier(depth, max(rounds), seed).fit(x[fit_rows], y[fit_rows])
-            for done, proba in enumerate(model.staged_predict_proba(x[held_rows]), start=1):
-                if done in rounds:
-                    risks[depth, done][held_rows] = proba[:, 1]
-    return risks
+        model = _classifier(max(ROUNDS), seed).fit(x[fit_rows], y[fit_rows])
+        for done, z in enumerate(model.staged_decision_function(x[held_rows]), start=1):
+            if done in log_odds:
+                log_odds[done][held_rows] = z
+    return log_odds
+
+
+def _calibration(log_odds: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Platt scaling: the logistic fit of the labels on out-of-fold log-odds (linear, so additivity survives)."""
+    fit = LogisticRegression(C=1e6).fit(log_odds[:, None], y)
+    return float(fit.coef_[0, 0]), float(fit.intercept_[0])
+
+
+def _healthiest(classifier: HistGradientBoostingClassifier, x: np.ndarray) -> np.ndarray:
+    """Per feature, the training value (missing included, if seen) with the lowest log-odds. The model is additive,
+    so the other features' values (here the medians) do not change which one that is."""
+    median = np.nanmedian(x, axis=0)
+    healthiest = median.copy()
+    for f in range(x.shape[1]):
+        column = x[:, f]
+        candidates = np.unique(column[~np.isnan(column)])
+        if np.isnan(column).any():
+            candidates = np.append(candidates, np.nan)
+        rows = np.tile(median, (len(candidates), 1))
+        rows[:, f] = candidates
+        healthiest[f] = candidates[np.argmin(classifier.decision_function(rows))]
+    return healthiest
 
 
 def train_early_warning(
@@ -118,31 +161,34 @@ def train_early_warning(
 ) -> EarlyWarningModel:
     """Fit on controllers × windows of the training split only.
 
-    Grouped cross-validation (folds by controller, so no controller is in both halves) picks the candidate with
-    the best out-of-fold average precision; `choose_threshold(labels, risk)` then picks the alarm threshold from
-    that candidate's out-of-fold risks (evaluation supplies the cost rule, keeping ground-truth policy there).
+    Grouped cross-validation (folds by controller, so no controller is in both halves) picks the round count with
+    the best out-of-fold average precision and fits the calibration on that candidate's out-of-fold log-odds;
+    `choose_threshold(labels, risk)` then picks the alarm threshold from the calibrated out-of-fold risks
+    (evaluation supplies the cost rule, keeping ground-truth policy there).
     """
     x = features.rows(controller_mask, window_mask)
     used = ~np.isnan(x).all(axis=0)
-    reference = np.full(x.shape[1], np.nan)
-    reference[used] = np.nanmedian(x[:, used], axis=0)
     x = x[:, used]
     y = labels[controller_mask][:, window_mask].ravel()
     groups = np.repeat(np.flatnonzero(controller_mask), int(window_mask.sum()))
-    risks = _out_of_fold(x, y, groups, folds, seed)
-    scored = {candidate: float(average_precision_score(y, risk)) for candidate, risk in risks.items()}
-    depth, rounds = max(scored, key=scored.__getitem__)
-    classifier = _classifier(depth, rounds, seed).fit(x, y)
-    out_of_fold = risks[depth, rounds]
+    log_odds = _out_of_fold(x, y, groups, folds, seed)
+    scored = {rounds: float(average_precision_score(y, z)) for rounds, z in log_odds.items()}
+    rounds = max(scored, key=scored.__getitem__)
+    calibration = _calibration(log_odds[rounds], y)
+    out_of_fold = _sigmoid(calibration[0] * log_odds[rounds] + calibration[1])
+    classifier = _classifier(rounds, seed).fit(x, y)
+    reference = np.full(len(features.names), np.nan)
+    reference[used] = _healthiest(classifier, x)
     return EarlyWarningModel(
         classifier,
         features.names,
         used,
         float(choose_threshold(y, out_of_fold)),
-        {"max_depth": depth, "max_iter": rounds},
+        {"max_depth": 1, "max_iter": rounds},
+        calibration,
         reference,
         out_of_fold.reshape(int(controller_mask.sum()), int(window_mask.sum())),
-        scored[depth, rounds],
+        scored[rounds],
     )
 
 
@@ -236,11 +282,12 @@ def training_lead_time(
     return LeadTime(-score.median_delay_s / 3600, score.detected, score.events)
 
 
-def reasons(model: EarlyWarningModel, features: WindowFeatures, contributions: np.ndarray, top: int = 3) -> list:
-    """Per controller and window (controller-major, as ranking_table): up to `top` features that push the risk
-    up, largest first, each {feature, reason (in words, with units, beside the training median), risk_change}."""
-    n_c, n_w, _ = contributions.shape
-    flat = contributions.reshape(n_c * n_w, -1)
+def reasons(model: EarlyWarningModel, features: WindowFeatures, shares: np.ndarray, top: int = 3) -> list:
+    """Per controller and window (controller-major, as ranking_table): up to `top` features with the largest
+    `shares` of the risk (`EarlyWarningModel.risk_shares`), each {feature, reason (in words, with units, beside the
+    healthiest training value), risk_change (its share)}."""
+    n_c, n_w, _ = shares.shape
+    flat = shares.reshape(n_c * n_w, -1)
     values = features.values.reshape(n_c * n_w, -1)
     order = np.argsort(-flat, axis=1)[:, :top]
     out = []
@@ -250,11 +297,11 @@ def reasons(model: EarlyWarningModel, features: WindowFeatures, contributions: n
             if flat[row, f] <= 0:
                 break
             what, value = describe_feature(model.feature_names[f], values[row, f])
-            _, typical = describe_feature(model.feature_names[f], model.reference[f])
+            _, healthiest = describe_feature(model.feature_names[f], model.reference[f])
             found.append(
                 {
                     "feature": model.feature_names[f],
-                    "reason": f"{what}: {value} (training median {typical})",
+                    "reason": f"{what}: {value} (healthiest in training {healthiest})",
                     "risk_change": float(flat[row, f]),
                 }
             )

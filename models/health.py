@@ -1,66 +1,54 @@
-"""Health score 0–100 per controller per window, with the reasons that cost it points.
+"""Health score 0–100 per controller per window: 100 × (1 − the calibrated early-warning risk), in points per reason.
 
-The score is additive so it explains itself: 100 minus the points each reason takes, where a reason takes up to
-its weight in proportion to its severity (0..1). Severities are measured against the fleet: a feature only hurts
-once it rises above what the fleet's own controllers show in the baseline period (a high quantile), and the
-penalty grows with the log-ratio above it. Weights are fixed by operational judgement, not fitted, so the ranking
-can be checked against failures it never saw.
+The best health score measured on run A's held-out protocol is the early-warning model's calibrated risk
+(docs/detector_quality.md): a score with its own hand-set weights ranked below a fixed count threshold. So the
+health score is that risk, and explains itself exactly: the model is additive over features
+(models.early_warning), so the risk above the floor of a controller healthiest on every feature splits into one
+share per feature, and the features are grouped into reasons. 100 − health = base points (that floor) + the
+points of every reason, to rounding.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
 from ingest.contract import TS
-from models.features import WindowFeatures
-from models.slo.spec import Slo, duration_s
+from models.early_warning import EarlyWarningModel
+from models.evaluation import min_cost_threshold
+from models.features import WindowFeatures, describe_feature
 
-# Reason code -> (weight in points, features whose fleet-relative excess it measures). Weights sum to 100.
-FLEET_RELATIVE_REASONS: dict[str, tuple[float, tuple[str, ...]]] = {
-    "error_rate": (
-        25.0,
-        (
-            "ce_1h",
-            "ce_24h",
-            "ce_trend",
-            "threshold_events_24h",
-            "ue_events_24h",
-            "overflow_events_24h",
-            "threshold_events_per_day_7d",
-            "ue_events_per_day_7d",
-        ),
+# Reason code -> (what it is in words, the prefixes of the feature names it groups). Every feature has one reason.
+REASONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "memory_errors": ("memory errors", ("ce_", "threshold_events_", "ue_events_", "overflow_events_", "media_")),
+    "link_errors": (
+        "link errors",
+        ("link_ue_", "link_ce_", "aer_cor_", "cxl_crc_", "cxl_retry_", "recovery_entries_", "link_error_trend"),
     ),
-    "link_instability": (
-        20.0,
-        (
-            "link_drops_24h",
-            "link_retrains_24h",
-            "aer_cor_total_24h",
-            "link_error_trend",
-            "cxl_crc_thresh_hits_24h",
-            "link_ce_events_24h",
-            "link_drops_per_day_7d",
-            "link_retrains_per_day_7d",
-            "aer_cor_total_per_day_7d",
-        ),
+    "link_instability": ("link drops and retrains", ("link_drops_", "link_retrains_", "hours_since_link_drop")),
+    "reset_history": ("resets", ("resets_", "hours_since_reset")),
+    "degraded_capacity": (
+        "degraded capacity",
+        ("link_bandwidth_lost", "maintenance_needed", "performance_degraded", "replacement_needed", "capacity_"),
     ),
-    "reset_history": (15.0, ("resets_24h", "resets_per_day_7d")),
+    "slo_burn": ("latency SLO burn", ("slo_bad_fraction_",)),
+    "temperature": ("temperature", ("temp_",)),
+    "firmware_cohort": ("firmware cohort", ("cohort_",)),
+    "wear": ("wear and age", ("life_used_pct", "age_days", "dimm_count")),
+    "telemetry_gaps": ("missing health snapshots", ("snapshots_",)),
 }
-# Reasons whose severity is an absolute reading rather than a comparison with the fleet.
-ABSOLUTE_REASON_WEIGHTS: dict[str, float] = {
-    "degraded_capacity": 15.0,
-    "slo_burn": 10.0,
-    "temperature": 8.0,
-    "firmware_cohort": 7.0,
-}
-REASONS = (*FLEET_RELATIVE_REASONS, *ABSOLUTE_REASON_WEIGHTS)
-# A feature at e-fold (×2.7) its fleet baseline takes 1 - 1/e ≈ 63% of its reason's weight.
-EXCESS_SCALE = 1.0
 TOP_REASONS = 3
+MIN_POINTS = 0.05  # a reason taking less is not shown among the top reasons
 
+REASON = pa.struct(
+    [
+        pa.field("reason", pa.string()),
+        pa.field("points", pa.float64()),
+        pa.field("why", pa.string()),  # its largest feature, in words with units, beside its healthiest value
+    ]
+)
 HEALTH_SCHEMA = pa.schema(
     [
         pa.field("controller_id", pa.string(), nullable=False, metadata={"description": "the controller scored"}),
@@ -69,22 +57,34 @@ HEALTH_SCHEMA = pa.schema(
             "health",
             pa.float64(),
             nullable=False,
-            metadata={"description": "100 minus the points every reason took: 100 = healthy, 0 = worst"},
+            metadata={"description": "100 × (1 − risk): 100 = healthy, 0 = certain to fail within the horizon"},
         ),
         pa.field(
             "top_reasons",
-            pa.list_(pa.struct([pa.field("reason", pa.string()), pa.field("points", pa.float64())])),
+            pa.list_(REASON),
             nullable=False,
             metadata={"description": f"the (up to {TOP_REASONS}) reasons that took the most points, most first"},
+        ),
+        pa.field(
+            "risk",
+            pa.float64(),
+            nullable=False,
+            metadata={"description": "calibrated risk of a UE, unplanned reset or link drop in 15 min to 24 h"},
+        ),
+        pa.field(
+            "base_points",
+            pa.float64(),
+            nullable=False,
+            metadata={"description": "100 × the risk of a controller healthiest on every feature (the floor)"},
         ),
         *(
             pa.field(
                 f"points_{reason}",
                 pa.float64(),
                 nullable=False,
-                metadata={"description": f"points the {reason} reason took off the score (0 = none)"},
+                metadata={"description": f"points {words} took off the score (0 = none)"},
             )
-            for reason in REASONS
+            for reason, (words, _) in REASONS.items()
         ),
     ]
 )
@@ -92,95 +92,93 @@ HEALTH_SCHEMA = pa.schema(
 
 @dataclass(frozen=True)
 class HealthPolicy:
-    """Absolute thresholds (operational choices) next to the fleet baselines learned by `fit_baseline`."""
+    """slos.yaml's `health` section: what a missed failure and a needless alarm cost, which place the alarm line
+    (health below 100 × (1 − threshold)) where their sum is least on the training side's out-of-fold risk."""
 
-    # The per-controller latency SLO's error budget, and the burn factor of its fastest page tier, at which the
-    # SLO-burn reason takes all its points. No defaults: slos.yaml owns them, `for_slo` reads them from an SLO.
-    slo_error_budget: float
-    burn_page_factor: float
-    baseline_quantile: float = 0.9  # the top decile of the fleet starts to lose points (best AP on training data)
-    temp_warn_c: float = 75.0
-    temp_critical_c: float = 90.0
-    cohort_saturation: float = float(np.log(4.0))  # a firmware cohort with 4× the fleet's outage rate
-    baseline: dict[str, float] = field(default_factory=dict)
+    missed_failure_cost: float  # a failure with no alarm 15 min to 24 h before it: a host crash
+    false_alarm_cost: float  # an alarm with no failure after it: a needless drain-and-inspect
 
-    @classmethod
-    def for_slo(cls, slo: Slo) -> HealthPolicy:
-        """A policy measuring SLO burn against `slo` (a per-controller latency SLO from models.slo)."""
-        pages = [tier for tier in slo.tiers if tier.severity == "page"] or list(slo.tiers)
-        fastest = min(pages, key=lambda tier: duration_s(tier.long))
-        return cls(slo_error_budget=slo.error_budget, burn_page_factor=fastest.factor)
+    def alarm_threshold(self, labels: np.ndarray, risk: np.ndarray) -> float:
+        return min_cost_threshold(labels, risk, self.missed_failure_cost, self.false_alarm_cost)
 
 
-def fit_baseline(features: WindowFeatures, rows: tuple[np.ndarray, np.ndarray], policy: HealthPolicy) -> HealthPolicy:
-    """Learn each fleet-relative feature's baseline: its `baseline_quantile` over the given controller × windows."""
-    controller_mask, window_mask = rows
-    matrix = features.rows(controller_mask, window_mask)
-    baseline = {}
-    for _, names in FLEET_RELATIVE_REASONS.values():
-        for name in names:
-            values = matrix[:, features.names.index(name)]
-            values = values[~np.isnan(values)]
-            baseline[name] = float(np.quantile(values, policy.baseline_quantile)) if len(values) else 0.0
-    return HealthPolicy(**{**policy.__dict__, "baseline": baseline})
+def reason_of(feature: str) -> str:
+    """The reason a feature's points count towards."""
+    for reason, (_, prefixes) in REASONS.items():
+        if feature.startswith(prefixes):
+            return reason
+    raise ValueError(f"feature {feature!r} belongs to no health reason: add it to models.health.REASONS")
 
 
 @dataclass(frozen=True)
 class HealthScores:
-    """health[c, w] in 0..100 and points[c, w, r]: what each reason in REASONS took."""
+    """health[c, w] in 0..100; shares[c, w, f]: the points each feature took; base_points: the floor."""
 
     health: np.ndarray
-    points: np.ndarray
+    shares: np.ndarray
+    base_points: float
+    feature_reasons: np.ndarray  # per feature: its index in REASONS
+
+    @property
+    def points(self) -> np.ndarray:
+        """[c, w, reason]: the points each reason in REASONS took."""
+        n_c, n_w, _ = self.shares.shape
+        out = np.zeros((n_c, n_w, len(REASONS)))
+        for r in range(len(REASONS)):
+            out[:, :, r] = self.shares[:, :, self.feature_reasons == r].sum(axis=2)
+        return out
 
     def risk(self) -> np.ndarray:
         """Points lost: higher means less healthy (for ranking metrics)."""
         return 100.0 - self.health
 
 
-def _excess_severity(values: np.ndarray, baseline: float) -> np.ndarray:
-    return 1.0 - np.exp(-np.maximum(np.nan_to_num(values) - baseline, 0.0) / EXCESS_SCALE)
-
-
-def score_health(features: WindowFeatures, policy: HealthPolicy) -> HealthScores:
-    """Score every controller × window of `features` under a policy with a fitted baseline."""
-    if not policy.baseline:
-        raise ValueError("the health policy has no fleet baseline: call fit_baseline first")
-    severities: dict[str, np.ndarray] = {}
-    for reason, (_, names) in FLEET_RELATIVE_REASONS.items():
-        severities[reason] = np.max([_excess_severity(features.column(n), policy.baseline[n]) for n in names], axis=0)
-    bandwidth_lost = features.column("link_bandwidth_lost")
-    capacity_flags = np.maximum.reduce(
-        [features.column(n) for n in ("capacity_degraded", "performance_degraded", "replacement_needed")]
+def score_health(model: EarlyWarningModel, features: WindowFeatures) -> HealthScores:
+    """Score every controller × window of `features` with a trained early-warning model."""
+    codes = list(REASONS)
+    feature_reasons = np.array([codes.index(reason_of(name)) for name in features.names])
+    return HealthScores(
+        health=100.0 * (1.0 - model.risk(features)),
+        shares=100.0 * model.risk_shares(features),
+        base_points=100.0 * model.base_risk(),
+        feature_reasons=feature_reasons,
     )
-    severities["degraded_capacity"] = np.clip(np.maximum(bandwidth_lost * 2.0, capacity_flags), 0.0, 1.0)
-    burn = features.column("slo_bad_fraction_1h") / policy.slo_error_budget
-    severities["slo_burn"] = np.clip((burn - 1.0) / (policy.burn_page_factor - 1.0), 0.0, 1.0)
-    temp = np.nan_to_num(features.column("temp_max_c"), nan=0.0)
-    heat = (temp - policy.temp_warn_c) / (policy.temp_critical_c - policy.temp_warn_c)
-    severities["temperature"] = np.clip(np.maximum(heat, features.column("temp_alarm") / 2.0), 0.0, 1.0)
-    cohort = features.column("cohort_outage_ratio_24h")
-    severities["firmware_cohort"] = np.clip(cohort / policy.cohort_saturation, 0.0, 1.0)
-    weights = {reason: weight for reason, (weight, _) in FLEET_RELATIVE_REASONS.items()} | ABSOLUTE_REASON_WEIGHTS
-    points = np.stack([weights[r] * severities[r] for r in REASONS], axis=2)
-    return HealthScores(health=100.0 - points.sum(axis=2), points=points)
 
 
-def health_table(features: WindowFeatures, scores: HealthScores) -> pa.Table:
-    """One row per controller and window in HEALTH_SCHEMA; top reasons are those that took any points."""
+def _why(model: EarlyWarningModel, feature: int, value: float) -> str:
+    name = model.feature_names[feature]
+    what, shown = describe_feature(name, value)
+    _, healthiest = describe_feature(name, model.reference[feature])
+    return f"{what}: {shown} (healthiest in training {healthiest})"
+
+
+def health_table(model: EarlyWarningModel, features: WindowFeatures, scores: HealthScores) -> pa.Table:
+    """One row per controller and window in HEALTH_SCHEMA; top reasons are those that took at least MIN_POINTS,
+    each with its largest feature in words."""
     n_c, n_w = scores.health.shape
-    flat_points = scores.points.reshape(-1, len(REASONS))
-    order = np.argsort(-flat_points, axis=1)[:, :TOP_REASONS]
-    top = [
-        [{"reason": REASONS[i], "points": float(p[i])} for i in idx if p[i] > 0.05]
-        for idx, p in zip(order, flat_points, strict=True)
-    ]
+    points = scores.points.reshape(-1, len(REASONS))
+    shares = scores.shares.reshape(n_c * n_w, -1)
+    values = features.values.reshape(n_c * n_w, -1)
+    codes = list(REASONS)
+    top = []
+    for row, order in enumerate(np.argsort(-points, axis=1)[:, :TOP_REASONS]):
+        found = []
+        for r in order:
+            if points[row, r] < MIN_POINTS:
+                break
+            mine = np.flatnonzero(scores.feature_reasons == r)
+            f = int(mine[np.argmax(shares[row, mine])])
+            found.append({"reason": codes[r], "points": float(points[row, r]), "why": _why(model, f, values[row, f])})
+        top.append(found)
     return pa.table(
         {
             "controller_id": features.controllers.ids.take(pa.array(np.repeat(np.arange(n_c), n_w))),
             "window_end": pa.array(np.tile(features.window_ends, n_c), pa.int64()).cast(TS),
             "health": scores.health.ravel(),
-            "top_reasons": top,
-            **{f"points_{reason}": flat_points[:, i] for i, reason in enumerate(REASONS)},
+            "top_reasons": pa.array(top, pa.list_(REASON)),
+            "risk": 1.0 - scores.health.ravel() / 100.0,
+            "base_points": np.full(n_c * n_w, scores.base_points),
+            **{f"points_{reason}": points[:, i] for i, reason in enumerate(REASONS)},
         },
         schema=HEALTH_SCHEMA,
     )

@@ -27,7 +27,6 @@ from models.evaluation import (
     failure_events,
     failure_labels,
     held_out_controllers,
-    min_cost_threshold,
     pr_auc_gain_interval,
     score_detections,
     score_events,
@@ -35,13 +34,14 @@ from models.evaluation import (
     truth_events,
 )
 from models.features import Detections, Telemetry, WindowFeatures, build_features
-from models.health import HealthPolicy, fit_baseline, score_health
+from models.health import HealthPolicy, HealthScores, score_health
 from models.link_events import link_incidents
 from models.resets import detect_resets
 from models.series import NS_PER_HOUR, NS_PER_S, Controllers, equals, median_spacing_s, numbers, timestamps_ns
 from models.slo.spec import LatencySli, Slo
 
 WARNING = "early warning (UE/reset/drop in 24 h)"
+HEALTH = "health score = 100 × (1 − early-warning risk)"
 GAIN = "PR-AUC gain over baseline (95% interval, controllers resampled)"
 
 
@@ -55,19 +55,18 @@ class Protocol:
     detection_budget_s: float = 300.0  # event window after a reset or drop (fault_model.md §5 example: 5 min)
     detection_cooldown_s: float = 10.0  # alarm merging; detectors already emit one alarm per incident
     warning_cooldown_h: float = 24.0
-    cost_fn: float = 10.0  # a missed failure (host crash) against ...
-    cost_fp: float = 1.0  # ... a needless drain-and-inspect
     seed: int = 0
-    slo: Slo | None = None  # the per-controller latency SLO the health score's SLO-burn reason measures
+    slo: Slo | None = None  # the per-controller latency SLO whose bad fractions are features (the SLO-burn reason)
+    health: HealthPolicy | None = None  # slos.yaml's alarm costs; evaluate needs them
+
+    def health_policy(self) -> HealthPolicy:
+        if self.health is None:
+            raise ValueError("no health policy: the alarm threshold weighs slos.yaml's health alarm_costs")
+        return self.health
 
     @property
     def latency_op(self) -> str:
         return self.slo.sli.op if self.slo is not None else "read"
-
-    def health_policy(self) -> HealthPolicy:
-        if self.slo is None:
-            raise ValueError("no per-controller latency SLO in the spec: the health score measures burn against it")
-        return HealthPolicy.for_slo(self.slo)
 
     @property
     def horizon_ns(self) -> int:
@@ -274,19 +273,20 @@ def _thresholded(
     report: Report, section: str, labels: np.ndarray, alarm: np.ndarray, baseline: np.ndarray, protocol: Protocol
 ) -> None:
     """Controller-hour precision / recall / F1 / cost of an alarm rule."""
+    costs = protocol.health_policy()
 
     def figures(a: np.ndarray) -> tuple[float, float, float, float]:
         tp, fp, fn = int((a & labels).sum()), int((a & ~labels).sum()), int((~a & labels).sum())
         precision = tp / (tp + fp) if tp + fp else float("nan")
         recall = tp / (tp + fn) if tp + fn else float("nan")
         f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
-        return precision, recall, f1, protocol.cost_fn * fn + protocol.cost_fp * fp
+        return precision, recall, f1, costs.missed_failure_cost * fn + costs.false_alarm_cost * fp
 
     metrics = (
         "controller-hour precision",
         "controller-hour recall",
         "controller-hour F1",
-        f"cost ({protocol.cost_fn:g}·FN + {protocol.cost_fp:g}·FP)",
+        f"cost ({costs.missed_failure_cost:g}·FN + {costs.false_alarm_cost:g}·FP)",
     )
     for metric, d, b in zip(metrics, figures(alarm), figures(baseline), strict=True):
         report.add(section, metric, d, b)
@@ -323,6 +323,17 @@ def _warning_events(
     report.events(section, scored(alarm), scored(baseline), lead=True)
 
 
+def _explained(report: Report, health: HealthScores, held: Split) -> None:
+    """How exactly the held-out scores add up: the largest absolute residual of their sum."""
+    residual = 100.0 - health.health - health.base_points - health.points.sum(axis=2)
+    report.add(
+        HEALTH,
+        "largest residual of 100 − health − base points − Σ reason points",
+        float(np.abs(held.of(residual)).max()),
+    )
+    report.add(HEALTH, "base points (risk floor of the healthiest controller)", health.base_points)
+
+
 def protocol_splits(train: Run, test: Run, protocol: Protocol) -> tuple[Split, Split]:
     warmup = int(protocol.warmup_h * NS_PER_HOUR)
     train_ends, test_ends = train.features.window_ends, test.features.window_ends
@@ -357,7 +368,7 @@ def evaluate(train: Run, test: Run, protocol: Protocol, progress: Callable[[str]
     progress("resets and link drops")
     _detection(report, test, held, period, protocol)
 
-    progress("health score")
+    progress("early warning and health score")
     train_labels, test_labels = train.failure_labels(protocol), test.failure_labels(protocol)
     y = held.of(test_labels)
     static = static_risk(test.features)
@@ -369,20 +380,19 @@ def evaluate(train: Run, test: Run, protocol: Protocol, progress: Callable[[str]
         gain = pr_auc_gain_interval(*grids, seed=protocol.seed)
         report.ranking(section, score_ranking(y, held.of(score)), baseline_ranking, gain)
 
-    policy = fit_baseline(train.features, (fit.controllers, fit.windows), protocol.health_policy())
-    health = score_health(test.features, policy)
-    ranked("health score (fails within 24 h)", health.risk())
-    _ceiling(report, test, held, y, protocol)
-
-    progress("early warning")
     model = train_early_warning(
         train.features,
         train_labels,
         fit.controllers,
         fit.windows,
-        choose_threshold=lambda labels, risk: min_cost_threshold(labels, risk, protocol.cost_fn, protocol.cost_fp),
+        choose_threshold=protocol.health_policy().alarm_threshold,
         seed=protocol.seed,
     )
+    health = score_health(model, test.features)
+    _explained(report, health, held)
+    ranked(HEALTH, health.risk())
+    _ceiling(report, test, held, y, protocol)
+
     risk = model.risk(test.features)
     ranked(WARNING, risk)
     report.add(WARNING, "alarm threshold (cost-optimal, out-of-fold on train)", model.threshold, "count >= limit")

@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--test-fraction", type=number(0, 1), help="share of controllers held out (default: half)")
     parser.add_argument("--seed", type=SEED, help="seed of the models and the bootstrap (default 0)")
     parser.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
-    parser.add_argument("--slos", type=Path, help="SLO spec file (default: the packaged one)")
+    parser.add_argument("--slos", type=Path, help="SLO spec file with the health policy (default: the packaged one)")
     parser.set_defaults(run=run)
 
 
@@ -39,9 +39,13 @@ def run(args: argparse.Namespace) -> int:
     from pipelines.lib import slos as spec
 
     try:
-        slos = spec.load() if args.slos is None else spec.load_slos(args.slos)
+        path = spec.SLO_SPEC if args.slos is None else args.slos
         chosen = {"split_h": args.split_hours, "test_fraction": args.test_fraction, "seed": args.seed}
-        protocol = Protocol(**{k: v for k, v in chosen.items() if v is not None}, slo=controller_latency_slo(slos))
+        protocol = Protocol(
+            **{k: v for k, v in chosen.items() if v is not None},
+            slo=controller_latency_slo(spec.load_slos(path)),
+            health=spec.load_health_policy(path),
+        )
         with Progress(console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("loading the training run", total=None)
 

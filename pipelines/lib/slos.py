@@ -18,14 +18,17 @@ import pyarrow.compute as pc
 import yaml
 
 from ingest.contract import TABLE_NAMES, TIME_COLUMNS, TS
+from models.health import HealthPolicy
 from models.rollup import with_inventory
 from models.slo.sli import events_query, latency_series
-from models.slo.spec import EventsSli, Slo, SpecError, duration_s, parse_slos
+from models.slo.spec import EventsSli, Slo, SpecError, _Fields, duration_s, parse_slos
 from pipelines.lib.partitions import Window
 from pipelines.lib.telemetry import raw_table
 
 # The one SLO spec file, package data beside its only reader (architecture.md: one module owns each fact).
 SLO_SPEC = files("pipelines.lib") / "slos.yaml"
+HEALTH_SECTION = "health"
+HEALTH_COSTS = ("missed_failure", "false_alarm")
 # SLI series resolution: divides every burn window (5m … 4d) and keeps a fleet-day of per-controller series small.
 STEP_S = 300
 FLEET = "fleet"
@@ -42,20 +45,39 @@ SLI_SCHEMA = pa.schema(
 )
 
 
-def load_slos(path: Path | Traversable) -> tuple[Slo, ...]:
-    """Read and validate a spec file; SpecError names the file on an unreadable or malformed one."""
+def _document(path: Path | Traversable) -> object:
     try:
-        document = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except OSError as exc:
         raise SpecError(f"{path}: cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise SpecError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+
+
+def load_slos(path: Path | Traversable) -> tuple[Slo, ...]:
+    """Read and validate a spec file; SpecError names the file on an unreadable or malformed one."""
+    document = _document(path)
+    if isinstance(document, dict):  # the health section is the health score's policy, not an SLO
+        document = {key: value for key, value in document.items() if key != HEALTH_SECTION}
     return parse_slos(document, str(path))
 
 
 def load() -> tuple[Slo, ...]:
-    """The packaged spec: what every SLO asset, the report and the health policy measure against."""
+    """The packaged spec: what every SLO asset, the report and the health features measure against."""
     return load_slos(SLO_SPEC)
+
+
+def load_health_policy(path: Path | Traversable = SLO_SPEC) -> HealthPolicy:
+    """The spec file's `health` section: the alarm costs behind the health score's and early warning's alarm line."""
+    document = _document(path)
+    if not isinstance(document, dict) or HEALTH_SECTION not in document:
+        raise SpecError(f"{path}: no '{HEALTH_SECTION}' section (the health score's alarm_costs)")
+    section = _Fields(document[HEALTH_SECTION], f"{path}: {HEALTH_SECTION}", ("alarm_costs",))
+    costs = _Fields(section.get("alarm_costs", dict), f"{path}: {HEALTH_SECTION}.alarm_costs", HEALTH_COSTS)
+    missed, false = (float(costs.get(name, (int, float))) for name in HEALTH_COSTS)
+    if not (missed > 0 and false > 0):
+        raise costs.error("missed_failure", "costs must be positive numbers")
+    return HealthPolicy(missed_failure_cost=missed, false_alarm_cost=false)
 
 
 def lookback(slos: tuple[Slo, ...]) -> timedelta:

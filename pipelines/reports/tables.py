@@ -11,20 +11,10 @@ from datetime import UTC
 
 import pyarrow as pa
 
-from models.health import HealthPolicy
+from models.health import REASONS
 
 Format = Callable[[object], str]
 NONE = "–"
-# Health reasons (models/health.py) in words: what costs a controller its points.
-REASON_WORDS = {
-    "error_rate": "memory errors above the fleet's norm",
-    "link_instability": "unstable CXL link (drops, retrains, AER/CRC errors)",
-    "reset_history": "recent controller resets",
-    "degraded_capacity": "degraded link bandwidth or device",
-    "slo_burn": "burning its latency SLO's error budget in the last hour",
-    "temperature": f"running hot (above {HealthPolicy.temp_warn_c:g} °C or a temperature alarm)",
-    "firmware_cohort": "its firmware version has more outages than the fleet",
-}
 # Evidence codes of models/resets.py and models/link_events.py in words.
 EVIDENCE_WORDS = {
     "row": "controller_reset record",
@@ -117,10 +107,11 @@ def evidence(value: object) -> str:
 
 
 def reasons(value: object) -> str:
-    """Top health reasons with the points each took: 'memory errors … (−24.7 points)'."""
+    """Top health reasons with the points each took and why, in words (models.health.REASONS):
+    'memory errors (−24.7 points): correctable errors in the last 24 h: 310 (healthiest in training 0)'."""
     if not value:
         return "no reason took points"
-    return "; ".join(f"{REASON_WORDS.get(r['reason'], r['reason'])} (−{r['points']:.1f} points)" for r in value)
+    return "; ".join(f"{REASONS[r['reason']][0]} (−{r['points']:.1f} points): {r['why']}" for r in value)
 
 
 def state(value: object) -> str:

@@ -18,6 +18,7 @@ from ingest.sim.config import SimConfig
 from ingest.sim.parquet_sink import write_run
 from ingest.sim.simulator import Simulation
 from models.features import WindowFeatures
+from models.health import REASONS
 from pipelines.defs.early_warning.early_warning_assets import MODEL_KEY, MODEL_PREFIX, model_dir
 from pipelines.lib.feature_mart import read_features
 from pipelines.lib.instance import install_instance_config
@@ -99,16 +100,32 @@ def test_alarmed_controllers_have_reasons_that_move_their_risk(fleet: Materializ
         "SELECT controller_id, window_end, risk, reasons[1].feature, reasons[1].risk_change, reasons[1].reason "
         "FROM marts.early_warning WHERE alarm ORDER BY risk DESC, controller_id LIMIT 1",
     )[0]
-    assert "training median" in reason and change > 0
-    # The reason is what it claims: this controller's risk with that one feature at its training median.
+    assert "healthiest in training" in reason and change > 0
+    # The reason is what it claims: that feature's exact share of this controller's risk above the floor.
     with fleet.lake.connection(read_only=True) as con:
         features = read_features(con, Window(end - timedelta(hours=1), end))
     c = features.controllers.ids.to_pylist().index(controller)
-    values = features.values[c : c + 1].copy()
-    assert model.risk(_one(features, values, c))[0, 0] == pytest.approx(risk)
-    f = features.names.index(feature)
-    values[0, 0, f] = model.reference[f]
-    assert risk - model.risk(_one(features, values, c))[0, 0] == pytest.approx(change)
+    one = _one(features, features.values[c : c + 1].copy(), c)
+    assert model.risk(one)[0, 0] == pytest.approx(risk)
+    shares = model.risk_shares(one)[0, 0]
+    assert shares[features.names.index(feature)] == pytest.approx(change) and change == pytest.approx(shares.max())
+    assert model.base_risk() + shares.sum() == pytest.approx(risk)
+
+
+def test_the_health_score_is_the_risk_in_points_that_add_up(fleet: Materialized) -> None:
+    points = " + ".join(f"h.points_{reason}" for reason in REASONS)
+    (scored, unmatched, unexplained, top_mismatch) = rows(
+        fleet,
+        f"""SELECT count(*), count(*) FILTER (WHERE abs(h.health - 100 * (1 - w.risk)) > 1e-9),
+                   count(*) FILTER (WHERE abs(100 - h.health - h.base_points - ({points})) > 1e-9),
+                   count(*) FILTER (WHERE len(h.top_reasons) > 0 AND h.top_reasons[1].points <
+                                    greatest({points.replace(" + ", ", ")}) - 1e-9)
+            FROM marts.health_scores h JOIN marts.early_warning w USING (controller_id, window_end)""",
+    )[0]
+    assert scored == FLEET.hours * FLEET.controllers
+    assert (unmatched, unexplained, top_mismatch) == (0, 0, 0)
+    worst = rows(fleet, "SELECT top_reasons[1].why FROM sre.fleet_health ORDER BY health LIMIT 1")[0][0]
+    assert "healthiest in training" in worst
 
 
 def _one(features: WindowFeatures, values: np.ndarray, c: int) -> WindowFeatures:
@@ -121,7 +138,7 @@ def test_the_sre_view_and_the_report_show_the_controllers_at_risk(fleet: Materia
     (view_rows, mart_rows, explained) = rows(
         fleet,
         "SELECT (SELECT count(*) FROM sre.early_warning), (SELECT count(*) FROM marts.early_warning), "
-        "(SELECT count(*) FROM sre.early_warning WHERE alarm AND reasons LIKE '%training median%')",
+        "(SELECT count(*) FROM sre.early_warning WHERE alarm AND reasons LIKE '%healthiest in training%')",
     )[0]
     assert view_rows == mart_rows and explained > 0
     top = rows(
@@ -131,11 +148,11 @@ def test_the_sre_view_and_the_report_show_the_controllers_at_risk(fleet: Materia
     )[0][0]
     report = (fleet.data_dir / "reports" / "slo" / "2026-01-05" / "report.md").read_text()
     section = report.split("## Early warning: controllers at risk", 1)[1].split("\n## ", 1)[0]
-    assert top in section and "training median" in section
+    assert top in section and "healthiest in training" in section
     metadata = fleet.instance.get_latest_materialization_event(
         dg.AssetKey(["marts", "early_warning"])
     ).asset_materialization.metadata
-    assert "training median" in metadata["top_controllers"].value
+    assert "healthiest in training" in metadata["top_controllers"].value
 
 
 def test_early_warning_is_empty_and_says_why_without_a_model(materialized: Materialized) -> None:

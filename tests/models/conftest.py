@@ -21,7 +21,7 @@ from pipelines.lib import slos as spec
 
 FLEET = SimConfig(controllers=400, hours=96, seed=5, fault_acceleration=50)
 # Train before hour 60 (its labels included), test after it, on disjoint controllers.
-FLEET_PROTOCOL = Protocol(split_h=60, slo=controller_latency_slo(spec.load()))
+FLEET_PROTOCOL = Protocol(split_h=60, slo=controller_latency_slo(spec.load()), health=spec.load_health_policy())
 
 
 @pytest.fixture(scope="session")

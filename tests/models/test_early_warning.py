@@ -81,26 +81,44 @@ def planted() -> tuple[WindowFeatures, EarlyWarningModel]:
     return features, model
 
 
-def test_reasons_name_the_planted_precursor_and_are_the_risk_it_adds(planted):
+def test_contributions_are_exact_and_reasons_name_the_planted_precursor(planted):
     features, model = planted
     risk = model.risk(features)
     contributions = model.contributions(features)
     c, w = np.unravel_index(np.argmax(risk), risk.shape)
-    # Exactly what it claims: this row's risk minus its risk with the feature at the training median.
-    typical = features.values[c : c + 1, w : w + 1].copy()
-    typical[0, 0, 0] = model.reference[0]
+    # Exactly what it claims: this row's log-odds minus its log-odds with the feature at its healthiest value.
+    healthiest = features.values[c : c + 1, w : w + 1].copy()
+    healthiest[0, 0, 0] = model.reference[0]
     one = WindowFeatures(
-        features.controllers, features.window_ends[w : w + 1], features.names, typical, features.firmware
+        features.controllers, features.window_ends[w : w + 1], features.names, healthiest, features.firmware
     )
-    assert contributions[c, w, 0] == pytest.approx(risk[c, w] - model.risk(one)[0, 0])
+
+    def log_odds(p: float) -> float:
+        return float(np.log(p / (1 - p)))
+
+    assert contributions[c, w, 0] == pytest.approx(log_odds(risk[c, w]) - log_odds(model.risk(one)[0, 0]))
     assert (contributions[:, :, 2] == 0).all()  # never observed in training: never a reason
-    explained = reasons(model, features, contributions)
+    assert contributions.min() >= -1e-9  # nothing in the training range is healthier than the reference
+    # Additive: the contributions add up to the log-odds above the healthiest controller's, row by row.
+    base = model.base_risk()
+    np.testing.assert_allclose(contributions.sum(axis=2), np.log(risk / (1 - risk)) - log_odds(base), atol=1e-9)
+    shares = model.risk_shares(features)
+    np.testing.assert_allclose(base + shares.sum(axis=2), risk, atol=1e-12)
+    explained = reasons(model, features, shares)
     top = explained[c * 30 + w]  # controller-major, as ranking_table
-    assert top[0]["feature"] == "precursor" and top[0]["risk_change"] > 0.1
-    assert "training median" in top[0]["reason"]
+    assert top[0]["feature"] == "precursor" and top[0]["risk_change"] == pytest.approx(shares[c, w, 0])
+    assert "healthiest in training" in top[0]["reason"]
     assert all(r["risk_change"] > 0 for row in explained for r in row)
     alarmed = (risk >= model.threshold).ravel()
     assert alarmed.any() and all(explained[i] for i in np.flatnonzero(alarmed))
+
+
+def test_risk_is_calibrated_out_of_fold(planted):
+    """Platt scaling on out-of-fold log-odds: the mean calibrated out-of-fold risk is the base rate."""
+    _, model = planted
+    labels = _planted(2)[1]
+    assert model.params["max_depth"] == 1
+    assert model.out_of_fold.mean() == pytest.approx(labels.mean(), abs=0.005)
 
 
 def test_alerts_are_new_alarms_and_lead_time_is_measured_from_the_first_alarm(planted):

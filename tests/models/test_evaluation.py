@@ -203,7 +203,7 @@ def test_held_out_evaluation_command_reports_every_detector_beside_its_baseline(
     """The command's output, not the detectors' quality: which of two predictors ranks better on a fixture this
     small is within noise (the gain intervals straddle 0); the held-out figures and their margins are in
     docs/detector_quality.md."""
-    from models.holdout import GAIN, WARNING
+    from models.holdout import GAIN, HEALTH, WARNING
     from pipelines.cli import main
 
     out = tmp_path / "quality.md"
@@ -214,7 +214,7 @@ def test_held_out_evaluation_command_reports_every_detector_beside_its_baseline(
     table = {(section, metric): (detector, baseline) for section, metric, detector, baseline in rows}
     assert len(table) == len(rows), "a (section, metric) pair is reported twice"
     sections = list(dict.fromkeys(section for section, *_ in rows))
-    health = "health score (fails within 24 h)"
+    health = HEALTH
     assert sections == [
         "protocol",
         "resets",
@@ -258,6 +258,11 @@ def test_held_out_evaluation_command_reports_every_detector_beside_its_baseline(
     assert float(table[WARNING, "PR-AUC (random = base rate)"][0]) > 2 * positives / total
     threshold, rule = table[WARNING, "alarm threshold (cost-optimal, out-of-fold on train)"]
     assert 0 <= float(threshold) <= 1 and rule == "count >= limit"
+    # The health score is the same model's risk in points: the same ranking, and points that add up to it.
+    for metric in ("PR-AUC (random = base rate)", "ROC-AUC", GAIN):
+        assert table[health, metric] == table[WARNING, metric]
+    assert float(table[health, "largest residual of 100 − health − base points − Σ reason points"][0]) < 1e-9
+    assert 0 < float(table[health, "base points (risk floor of the healthiest controller)"][0]) < 100
 
 
 def test_bad_input_is_refused_in_one_line(fleet_run, tmp_path, capsys):

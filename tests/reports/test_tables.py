@@ -25,9 +25,8 @@ def test_units_and_words() -> None:
     assert tables.yes_no(True) == "Yes" and tables.yes_no(False) == "No"
     assert tables.moment(datetime(2026, 1, 5, 7, 30, tzinfo=timezone(timedelta(hours=2)))) == "2026-01-05 05:30:00 UTC"
     assert tables.evidence("uptime,epoch") == "uptime went back, counter epoch changed"
-    assert set(tables.REASON_WORDS) == set(REASONS)  # every health reason has words
-    words = tables.reasons([{"reason": reason, "points": 10.0} for reason in REASONS])
-    assert "_" not in words and words.count("(−10.0 points)") == len(REASONS)
+    words = tables.reasons([{"reason": reason, "points": 10.0, "why": "because"} for reason in REASONS])
+    assert "_" not in words and words.count("(−10.0 points): because") == len(REASONS)
 
 
 def test_show_names_columns_marks_overspent_rows_and_says_top_n_of_m() -> None:

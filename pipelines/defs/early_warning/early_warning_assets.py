@@ -30,7 +30,7 @@ from models.early_warning import (
     train_early_warning,
     training_lead_time,
 )
-from models.evaluation import failure_labels, min_cost_threshold
+from models.evaluation import failure_labels
 from models.features import EVENT_COLUMNS, UE_RECORDS, WindowFeatures
 from models.holdout import Protocol
 from models.link_events import INCIDENTS_SCHEMA
@@ -43,13 +43,14 @@ from pipelines.lib.metadata import chart, markdown_table
 from pipelines.lib.model_store import load_versioned, save_versioned
 from pipelines.lib.partitions import Window, to_ns
 from pipelines.lib.resources import LakeResource
+from pipelines.lib.slos import load_health_policy
 from pipelines.lib.telemetry import raw_table, read_stream
 
 GROUP = "early_warning"
 SCORES = "early_warning"
 MODEL_KEY = dg.AssetKey(["models", "early_warning_model"])
 MODEL_PREFIX = "early_warning"
-PROTOCOL = Protocol()  # horizon, minimum lead and alarm costs: the offline evaluation's, so figures compare
+PROTOCOL = Protocol()  # horizon and minimum lead: the offline evaluation's, so figures compare
 # Grouped 4-fold cross-validation needs positives on several controllers to choose a model size and a threshold.
 MIN_POSITIVE_CONTROLLERS = 8
 MIN_POSITIVES = 20
@@ -57,8 +58,8 @@ HOUR = timedelta(hours=1)
 REASON = pa.struct(
     [
         pa.field("feature", pa.string()),
-        pa.field("reason", pa.string()),  # in words, with units, beside the training median
-        pa.field("risk_change", pa.float64()),  # risk minus the risk with the feature at its training median
+        pa.field("reason", pa.string()),  # in words, with units, beside its healthiest training value
+        pa.field("risk_change", pa.float64()),  # its exact share of the risk above the healthiest controller's
     ]
 )
 SCHEMA = pa.schema(
@@ -110,9 +111,11 @@ def _failures(con: duckdb.DuckDBPyConnection, span: Window, features: WindowFeat
     owners=["team:fleet-analytics"],
     kinds={"scikitlearn", "python"},
     deps=[mart_key(FEATURES), mart_key("resets"), mart_key("link_events")],
-    description="Gradient-boosted early-warning classifier over the shared window features, fitted on the lake's "
+    description="Boosted additive (stumps) early-warning classifier over the shared window features, calibrated "
+    "out-of-fold, fitted on the lake's "
     "history (non-held-out controllers, windows whose 24 h horizon is in the lake) with labels from the detections "
-    "marts and UE records; alarm threshold cost-optimal (10·FN + 1·FP) on out-of-fold risk. Saved as a new version.",
+    "marts and UE records; alarm threshold cost-optimal (slos.yaml's health alarm_costs) on out-of-fold risk. "
+    "Saved as a new version.",
 )
 def early_warning_model(config: EarlyWarningConfig, lake: LakeResource) -> dg.MaterializeResult:
     with lake.connection(read_only=True) as con:
@@ -145,7 +148,7 @@ def early_warning_model(config: EarlyWarningConfig, lake: LakeResource) -> dg.Ma
         labels,
         controllers,
         windows,
-        choose_threshold=lambda yy, risk: min_cost_threshold(yy, risk, PROTOCOL.cost_fn, PROTOCOL.cost_fp),
+        choose_threshold=load_health_policy().alarm_threshold,
         seed=config.seed,
     )
     lead = training_lead_time(
@@ -192,7 +195,8 @@ def _not_fitted(reason: str, counts: dict | None = None) -> dg.MaterializeResult
     return dg.MaterializeResult(metadata={"fitted": False, "reason": reason, **(counts or {})})
 
 
-def _load(lake: LakeResource) -> tuple[EarlyWarningModel, dict] | None:
+def load_model(lake: LakeResource) -> tuple[EarlyWarningModel, dict] | None:
+    """The latest model version and its metadata, or None before the first fit (the health score reads it too)."""
     try:
         return load_versioned(model_dir(lake), MODEL_PREFIX)
     except FileNotFoundError:
@@ -209,7 +213,7 @@ def _scores(model: EarlyWarningModel, stored: dict, features: WindowFeatures, wi
         features.controllers, features.window_ends[keep], features.names, features.values[:, keep], features.firmware
     )
     ranking = ranking_table(hours, risk[:, keep], model.threshold)
-    explained = reasons(model, hours, model.contributions(hours))
+    explained = reasons(model, hours, model.risk_shares(hours))
     n = ranking.num_rows
     return pa.table(
         {
@@ -269,7 +273,7 @@ def _describe(status: dict[str, object]):
 )
 def early_warning(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     window = Window.of(context)
-    loaded = _load(lake)
+    loaded = load_model(lake)
     with lake.connection() as con:
         if loaded is None:
             status = {"model": f"none yet: materialize {MODEL_KEY.to_user_string()} (see its metadata for why not)"}

@@ -1,15 +1,15 @@
 """Detection quality against the simulator's ground truth, per day (fault_model.md §5).
 
 Event detectors (resets, link drops) are scored with event windows over cooldown-merged alarm episodes on every
-controller: they are rules, fitted on nothing. The fitted health score is scored as a failure predictor only on
-held-out controllers and only for hours after its training span, so no figure comes from
-data a model was fitted on. Truth is read here and nowhere else.
+controller: they are rules, fitted on nothing. The fitted early-warning model, and the health score that is its
+risk (100 × (1 − risk)), are scored as failure predictors only on held-out controllers and only for hours after the
+last instant its training labels looked at, so no figure comes from data a model was fitted on. Truth is read here
+and nowhere else.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import dagster as dg
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,7 +25,8 @@ from models.evaluation import (
     score_ranking,
 )
 from models.holdout import Protocol
-from models.series import NS_PER_HOUR, NS_PER_S, Controllers, equals, timestamps_ns
+from models.series import NS_PER_S, Controllers, equals, timestamps_ns
+from pipelines.defs.early_warning.early_warning_assets import MODEL_KEY, load_model
 from pipelines.lib.assets import FOLLOW_INPUTS, mart_asset, publish
 from pipelines.lib.feature_mart import TEST_FRACTION
 from pipelines.lib.marts import MARTS, Closed, in_window, mart_key, read_window
@@ -119,12 +120,14 @@ def _after_the_fact(
     )
 
 
-def _health_ranking(truth: pa.Table, controllers: Controllers, scores: pa.Table, trained_until: int) -> RankingScore:
-    """Rank held-out controller-hours after the training span by risk (100 - health) against 'fails within 24 h'."""
+def _ranking(
+    truth: pa.Table, controllers: Controllers, scores: pa.Table, risk: np.ndarray, trained_until: int
+) -> RankingScore:
+    """Rank held-out controller-hours after `trained_until` by `risk` (one per row of `scores`) against 'fails
+    within 24 h'."""
     held_out = held_out_controllers(controllers, TEST_FRACTION)
     codes = controllers.codes(scores.column("controller_id"))
     ends = timestamps_ns(scores.column("window_end"))
-    risk = 100.0 - scores.column("health").to_numpy(zero_copy_only=False).astype(np.float64)
     keep = (codes >= 0) & held_out[np.maximum(codes, 0)] & (ends > trained_until)
     event_codes, onsets = failure_events(truth, controllers)
     window_ends = np.unique(ends[keep])
@@ -133,17 +136,25 @@ def _health_ranking(truth: pa.Table, controllers: Controllers, scores: pa.Table,
         onsets,
         len(controllers),
         window_ends,
-        horizon_ns=int(PROTOCOL.horizon_h * NS_PER_HOUR),
+        horizon_ns=PROTOCOL.horizon_ns,
         min_lead_ns=int(PROTOCOL.min_lead_s * NS_PER_S),
     )
     row_labels = labels[codes[keep], np.searchsorted(window_ends, ends[keep])]
     return score_ranking(row_labels, risk[keep])
 
 
-def _training_end(con: duckdb.DuckDBPyConnection) -> int:
-    """The health baseline's training end: hours up to it are never scored."""
-    (health_end,) = con.execute(f"SELECT max(training_end) FROM {MARTS}.health_baseline").fetchone()
-    return to_ns(health_end)
+def _trained_until(lake: LakeResource) -> int | None:
+    """The last instant the latest early-warning model's training labels looked at (its last training window's end
+    plus the label horizon), or None before the first fit: hours up to it are never scored."""
+    loaded = load_model(lake)
+    if loaded is None:
+        return None
+    last = datetime.fromisoformat(loaded[1]["training_last_window_end"])
+    return to_ns(last) + PROTOCOL.horizon_ns
+
+
+def _column(table: pa.Table, name: str) -> np.ndarray:
+    return table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
 
 
 def _read(con, name: str, time_column: str, day: Window, closed: Closed = "left") -> pa.Table:
@@ -169,8 +180,9 @@ def _describe(rows: pa.Table) -> dict[str, object]:
     NAME,
     group="quality",
     description="Per day: event-window recall, precision, delays and false alarms per controller-day of the reset "
-    "and link-drop detectors, and PR-AUC/ROC-AUC of the health score as a 24 h failure predictor on "
-    "held-out controllers after the training span. Needs ground truth (simulated fleets).",
+    "and link-drop detectors, and PR-AUC/ROC-AUC of the early-warning risk and the health score (its 100 × (1 − "
+    "risk)) as 24 h failure predictors on held-out controllers after the model's training labels. Needs ground "
+    "truth (simulated fleets).",
     schema=QUALITY_SCHEMA,
     deps=[
         raw_key(TRUTH_TABLE),
@@ -178,7 +190,8 @@ def _describe(rows: pa.Table) -> dict[str, object]:
         mart_key("resets"),
         mart_key("link_events"),
         mart_key("health_scores"),
-        mart_key("health_baseline"),
+        mart_key("early_warning"),
+        MODEL_KEY,
     ],
     partitions_def=DAILY,
     automation_condition=FOLLOW_INPUTS,
@@ -187,14 +200,13 @@ def detection_quality(context: dg.AssetExecutionContext, lake: LakeResource) -> 
     window = Window.of(context)
     rows: list[dict] = []
     with lake.connection() as con:
-        trained_until = _training_end(con)
+        trained_until = _trained_until(lake)
         truth = read_truth(con)
         controllers = Controllers.of(read_inventory(con).column("controller_id"))
         for day in window.chunks(timedelta(days=1)):
             resets = _read(con, "resets", "detected_ts", day)
             incidents = _read(con, "link_events", "detected_ts", day)
             drops = incidents.filter(pa.array(equals(incidents.column("kind"), "drop")))
-            health = _read(con, "health_scores", "window_end", day, "right")
             everyone = "all controllers"
             rows += [
                 _event_row(
@@ -209,13 +221,23 @@ def detection_quality(context: dg.AssetExecutionContext, lake: LakeResource) -> 
                 ),
                 _event_row(day, "link drops", everyone, _after_the_fact(truth, controllers, day, "link_drop", drops)),
             ]
+            if trained_until is None:
+                continue
             held_out = "held-out controllers after training"
+            health = _read(con, "health_scores", "window_end", day, "right")
+            warning = _read(con, "early_warning", "window_end", day, "right")
             rows += [
+                _ranking_row(
+                    day,
+                    "early warning",
+                    held_out,
+                    _ranking(truth, controllers, warning, _column(warning, "risk"), trained_until),
+                ),
                 _ranking_row(
                     day,
                     "health score",
                     held_out,
-                    _health_ranking(truth, controllers, health, trained_until),
+                    _ranking(truth, controllers, health, 100.0 - _column(health, "health"), trained_until),
                 ),
             ]
         table = pa.Table.from_pylist(rows, schema=QUALITY_SCHEMA)

@@ -157,7 +157,7 @@ def test_asset_graph_lists_our_domains_and_assets(webserver: str, browser: WebDr
     WebDriverWait(browser, WAIT_S).until(lambda driver: all(group in body_text(driver) for group in GROUPS))
     for group in ("latency", "slo", "health"):
         expand_group(browser, group)
-    expected = ("latency_rollups", "slo_sli", "slo_compliance", "slo_breaches", "health_baseline", "health_scores")
+    expected = ("latency_rollups", "slo_sli", "slo_compliance", "slo_breaches", "health_scores")
     WebDriverWait(browser, WAIT_S).until(lambda driver: all(name in body_text(driver) for name in expected))
     screenshot(browser, "asset-graph")
 
