@@ -77,6 +77,12 @@ HEALTH_SCHEMA = pa.schema(
             nullable=False,
             metadata={"description": "100 × the risk of a controller healthiest on every feature (the floor)"},
         ),
+        pa.field(
+            "basis",
+            pa.string(),
+            nullable=False,
+            metadata={"description": "the model the score rests on: this lake's own, or the shipped one and why"},
+        ),
         *(
             pa.field(
                 f"points_{reason}",
@@ -152,9 +158,9 @@ def _why(model: EarlyWarningModel, feature: int, value: float) -> str:
     return f"{what}: {shown} (healthiest in training {healthiest})"
 
 
-def health_table(model: EarlyWarningModel, features: WindowFeatures, scores: HealthScores) -> pa.Table:
-    """One row per controller and window in HEALTH_SCHEMA; top reasons are those that took at least MIN_POINTS,
-    each with its largest feature in words."""
+def health_table(model: EarlyWarningModel, features: WindowFeatures, scores: HealthScores, basis: str) -> pa.Table:
+    """One row per controller and window in HEALTH_SCHEMA, each saying what it rests on (`basis`, in words); top
+    reasons are those that took at least MIN_POINTS, each with its largest feature in words."""
     n_c, n_w = scores.health.shape
     points = scores.points.reshape(-1, len(REASONS))
     shares = scores.shares.reshape(n_c * n_w, -1)
@@ -178,6 +184,7 @@ def health_table(model: EarlyWarningModel, features: WindowFeatures, scores: Hea
             "top_reasons": pa.array(top, pa.list_(REASON)),
             "risk": 1.0 - scores.health.ravel() / 100.0,
             "base_points": np.full(n_c * n_w, scores.base_points),
+            "basis": pa.array([basis] * (n_c * n_w), pa.string()),
             **{f"points_{reason}": points[:, i] for i, reason in enumerate(REASONS)},
         },
         schema=HEALTH_SCHEMA,

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from ingest.contract import run_table_file
 from models.anomaly import event_rate_anomalies
 from models.baselines import LINK_DROP_BASELINE, RESET_BASELINE, static_risk
-from models.early_warning import train_early_warning
+from models.early_warning import EarlyWarningModel, train_early_warning
 from models.evaluation import (
     EventScore,
     RankingScore,
@@ -153,6 +153,7 @@ class Report:
     """Rows of (section, metric, detector, baseline) in the order they were measured."""
 
     rows: list[tuple[str, str, str, str]] = field(default_factory=list)
+    early_warning: EarlyWarningModel | None = None  # fitted on the training side; the health score is its risk
 
     def add(self, section: str, metric: str, detector, baseline="") -> None:
         self.rows.append((section, metric, _fmt(detector), _fmt(baseline)))
@@ -388,6 +389,7 @@ def evaluate(train: Run, test: Run, protocol: Protocol, progress: Callable[[str]
         choose_threshold=protocol.health_policy().alarm_threshold,
         seed=protocol.seed,
     )
+    report.early_warning = model
     health = score_health(model, test.features)
     _explained(report, health, held)
     ranked(HEALTH, health.risk())

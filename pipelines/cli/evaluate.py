@@ -28,6 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=SEED, help="seed of the models and the bootstrap (default 0)")
     parser.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
     parser.add_argument("--slos", type=Path, help="SLO spec file with the health policy (default: the packaged one)")
+    parser.add_argument(
+        "--save-model",
+        type=Path,
+        help="also store the early-warning model fitted on the training side here, with its held-out figures "
+        "(pipelines/defs/early_warning/shipped is the one the package ships)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -62,6 +68,11 @@ def run(args: argparse.Namespace) -> int:
     Console(width=160).print(_table(report.rows))
     if args.markdown:
         args.markdown.write_text(report.markdown() + "\n")
+    if args.save_model:
+        from pipelines.defs.early_warning.early_warning_assets import ship_model
+
+        stored = ship_model(report.early_warning, report.rows, args.train, args.test or args.train, args.save_model)
+        Console(stderr=True).print(f"early-warning model v{stored['version']} stored in {args.save_model}")
     return 0
 
 

@@ -47,10 +47,9 @@ def test_demo_runs_end_to_end(demo_run: DemoRun) -> None:
     finally:
         con.close()
     assert all(rows > 0 for rows in published.values())
-    assert hours == 2
-    # Two hours cannot label a 24 h horizon: the early warning is materialized, has no model, and says so; the
-    # health score is that model's risk, so there is none either.
-    assert (early_warning, controllers) == (0, 0) and "## Early warning: controllers at risk" in report.read_text()
+    assert (controllers, hours) == (20, 2)
+    # Two hours cannot label a 24 h horizon: the early warning is materialized, has no model, and says so.
+    assert early_warning == 0 and "## Early warning: controllers at risk" in report.read_text()
     # Every controller and the fleet scored each hour; two hourly points are no baseline yet, so no episode.
     assert scored == (rolled_up + 1, 2) and episodes == 0 and "## Latency anomalies" in report.read_text()
     instance = dg.DagsterInstance.from_config(str(data_dir / "dagster"))

@@ -126,6 +126,9 @@ def test_the_health_score_is_the_risk_in_points_that_add_up(fleet: Materialized)
     assert (unmatched, unexplained, top_mismatch) == (0, 0, 0)
     worst = rows(fleet, "SELECT top_reasons[1].why FROM sre.fleet_health ORDER BY health LIMIT 1")[0][0]
     assert "healthiest in training" in worst
+    # Once the lake has a model of its own, the score rests on it (before, on the shipped one) and says so.
+    (bases,) = rows(fleet, "SELECT list(DISTINCT basis) FROM marts.health_scores")[0]
+    assert len(bases) == 1 and bases[0].startswith("model v") and "fitted on this lake's" in bases[0]
 
 
 def _one(features: WindowFeatures, values: np.ndarray, c: int) -> WindowFeatures:

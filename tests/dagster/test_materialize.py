@@ -8,6 +8,7 @@ import csv
 import dagster as dg
 import pytest
 
+from models.health import REASONS
 from pipelines.lib.marts import mart_key
 from pipelines.lib.partitions import DAILY, HOURLY, Window
 from pipelines.materialize import materialize_span, stages
@@ -178,13 +179,22 @@ def test_explicit_resets_match_reset_records(materialized: Materialized) -> None
     assert explicit > 0 and (unsupported, early) == (0, 0)
 
 
-def test_without_an_early_warning_model_there_is_no_health_score_and_it_says_why(
-    materialized: Materialized,
-) -> None:
-    """Six hours cannot label a 24 h horizon: no model, so no health score (it is the model's risk)."""
-    assert rows(materialized, "SELECT count(*) FROM marts.health_scores") == [(0,)]
-    event = materialized.instance.get_latest_materialization_event(mart_key("health_scores"))
-    assert "none yet" in event.asset_materialization.metadata["model"].value
+def test_health_scores_explain_themselves_and_say_what_they_rest_on(materialized: Materialized) -> None:
+    """Six hours fit no early-warning model of the lake's own: every controller-hour is scored by the shipped
+    model, says so, and 100 − health splits exactly into base points and the points of every reason."""
+    points = " + ".join(f"points_{reason}" for reason in REASONS)
+    (count, controllers, hours, out_of_range, unexplained, bases) = rows(
+        materialized,
+        f"""SELECT count(*), count(DISTINCT controller_id), count(DISTINCT window_end),
+                  count(*) FILTER (WHERE health < 0 OR health > 100),
+                  count(*) FILTER (WHERE abs(100 - health - base_points - ({points})) > 1e-9),
+                  list(DISTINCT basis)
+           FROM marts.health_scores""",
+    )[0]
+    (inventory,) = rows(materialized, "SELECT count(DISTINCT controller_id) FROM raw.inventory")[0]
+    assert (controllers, hours, count) == (inventory, 6, inventory * 6)
+    assert (out_of_range, unexplained) == (0, 0)
+    assert len(bases) == 1 and bases[0].startswith("shipped model v") and "this lake's 6 h" in bases[0]
 
 
 def test_detection_quality_counts_the_true_events_of_the_day(materialized: Materialized) -> None:
@@ -204,8 +214,13 @@ def test_detection_quality_counts_the_true_events_of_the_day(materialized: Mater
     assert scored["resets"][0] == truth["controller_reset"]
     assert scored["link drops"][0] == truth["link_drop"]
     assert all(0 <= recall <= 1 for _, recall in scored.values())
-    # No early-warning model in six hours, so no predictor is ranked.
-    assert rows(materialized, "SELECT count(*) FROM marts.detection_quality WHERE positives IS NOT NULL") == [(0,)]
+    ranked = rows(
+        materialized, "SELECT detector, controller_hours FROM marts.detection_quality WHERE pr_auc IS NOT NULL"
+    )
+    assert {detector for detector, _ in ranked} == {"health score"}
+    # No model of the lake's own in six hours: the health score rests on the shipped model, fitted on another fleet,
+    # and is ranked on the held-out controllers only: fewer controller-hours than the whole sample.
+    assert all(0 < hours < 200 * 6 for _, hours in ranked)
 
 
 def test_slo_report_files(materialized: Materialized) -> None:

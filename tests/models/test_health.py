@@ -67,7 +67,7 @@ def test_the_worst_controllers_lose_points_to_the_reason_that_drives_them(traine
     features = WindowFeatures(features.controllers, features.window_ends, features.names, storm, features.firmware)
     scores = score_health(model, features)
     assert scores.health[0, -1] < 50 and scores.health[1, -1] < 50
-    rows = health_table(model, features, scores).to_pylist()
+    rows = health_table(model, features, scores, "the model of this test").to_pylist()
     by_key = {(r["controller_id"], r["window_end"].hour): r for r in rows}
     ce, hot = by_key["c000", N_W], by_key["c001", N_W]
     assert ce["top_reasons"][0]["reason"] == "memory_errors"
@@ -75,6 +75,7 @@ def test_the_worst_controllers_lose_points_to_the_reason_that_drives_them(traine
     assert ce["top_reasons"][0]["why"].startswith("corrected memory errors in the last 24 h: 50,000")
     assert hot["top_reasons"][0]["reason"] == "temperature"
     assert "95 °C" in hot["top_reasons"][0]["why"]
+    assert {r["basis"] for r in rows} == {"the model of this test"}
     for row in (ce, hot):
         lost = row["base_points"] + sum(row[f"points_{r}"] for r in REASONS)
         assert row["health"] == pytest.approx(100 - lost) and row["risk"] == pytest.approx(lost / 100)

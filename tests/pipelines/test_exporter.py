@@ -63,9 +63,9 @@ def test_every_metric_equals_the_sre_views(demo_run: DemoRun) -> None:
     con = connect(Settings().with_data_dir(demo_run.data_dir), read_only=True)
     try:
         assert metrics["leo_fleet_lake_up"] == {(): 1.0}
-        # The demo's two hours fit no early-warning model, so there is no health score yet: a family without samples.
-        health = metrics.get("leo_fleet_controller_health", {})
-        assert health == dict(con.execute("SELECT controller_id, health FROM sre.fleet_health").fetchall()) == {}
+        health = {dict(labels)["controller_id"]: v for labels, v in metrics["leo_fleet_controller_health"].items()}
+        assert health == dict(con.execute("SELECT controller_id, health FROM sre.fleet_health").fetchall())
+        assert len(health) == 20
 
         rows = {dict(labels)["table"]: v for labels, v in metrics["leo_fleet_raw_rows"].items()}
         assert rows == {t: con.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0] for t in rows}

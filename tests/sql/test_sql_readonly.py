@@ -102,6 +102,6 @@ def test_the_cli_refuses_in_one_line(
     assert captured.err.splitlines() == [
         "leo-fleet sql: error: read-only: DELETE statements are refused (only SELECT and EXPLAIN SELECT run here)"
     ]
-    assert main(["sql", "-c", "SELECT count(*) AS controllers FROM sre.inventory", "--format", "csv"]) == 0
+    assert main(["sql", "-c", "SELECT count(*) AS controllers FROM sre.fleet_health", "--format", "csv"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "controllers" and int(lines[1]) > 0

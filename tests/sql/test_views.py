@@ -17,10 +17,10 @@ from tests.sql.helpers import plain_duckdb
 
 DEFINED = re.findall(r"CREATE OR REPLACE (VIEW|MACRO) sre\.(\w+)", VIEWS_FILE.read_text())
 # Event-rate anomalies are rare by construction (Bonferroni-bounded): a sample fleet may have none.
-# Six hours cannot label the early warning's 24 h horizon: no model, no rows, and no health score, which is that
-# model's risk (tests/dagster/test_early_warning.py has a lake that can).
+# Six hours cannot label the early warning's 24 h horizon: no model, no rows (tests/dagster/test_early_warning.py
+# has a lake that can).
 # The latency detector scores an hourly series from its ninth hour: six hours flag nothing, so no episode.
-MAY_BE_EMPTY = {"anomalies", "early_warning", "latency_anomalies", "fleet_health", "health_history"}
+MAY_BE_EMPTY = {"anomalies", "early_warning", "latency_anomalies"}
 REQUIRED = {"fleet_health", "slo_status", "slo_breaches", "link_events", "controller_resets", "anomalies"}
 
 

@@ -7,8 +7,13 @@ after its end (models.early_warning.observed_failures, labelled by models.evalua
 offline protocol's horizon and minimum lead). Only windows whose whole 24 h horizon lies in the lake are labelled,
 on the controllers outside the held-out bucket. Too little history to fit is said in the model's metadata, and
 the hourly asset then writes no rows and says why.
+
+The package also ships one early-warning model (`SHIPPED_DIR`), fitted once on a simulated training fleet by
+`leo-fleet evaluate --save-model` and described by that fleet and its held-out figures: the health score rests on
+it until the lake has a model of its own (`health_model`), so every lake has a health score.
 """
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +25,7 @@ import pyarrow.compute as pc
 import sklearn
 from matplotlib.axes import Axes
 
-from ingest.contract import TOPIC_ERRORS, TS
+from ingest.contract import RUN_DESCRIPTION, TOPIC_ERRORS, TS
 from models.early_warning import (
     EarlyWarningModel,
     new_alarms,
@@ -32,7 +37,7 @@ from models.early_warning import (
 )
 from models.evaluation import failure_labels
 from models.features import EVENT_COLUMNS, UE_RECORDS, WindowFeatures
-from models.holdout import Protocol
+from models.holdout import HEALTH, Protocol
 from models.link_events import INCIDENTS_SCHEMA
 from models.resets import RESETS_SCHEMA
 from models.series import NS_PER_S
@@ -55,6 +60,7 @@ PROTOCOL = Protocol()  # horizon and minimum lead: the offline evaluation's, so 
 MIN_POSITIVE_CONTROLLERS = 8
 MIN_POSITIVES = 20
 HOUR = timedelta(hours=1)
+SHIPPED_DIR = Path(__file__).with_name("shipped")  # package data (pyproject.toml)
 REASON = pa.struct(
     [
         pa.field("feature", pa.string()),
@@ -201,6 +207,60 @@ def load_model(lake: LakeResource) -> tuple[EarlyWarningModel, dict] | None:
         return load_versioned(model_dir(lake), MODEL_PREFIX)
     except FileNotFoundError:
         return None
+
+
+def _fleet(run_dir: Path) -> dict:
+    config = json.loads((run_dir / RUN_DESCRIPTION).read_text())["config"]
+    return {key: config[key] for key in ("controllers", "hours", "seed", "fault_acceleration", "interval_s")}
+
+
+def ship_model(
+    model: EarlyWarningModel, rows: list[tuple[str, str, str, str]], train: Path, test: Path, to: Path
+) -> dict:
+    """Store an early-warning model `leo-fleet evaluate` fitted on simulated fleet `train` as the next version in
+    `to` (SHIPPED_DIR to ship it), described by that fleet, the one it was held out on, and the protocol and
+    health-score rows of the evaluation's report (`rows`: its held-out figures); returns the stored metadata."""
+    return save_versioned(
+        model,
+        {
+            "training_fleet": _fleet(train),
+            "held_out_fleet": _fleet(test),
+            "held_out": {
+                metric: [detector, baseline]
+                for section, metric, detector, baseline in rows
+                if section in ("protocol", HEALTH)
+            },
+            "feature_names": list(model.feature_names),
+            "threshold": model.threshold,
+            "params": model.params,
+            "out_of_fold_pr_auc": model.out_of_fold_pr_auc,
+            "expected_lead_h": None,
+            "sklearn_version": sklearn.__version__,
+        },
+        to,
+        MODEL_PREFIX,
+    )
+
+
+def health_model(lake: LakeResource, con: duckdb.DuckDBPyConnection) -> tuple[EarlyWarningModel, dict, str]:
+    """(model, its metadata, what the health score rests on in words): the lake's latest early-warning model, or
+    before one is fitted the shipped one, which was fitted on a simulated fleet and never on this lake."""
+    loaded = load_model(lake)
+    if loaded is not None:
+        model, stored = loaded
+        return model, stored, f"model v{stored['version']} fitted on this lake's {stored['training_span']}"
+    model, stored = load_versioned(SHIPPED_DIR, MODEL_PREFIX)
+    history = _history(con)
+    hours = 0 if history is None else (history[0].end - history[0].start) // HOUR
+    fleet = stored["training_fleet"]
+    return (
+        model,
+        stored,
+        f"shipped model v{stored['version']} fitted on a simulated fleet ({fleet['controllers']} controllers × "
+        f"{fleet['hours']:g} h, fault acceleration {fleet['fault_acceleration']:g}): this lake's {hours} h of "
+        f"telemetry fit no model of its own (it needs failures observed within {PROTOCOL.horizon_h:g} h of "
+        f">= {MIN_POSITIVES} controller-hours on >= {MIN_POSITIVE_CONTROLLERS} controllers)",
+    )
 
 
 def _scores(model: EarlyWarningModel, stored: dict, features: WindowFeatures, window: Window) -> pa.Table:

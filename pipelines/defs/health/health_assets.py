@@ -2,8 +2,9 @@
 the points each reason took (models.health).
 
 The score is the early-warning risk because that is the best health score measured on held-out data
-(docs/detector_quality.md); the model is fitted on the lake's own history (pipelines/defs/early_warning/). Until a
-model is fitted (a lake needs more than a day of telemetry) the asset writes no rows and says why.
+(docs/detector_quality.md). The model is the one fitted on the lake's own history (pipelines/defs/early_warning/)
+or, until there is one (a lake needs more than a day of telemetry), the one shipped with the package, fitted on a
+simulated fleet; every row says which in `basis`.
 """
 
 import dagster as dg
@@ -13,7 +14,7 @@ import pyarrow.compute as pc
 from matplotlib.axes import Axes
 
 from models.health import HEALTH_SCHEMA, health_table, score_health
-from pipelines.defs.early_warning.early_warning_assets import MODEL_KEY, load_model
+from pipelines.defs.early_warning.early_warning_assets import MODEL_KEY, health_model
 from pipelines.lib.assets import FOLLOW_INPUTS, mart_asset, publish
 from pipelines.lib.feature_mart import FEATURES, read_features
 from pipelines.lib.marts import mart_key
@@ -60,21 +61,17 @@ def _describe(status: dict[str, object]):
     group=GROUP,
     description="Health score 0–100 per controller at the end of each hour: 100 × (1 − the calibrated early-warning "
     "risk of a UE, reset or link drop in 15 min to 24 h), split exactly into base points and the points each reason "
-    "took, with the top reasons in words.",
+    "took, with the top reasons in words; from the lake's own model, or before one is fitted the model shipped with "
+    "the package (fitted on a simulated fleet), as each row's basis says.",
     schema=HEALTH_SCHEMA,
     deps=[mart_key(FEATURES), MODEL_KEY],
     automation_condition=FOLLOW_INPUTS,
 )
 def health_scores(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     window = Window.of(context)
-    loaded = load_model(lake)
     with lake.connection() as con:
-        if loaded is None:
-            status = {"model": f"none yet: materialize {MODEL_KEY.to_user_string()} (see its metadata for why not)"}
-            rows = HEALTH_SCHEMA.empty_table()
-        else:
-            model, stored = loaded
-            status = {"model_version": stored["version"], "alarm_below": 100 * (1 - model.threshold)}
-            features = read_features(con, window)
-            rows = health_table(model, features, score_health(model, features))
+        model, _, basis = health_model(lake, con)
+        status = {"basis": basis, "alarm_below": 100 * (1 - model.threshold)}
+        features = read_features(con, window)
+        rows = health_table(model, features, score_health(model, features), basis)
         return publish(lake, SCORES, rows, window, "window_end", con=con, closed="right", describe=_describe(status))

@@ -4,7 +4,8 @@ Event detectors (resets, link drops) are scored with event windows over cooldown
 controller: they are rules, fitted on nothing. The fitted early-warning model, and the health score that is its
 risk (100 × (1 − risk)), are scored as failure predictors only on held-out controllers and only for hours after the
 last instant its training labels looked at, so no figure comes from data a model was fitted on. Truth is read here
-and nowhere else.
+and nowhere else. Before the lake has a model, the health score rests on the model shipped with the package
+(fitted on a simulated fleet, never on this lake), and is ranked on every hour of the held-out controllers.
 """
 
 from datetime import datetime, timedelta
@@ -221,24 +222,20 @@ def detection_quality(context: dg.AssetExecutionContext, lake: LakeResource) -> 
                 ),
                 _event_row(day, "link drops", everyone, _after_the_fact(truth, controllers, day, "link_drop", drops)),
             ]
-            if trained_until is None:
-                continue
             held_out = "held-out controllers after training"
+            if trained_until is not None:
+                warning = _read(con, "early_warning", "window_end", day, "right")
+                risk = _column(warning, "risk")
+                rows.append(
+                    _ranking_row(
+                        day, "early warning", held_out, _ranking(truth, controllers, warning, risk, trained_until)
+                    )
+                )
+            # Before the lake has a model of its own, the health score rests on the shipped one, fitted on another
+            # (simulated) fleet: every hour of this lake is after its training.
             health = _read(con, "health_scores", "window_end", day, "right")
-            warning = _read(con, "early_warning", "window_end", day, "right")
-            rows += [
-                _ranking_row(
-                    day,
-                    "early warning",
-                    held_out,
-                    _ranking(truth, controllers, warning, _column(warning, "risk"), trained_until),
-                ),
-                _ranking_row(
-                    day,
-                    "health score",
-                    held_out,
-                    _ranking(truth, controllers, health, 100.0 - _column(health, "health"), trained_until),
-                ),
-            ]
+            after = -1 if trained_until is None else trained_until
+            risk = 100.0 - _column(health, "health")
+            rows.append(_ranking_row(day, "health score", held_out, _ranking(truth, controllers, health, risk, after)))
         table = pa.Table.from_pylist(rows, schema=QUALITY_SCHEMA)
         return publish(lake, NAME, table, window, "day", con=con, describe=_describe)
