@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import pytest
+import sklearn
 
 from ingest.lake.loader import load_run_directory
 from ingest.settings import Settings
@@ -19,14 +20,14 @@ from ingest.sim.parquet_sink import write_run
 from ingest.sim.simulator import Simulation
 from models.features import WindowFeatures
 from models.health import REASONS
-from pipelines.defs.early_warning.early_warning_assets import MODEL_KEY, MODEL_PREFIX, model_dir
-from pipelines.lib.feature_mart import read_features
+from pipelines.defs.early_warning.early_warning_assets import MODEL_KEY, MODEL_PREFIX, SHIPPED_DIR, model_dir
+from pipelines.lib.feature_mart import features_schema, read_features
 from pipelines.lib.instance import install_instance_config
 from pipelines.lib.model_store import load_versioned
 from pipelines.lib.partitions import Window
 from pipelines.lib.resources import LakeResource
 from pipelines.materialize import materialize_span
-from tests.sample_lake import Materialized
+from tests.sample_lake import REPO, Materialized
 
 # Fault acceleration 200: enough failures on 150 controllers in 40 h for grouped cross-validation, few enough
 # that "fails within 24 h" stays a minority label.
@@ -166,3 +167,17 @@ def test_early_warning_is_empty_and_says_why_without_a_model(materialized: Mater
     assert rows(materialized, "SELECT count(*) FROM marts.early_warning") == [(0,)]
     scores = materialized.instance.get_latest_materialization_event(dg.AssetKey(["marts", "early_warning"]))
     assert scores.asset_materialization.metadata["model"].value.startswith("none yet")
+
+
+def test_the_shipped_model_fits_the_feature_mart_and_was_held_out_on_another_fleet() -> None:
+    """The model a lake without its own rests on: it loads (checksum verified) with the installed scikit-learn,
+    reads exactly the feature mart's columns, was fitted on one simulated fleet and held out on another, and
+    docs/detector_quality.md quotes its held-out figures as stored with it."""
+    model, stored = load_versioned(SHIPPED_DIR, MODEL_PREFIX)
+    assert list(model.feature_names) == features_schema().names[2:-1]
+    assert stored["sklearn_version"] == sklearn.__version__
+    assert stored["training_fleet"]["seed"] != stored["held_out_fleet"]["seed"]
+    doc = (REPO / "docs" / "detector_quality.md").read_text()
+    for metric in ("ROC-AUC", "PR-AUC (random = base rate)"):
+        detector, baseline = stored["held_out"][metric]
+        assert f"| {metric} | {detector} | {baseline} |" in doc
