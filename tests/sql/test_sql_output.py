@@ -22,9 +22,11 @@ from tests.sample_lake import REPO, Materialized
 
 
 def readme_example() -> str:
-    """The SQL of the README's `leo-fleet sql -c "FROM sre.fleet_health ..."` example, as documented."""
+    """The SQL of the README's `leo-fleet sql -c "SELECT ... FROM sre.fleet_health ..."` example, as documented."""
     (line,) = [
-        line for line in (REPO / "README.md").read_text().splitlines() if 'sql -c "FROM sre.fleet_health' in line
+        line
+        for line in (REPO / "README.md").read_text().splitlines()
+        if 'leo-fleet sql -c "' in line and "FROM sre.fleet_health" in line
     ]
     words = shlex.split(line.split("leo-fleet", 1)[1])
     return words[words.index("-c") + 1]
