@@ -107,11 +107,14 @@ def evidence(value: object) -> str:
 
 
 def reasons(value: object) -> str:
-    """Top health reasons with the points each took and why, in words (models.health.REASONS):
-    'memory errors (−24.7 points): correctable errors in the last 24 h: 310 (healthiest in training 0)'."""
+    """Top health reasons in words (models.health.REASONS) with the points each took, the first with its why (the
+    others' are in sre.fleet_health; a why per reason would push the next tables off the first two screens):
+    'link errors (−41.7 points): correctable link error records in the last 1 h: 97 (healthiest in training 0);
+    memory errors (−30.0 points)'."""
     if not value:
         return "no reason took points"
-    return "; ".join(f"{REASONS[r['reason']][0]} (−{r['points']:.1f} points): {r['why']}" for r in value)
+    shown = [f"{REASONS[r['reason']][0]} (−{r['points']:.1f} points)" for r in value]
+    return "; ".join([f"{shown[0]}: {value[0]['why']}", *shown[1:]])
 
 
 def state(value: object) -> str:

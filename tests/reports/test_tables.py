@@ -25,8 +25,9 @@ def test_units_and_words() -> None:
     assert tables.yes_no(True) == "Yes" and tables.yes_no(False) == "No"
     assert tables.moment(datetime(2026, 1, 5, 7, 30, tzinfo=timezone(timedelta(hours=2)))) == "2026-01-05 05:30:00 UTC"
     assert tables.evidence("uptime,epoch") == "uptime went back, counter epoch changed"
-    words = tables.reasons([{"reason": reason, "points": 10.0, "why": "because"} for reason in REASONS])
-    assert "_" not in words and words.count("(−10.0 points): because") == len(REASONS)
+    words = tables.reasons([{"reason": reason, "points": 10.0, "why": f"why {i}"} for i, reason in enumerate(REASONS)])
+    assert "_" not in words and words.count("(−10.0 points)") == len(REASONS)
+    assert words.count("why") == 1 and words.index(": why 0") < words.index(";")  # the first reason's why only
 
 
 def test_show_names_columns_marks_overspent_rows_and_says_top_n_of_m() -> None:
