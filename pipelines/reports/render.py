@@ -253,8 +253,8 @@ def _intro(figures: Figures) -> str:
         f"Period {figures.window}. SLI: good events / all events. Error budget: the share of events allowed to be "
         "bad (100 % - objective); budget remaining: the part of it not yet spent over the SLO's rolling period (an "
         "overspent SLO or group is marked red). Burn rate: error ratio / error budget (1x = spending exactly the "
-        "budget over the period). Health: 100 minus the points each reason takes. Latency quantiles come from "
-        "merged histograms. Times are UTC."
+        "budget over the period). Health: 100 × (1 − risk of a failure in 24 h), lost in points per reason. "
+        "Latency quantiles come from merged histograms. Times are UTC."
     )
 
 
