@@ -1,3 +1,4 @@
+import json
 import re
 
 import duckdb
@@ -5,6 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from ingest.contract import RUN_DESCRIPTION
 from models.evaluation import (
     alarm_episodes,
     failure_events,
@@ -205,10 +207,12 @@ def test_held_out_evaluation_command_reports_every_detector_beside_its_baseline(
     docs/detector_quality.md."""
     from models.holdout import GAIN, HEALTH, WARNING
     from pipelines.cli import main
+    from pipelines.defs.early_warning.early_warning_assets import MODEL_PREFIX
+    from pipelines.lib.model_store import load_versioned
 
-    out = tmp_path / "quality.md"
+    out, shipped = tmp_path / "quality.md", tmp_path / "shipped"
     command = ["evaluate", "--train", str(fleet_dir), "--split-hours", "60"]
-    assert main([*command, "--markdown", str(out)]) == 0
+    assert main([*command, "--markdown", str(out), "--save-model", str(shipped)]) == 0
     assert "Held-out detector quality" in capsys.readouterr().out
     rows = _rows(out.read_text())
     table = {(section, metric): (detector, baseline) for section, metric, detector, baseline in rows}
@@ -263,6 +267,15 @@ def test_held_out_evaluation_command_reports_every_detector_beside_its_baseline(
         assert table[health, metric] == table[WARNING, metric]
     assert float(table[health, "largest residual of 100 − health − base points − Σ reason points"][0]) < 1e-9
     assert 0 < float(table[health, "base points (risk floor of the healthiest controller)"][0]) < 100
+
+    # --save-model stores the model it fitted with the fleet it was fitted on, the protocol and health rows.
+    model, stored = load_versioned(shipped, MODEL_PREFIX)
+    config = json.loads((fleet_dir / RUN_DESCRIPTION).read_text())["config"]
+    assert stored["training_fleet"] == stored["held_out_fleet"] == {k: config[k] for k in stored["training_fleet"]}
+    assert stored["version"] == 1
+    shown = ("protocol", health)
+    assert stored["held_out"] == {metric: list(table[s, metric]) for s, metric, *_ in rows if s in shown}
+    assert model.threshold == pytest.approx(float(threshold), rel=1e-3)
 
 
 def test_bad_input_is_refused_in_one_line(fleet_run, tmp_path, capsys):
