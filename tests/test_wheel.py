@@ -23,7 +23,7 @@ from tests.sample_lake import REPO
 
 PACKAGES = ("ingest", "models", "pipelines")
 # Files the code reads at run time (importlib.resources, Dagster's project file): each must be in the wheel.
-DATA_SUFFIXES = {".sql", ".yaml", ".toml"}
+DATA_SUFFIXES = {".sql", ".yaml", ".toml", ".pkl", ".json"}  # .pkl and .json: the shipped model
 # Settings and interpreter variables of this process that must not reach the installed one.
 FOREIGN_ENV = ("LEO_FLEET_", "KAFKA_", "AWS_", "DAGSTER_", "PYTHON", "VIRTUAL_ENV")
 
