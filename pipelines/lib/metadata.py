@@ -17,14 +17,14 @@ import matplotlib
 import pyarrow as pa
 from tabulate import tabulate
 
+from ingest.contract import DESCRIPTION
+
 # The backend must be chosen before pyplot is imported.
 matplotlib.use("Agg")
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
-# The field-metadata key of a column's description in an Arrow schema (models/ and ingest/contract.py own them).
-DESCRIPTION = b"description"
 CHART_SIZE_IN = (7.0, 2.6)
 CHART_DPI = 80
 TABLE_ROWS = 10
