@@ -253,6 +253,15 @@ TS = pa.timestamp("ns", tz="UTC")
 DICT = pa.dictionary(pa.int16(), pa.string())
 
 
+# The field-metadata key of a column's description: what the Dagster catalog shows beside the column.
+DESCRIPTION = b"description"
+
+
+def described(name: str, type_: pa.DataType, description: str, *, nullable: bool = True) -> pa.Field:
+    """A schema field that says what it holds, written once where the schema is defined."""
+    return pa.field(name, type_, nullable=nullable, metadata={DESCRIPTION: description})
+
+
 def _schema(name: str, fields: list[pa.Field]) -> pa.Schema:
     return pa.schema(fields, metadata={"leo.schema": name, "leo.schema_version": str(SCHEMA_VERSION)})
 
@@ -346,25 +355,34 @@ LINK_SCHEMA = _schema(
 LATENCY_SCHEMA = _schema(
     TOPIC_LATENCY,
     [
-        _f("window_start", TS),
-        _f("window_s", pa.uint16()),
-        _f("host", DICT),
-        _f("controller_id", pa.string()),
-        _f("memory_tier", DICT),
-        _f("head_or_ld", pa.uint8()),
-        _f("op", DICT),
-        _f("scale", pa.int8()),
-        _f("bucket_offset", pa.int32()),
-        _f("bucket_counts", pa.list_(pa.uint32())),
-        _f("count", pa.uint64()),
-        _f("sum_ns", pa.float64()),
-        _f("min_ns", pa.uint32()),
-        _f("max_ns", pa.uint32()),
-        _f("slo_threshold_ns", pa.uint32()),
-        _f("over_slo", pa.uint64()),
-        _f("rd_bytes", pa.uint64()),
-        _f("wr_bytes", pa.uint64()),
-        _f("backpressure_avg_pct", pa.uint8()),
+        described("window_start", TS, "start of the window the histogram covers (UTC)", nullable=False),
+        described("window_s", pa.uint16(), "length of the window, seconds", nullable=False),
+        described("host", DICT, "the host the controller is attached to", nullable=False),
+        described("controller_id", pa.string(), "the memory controller: its device serial in hex", nullable=False),
+        described("memory_tier", DICT, "the memory measured: cxl or local_dram", nullable=False),
+        described(
+            "head_or_ld", pa.uint8(), "the head or logical device of a multi-headed or pooled device", nullable=False
+        ),
+        described("op", DICT, "the operation measured: read or write", nullable=False),
+        described(
+            "scale",
+            pa.int8(),
+            "histogram scale: bucket i covers (base^i, base^(i+1)] ns, base = 2^(2^-scale)",
+            nullable=False,
+        ),
+        described("bucket_offset", pa.int32(), "bucket number of the first element of bucket_counts", nullable=False),
+        described(
+            "bucket_counts", pa.list_(pa.uint32()), "samples per bucket, dense from bucket_offset", nullable=False
+        ),
+        described("count", pa.uint64(), "samples in the window", nullable=False),
+        described("sum_ns", pa.float64(), "sum of the samples, ns: the exact mean is sum_ns / count", nullable=False),
+        described("min_ns", pa.uint32(), "smallest sample, ns", nullable=False),
+        described("max_ns", pa.uint32(), "largest sample, ns", nullable=False),
+        described("slo_threshold_ns", pa.uint32(), "the latency threshold over_slo counts against, ns", nullable=False),
+        described("over_slo", pa.uint64(), "exact count of samples above slo_threshold_ns", nullable=False),
+        described("rd_bytes", pa.uint64(), "bytes read in the window", nullable=False),
+        described("wr_bytes", pa.uint64(), "bytes written in the window", nullable=False),
+        described("backpressure_avg_pct", pa.uint8(), "average backpressure over the window, percent", nullable=False),
     ],
 )
 

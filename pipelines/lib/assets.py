@@ -131,14 +131,15 @@ def publish(
     with nullcontext(con) if con is not None else lake.connection() as con, in_background(con, write) as writing:
         description = describe(last)
         writing.result()
-    schema = {"dagster/column_schema": column_schema(written.schema)}
+    context = dg.AssetExecutionContext.get()
+    declared = context.assets_def.specs_by_key[mart_key(name)].metadata.get("dagster/column_schema")
+    schema = {"dagster/column_schema": column_schema(written.schema, declared)}
     if not partitions:
         return dg.MaterializeResult(
             asset_key=mart_key(name),
             metadata={**schema, "dagster/row_count": written.num_rows, "window": str(window), **description},
             check_results=list(check_results),
         )
-    context = dg.AssetExecutionContext.get()
     for index, (key, part) in enumerate(partitions, 1):
         own = last if index == len(partitions) else in_window(written, time_column, part, closed)
         metadata = {"dagster/row_count": own.num_rows, "window": str(part)}

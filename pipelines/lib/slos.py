@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
-from ingest.contract import TABLE_NAMES, TIME_COLUMNS, TS
+from ingest.contract import TABLE_NAMES, TIME_COLUMNS, TS, described
 from models.rollup import with_inventory
 from models.slo.sli import events_query, latency_series
 from models.slo.spec import EventsSli, Slo, SpecError, duration_s, parse_slos
@@ -33,11 +33,11 @@ INVENTORY_COLUMNS = ("host", "rack", "region", "firmware_version")
 _TOPIC_OF_TABLE = {name: topic for topic, name in TABLE_NAMES.items()}
 SLI_SCHEMA = pa.schema(
     [
-        pa.field("slo", pa.string(), nullable=False),
-        pa.field("group_key", pa.string(), nullable=False),  # controller id, rack, ... or "fleet"
-        pa.field("ts", TS, nullable=False),  # start of the step
-        pa.field("good", pa.int64(), nullable=False),
-        pa.field("total", pa.int64(), nullable=False),
+        described("slo", pa.string(), "the SLO's name (slos.yaml)", nullable=False),
+        described("group_key", pa.string(), "the group: a controller id, a rack, ... or fleet", nullable=False),
+        described("ts", TS, "start of the evaluation step (UTC)", nullable=False),
+        described("good", pa.int64(), "good events in the step", nullable=False),
+        described("total", pa.int64(), "all events in the step", nullable=False),
     ]
 )
 

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from matplotlib.axes import Axes
 
-from ingest.contract import TS
+from ingest.contract import TS, described
 from models.health import HEALTH_SCHEMA, HealthPolicy, fit_baseline, health_table, score_health
 from pipelines.lib.assets import FOLLOW_INPUTS, mart_asset, publish
 from pipelines.lib.feature_mart import FEATURES, TrainingConfig, controller_slo, read_features, training_rows
@@ -27,12 +27,19 @@ BASELINE = "health_baseline"
 SCORES = "health_scores"
 BASELINE_SCHEMA = pa.schema(
     [
-        pa.field("feature", pa.string(), nullable=False),
-        pa.field("baseline", pa.float64(), nullable=False),  # the fleet's baseline_quantile of the feature
-        pa.field("baseline_quantile", pa.float64(), nullable=False),
-        pa.field("training_start", TS, nullable=False),
-        pa.field("training_end", TS, nullable=False),
-        pa.field("training_controllers", pa.int64(), nullable=False),
+        described("feature", pa.string(), "the health feature", nullable=False),
+        described(
+            "baseline",
+            pa.float64(),
+            "the fleet's baseline_quantile of the feature over the training window",
+            nullable=False,
+        ),
+        described(
+            "baseline_quantile", pa.float64(), "the quantile of the fleet taken as the baseline, 0-1", nullable=False
+        ),
+        described("training_start", TS, "start of the training window (UTC)", nullable=False),
+        described("training_end", TS, "end of the training window (UTC)", nullable=False),
+        described("training_controllers", pa.int64(), "controllers in the training window", nullable=False),
     ]
 )
 
