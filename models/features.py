@@ -9,6 +9,7 @@ trailing sums over 1 h, 6 h and 24 h give short- and long-term context. Ground t
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,6 +177,24 @@ class WindowFeatures:
         return self.to_table().append_column(FIRMWARE_COLUMN, pa.array(firmware, pa.string()))
 
     @classmethod
+    def of_groups(cls, groups: Sequence[WindowFeatures]) -> WindowFeatures:
+        """Features built a group of controllers at a time (same windows, groups in controller order) as one build
+        over all of them: the cohort feature compares each controller with its firmware cohort across the fleet,
+        so it is computed again over every group."""
+        first = groups[0]
+        values = np.concatenate([group.values for group in groups], axis=0)
+        firmware = np.concatenate([group.firmware for group in groups])
+        columns = {name: values[:, :, first.names.index(name)] for name in ("resets_24h", "link_drops_24h")}
+        values[:, :, first.names.index(COHORT_FEATURE)] = _cohort_outage_ratio(columns, firmware)
+        ids = pa.concat_arrays([group.controllers.ids for group in groups])
+        return cls(Controllers(ids), first.window_ends, first.names, values, firmware)
+
+    def windows_after(self, start_ns: int) -> WindowFeatures:
+        """Only the windows that end after `start_ns` (the history a build read before its window is dropped)."""
+        keep = self.window_ends > start_ns
+        return WindowFeatures(self.controllers, self.window_ends[keep], self.names, self.values[:, keep], self.firmware)
+
+    @classmethod
     def from_table(cls, table: pa.Table) -> WindowFeatures:
         """The dense form of `to_firmware_table` rows, so features computed once can be read back by every model.
 
@@ -328,9 +347,7 @@ def build_features(
     )
     inventory = _inventory_features(telemetry.inventory, controllers, window_ends)
     features.update(inventory.pop("features"))
-    outages = _trailing(per_window["resets"] + per_window["link_drops"], 24, window_h)
-    # Controllers with any outage, not outages: one lemon must not make its whole cohort look bad.
-    features["cohort_outage_ratio_24h"] = _cohort_ratio((outages > 0).astype(np.float64), inventory["firmware"])
+    features[COHORT_FEATURE] = _cohort_outage_ratio(features, inventory["firmware"])
     names = tuple(features)
     values = np.stack([features[n] for n in names], axis=2) if names else np.empty((len(controllers), n_w, 0))
     return WindowFeatures(controllers, window_ends, names, values, inventory["firmware"])
@@ -469,6 +486,14 @@ def _inventory_features(inventory: pa.Table, controllers: Controllers, window_en
 
 # Pseudo-controllers at the fleet rate added to every cohort: a small cohort needs real evidence to look bad.
 COHORT_PRIOR_EVENTS = 2.0
+COHORT_FEATURE = "cohort_outage_ratio_24h"
+
+
+def _cohort_outage_ratio(features: Mapping[str, np.ndarray], firmware: np.ndarray) -> np.ndarray:
+    """The cohort feature from the trailing day's reset and link-drop features: controllers with any outage, not
+    outages, so one lemon does not make its whole cohort look bad."""
+    outages = (features["resets_24h"] > 0) | (features["link_drops_24h"] > 0)
+    return _cohort_ratio(outages.astype(np.float64), firmware)
 
 
 def _cohort_ratio(events: np.ndarray, firmware: np.ndarray) -> np.ndarray:

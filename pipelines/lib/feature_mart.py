@@ -33,7 +33,7 @@ from models.slo.spec import Slo
 from pipelines.lib import slos
 from pipelines.lib.marts import read_mart
 from pipelines.lib.partitions import Window, to_ns
-from pipelines.lib.telemetry import raw_table, read_telemetry
+from pipelines.lib.telemetry import CONTROLLERS_PER_GROUP, raw_table, telemetry_by_group
 
 FEATURES = "features"
 FEATURE_HISTORY = timedelta(hours=24)
@@ -51,28 +51,26 @@ def controller_slo() -> Slo:
     return slo
 
 
-def window_features(con: duckdb.DuckDBPyConnection, window: Window, latency_op: str) -> WindowFeatures:
+def window_features(
+    con: duckdb.DuckDBPyConnection, window: Window, latency_op: str, group_size: int = CONTROLLERS_PER_GROUP
+) -> WindowFeatures:
     """Features of every controller for every hour of `window` from raw telemetry and the detection marts (history
-    read, never returned); `latency_op` is the per-controller latency SLO's operation."""
+    read, never returned), a group of controllers at a time (`telemetry_by_group`); `latency_op` is the
+    per-controller latency SLO's operation; `group_size` controllers at a time."""
     history = window.widened(FEATURE_HISTORY)
-    telemetry = read_telemetry(con, history, latency_op)
     detected = window.widened(DETECTION_HISTORY)
     detections = Detections(
         resets=read_mart(con, "resets", RESETS_SCHEMA, "reset_ts", detected),
         incidents=read_mart(con, "link_events", INCIDENTS_SCHEMA, "start_ts", detected),
     )
-    features = build_features(
-        telemetry,
-        detections,
-        telemetry.controllers(),
-        start_ns=to_ns(history.start),
-        end_ns=to_ns(history.end),
-        latency_op=latency_op,
-    )
-    keep = features.window_ends > to_ns(window.start)
-    return WindowFeatures(
-        features.controllers, features.window_ends[keep], features.names, features.values[:, keep], features.firmware
-    )
+    start_ns, end_ns = to_ns(history.start), to_ns(history.end)
+    groups = [
+        build_features(
+            telemetry, detections, group, start_ns=start_ns, end_ns=end_ns, latency_op=latency_op
+        ).windows_after(to_ns(window.start))
+        for group, telemetry in telemetry_by_group(con, history, latency_op, group_size)
+    ]
+    return WindowFeatures.of_groups(groups)
 
 
 @cache

@@ -51,12 +51,16 @@ def read_window(
 ) -> pa.Table:
     """Rows of `table` whose `time_column` lies in `window` (see `Closed`) and that satisfy `where` (SQL), as Arrow
     with nanosecond timestamps (the lake stores microseconds; models/ computes in nanoseconds)."""
-    lower, upper = _bounds(closed)
-    sql = (
-        f"SELECT {columns} FROM {table} WHERE {time_column} {lower} $start AND {time_column} {upper} $end AND ({where})"
-    )
+    sql = window_query(table, time_column, columns, closed, where)
     rows = con.execute(sql, {"start": window.start, "end": window.end}).to_arrow_table()
     return rows.cast(pa.schema([_nanoseconds(field) for field in rows.schema]))
+
+
+def window_query(table: str, time_column: str, columns: str = "*", closed: Closed = "left", where: str = "TRUE") -> str:
+    """The SQL of `read_window`, the window's bounds as parameters $start and $end: for readers that stream it."""
+    lower, upper = _bounds(closed)
+    bounds = f"{time_column} {lower} $start AND {time_column} {upper} $end"
+    return f"SELECT {columns} FROM {table} WHERE {bounds} AND ({where})"
 
 
 T = TypeVar("T")

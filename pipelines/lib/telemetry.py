@@ -7,11 +7,16 @@ simulator produced (nanosecond timestamps, dictionary strings) whatever DuckDB s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ingest.contract import (
     INVENTORY_SCHEMA,
@@ -28,8 +33,13 @@ from ingest.contract import (
 )
 from ingest.lake.raw_tables import RAW, TRUTH_TABLE
 from models.features import ERRORS_COLUMNS, LATENCY_COLUMNS, LINK_COLUMNS, Telemetry
-from pipelines.lib.marts import read_window
+from models.series import Controllers
+from pipelines.lib.marts import read_window, window_query
 from pipelines.lib.partitions import Window
+
+# Controllers whose rows a stage holds at once (`by_controller_group`): its memory no longer grows with the fleet.
+CONTROLLERS_PER_GROUP = 250
+SPLIT_BATCH_ROWS = 1_000_000  # rows of a stream held at once while it is split by controller group
 
 
 def raw_table(topic: str) -> str:
@@ -54,11 +64,88 @@ def read_stream(
 ) -> pa.Table:
     """One telemetry stream's rows in `window` that satisfy `where` (SQL), in its contract schema (only `columns`
     of it, if given): what a reader does not need is never read."""
-    schema = TELEMETRY_SCHEMAS[topic]
-    if columns is not None:
-        schema = pa.schema([schema.field(name) for name in columns], metadata=schema.metadata)
+    schema = _stream_schema(topic, columns)
     rows = read_window(con, raw_table(topic), TIME_COLUMNS[topic], window, _columns(schema), where=where)
     return conform(rows, schema)
+
+
+def _stream_schema(topic: str, columns: Sequence[str] | None) -> pa.Schema:
+    schema = TELEMETRY_SCHEMAS[topic]
+    if columns is None:
+        return schema
+    return pa.schema([schema.field(name) for name in columns], metadata=schema.metadata)
+
+
+@dataclass(frozen=True)
+class StreamRead:
+    """What a reader takes of one stream: its columns (None: all) and which rows (SQL)."""
+
+    topic: str
+    columns: Sequence[str] | None = None
+    where: str = "TRUE"
+
+
+def stream_controllers(con: duckdb.DuckDBPyConnection, topics: Iterable[str], window: Window) -> pa.Array:
+    """The controllers with rows in `window` of any of `topics` (DuckDB finds them; no row is fetched)."""
+    sql = " UNION ".join(
+        window_query(raw_table(topic), TIME_COLUMNS[topic], "DISTINCT controller_id") for topic in topics
+    )
+    return con.execute(sql, {"start": window.start, "end": window.end}).to_arrow_table().column(0).combine_chunks()
+
+
+def by_controller_group(
+    con: duckdb.DuckDBPyConnection,
+    window: Window,
+    reads: Sequence[StreamRead],
+    controllers: Controllers,
+    group_size: int = CONTROLLERS_PER_GROUP,
+) -> Iterator[tuple[Controllers, dict[str, pa.Table]]]:
+    """Each group of `group_size` consecutive `controllers` with its rows of `window` in every stream of `reads`
+    (by topic, as `read_stream` gives them): what a controller's detectors and features need is its own sequence,
+    so memory is bounded by the group, not by the fleet. Each stream is scanned once, streamed in batches and split
+    by group into Parquet files in a temporary directory, read back one group at a time: time grows with the rows,
+    not with rows × groups. Rows of controllers outside `controllers` are dropped."""
+    with tempfile.TemporaryDirectory(prefix="leo-fleet-groups-") as spill:
+        groups = max(1, -(-len(controllers) // group_size))  # one (empty) group of no controllers
+        for read in reads:
+            _split(con, window, read, controllers, group_size, Path(spill, read.topic))
+        for index in range(groups):
+            group = Controllers(controllers.ids[index * group_size : (index + 1) * group_size])
+            tables = {}
+            for read in reads:
+                path = Path(spill, read.topic, f"{index}.parquet")
+                schema = _stream_schema(read.topic, read.columns)
+                tables[read.topic] = conform(pq.read_table(path), schema) if path.exists() else schema.empty_table()
+            yield group, tables
+
+
+def _split(
+    con: duckdb.DuckDBPyConnection,
+    window: Window,
+    read: StreamRead,
+    controllers: Controllers,
+    group_size: int,
+    into: Path,
+) -> None:
+    """One stream's rows of `window`, a batch at a time, into one Parquet file per controller group under `into`."""
+    into.mkdir()
+    schema = _stream_schema(read.topic, read.columns)
+    sql = window_query(raw_table(read.topic), TIME_COLUMNS[read.topic], _columns(schema), where=read.where)
+    batches = con.execute(sql, {"start": window.start, "end": window.end}).to_arrow_reader(SPLIT_BATCH_ROWS)
+    writers: dict[int, pq.ParquetWriter] = {}
+    try:
+        for batch in batches:
+            group = controllers.codes(batch.column("controller_id")) // group_size  # -1: not one of `controllers`
+            order = np.argsort(group, kind="stable")  # arrival order kept within a group
+            rows, group = batch.take(pa.array(order)), group[order]
+            bounds = np.searchsorted(group, np.arange(group.max(initial=-1) + 2))
+            for index in np.flatnonzero(np.diff(bounds)):
+                if index not in writers:
+                    writers[index] = pq.ParquetWriter(into / f"{index}.parquet", batch.schema)
+                writers[index].write_batch(rows.slice(bounds[index], bounds[index + 1] - bounds[index]))
+    finally:
+        for writer in writers.values():
+            writer.close()
 
 
 def read_inventory(con: duckdb.DuckDBPyConnection) -> pa.Table:
@@ -67,19 +154,24 @@ def read_inventory(con: duckdb.DuckDBPyConnection) -> pa.Table:
     return conform(con.execute(sql).to_arrow_table(), INVENTORY_SCHEMA)
 
 
-def read_telemetry(con: duckdb.DuckDBPyConnection, window: Window, latency_op: str) -> Telemetry:
-    """What the features read (models.features *_COLUMNS), with only the CXL `latency_op` rows of the latency
-    histograms (the per-controller SLO's): a fleet-day of every column and tier is gigabytes."""
+def telemetry_by_group(
+    con: duckdb.DuckDBPyConnection, window: Window, latency_op: str, group_size: int = CONTROLLERS_PER_GROUP
+) -> Iterator[tuple[Controllers, Telemetry]]:
+    """What the features read (models.features *_COLUMNS), a group of controllers at a time (`by_controller_group`):
+    the inventory's controllers and those with health or error rows in `window`, with only the CXL `latency_op`
+    rows of the latency histograms (the per-controller SLO's): a fleet-day of every column and tier is gigabytes.
+    Each group's Telemetry holds the whole inventory."""
     if latency_op not in LATENCY_OPS:
         raise ValueError(f"unknown latency op {latency_op!r}: one of {LATENCY_OPS}")
-    return Telemetry(
-        errors=read_stream(con, TOPIC_ERRORS, window, ERRORS_COLUMNS),
-        link=read_stream(con, TOPIC_LINK, window, LINK_COLUMNS),
-        latency=read_stream(
-            con, TOPIC_LATENCY, window, LATENCY_COLUMNS, f"memory_tier = 'cxl' AND op = '{latency_op}'"
-        ),
-        inventory=read_inventory(con),
-    )
+    inventory = read_inventory(con)
+    controllers = Controllers.of(inventory.column("controller_id"), stream_controllers(con, [TOPIC_ERRORS], window))
+    reads = [
+        StreamRead(TOPIC_ERRORS, ERRORS_COLUMNS),
+        StreamRead(TOPIC_LINK, LINK_COLUMNS),
+        StreamRead(TOPIC_LATENCY, LATENCY_COLUMNS, f"memory_tier = 'cxl' AND op = '{latency_op}'"),
+    ]
+    for group, tables in by_controller_group(con, window, reads, controllers, group_size):
+        yield group, Telemetry(tables[TOPIC_ERRORS], tables[TOPIC_LINK], tables[TOPIC_LATENCY], inventory)
 
 
 def read_truth(con: duckdb.DuckDBPyConnection) -> pa.Table:

@@ -26,7 +26,14 @@ from pipelines.lib.metadata import chart, count_by, markdown_table
 from pipelines.lib.partitions import Window
 from pipelines.lib.quality import Finding, counters_monotonic, telemetry_gaps
 from pipelines.lib.resources import LakeResource
-from pipelines.lib.telemetry import raw_key, read_inventory, read_stream
+from pipelines.lib.telemetry import (
+    CONTROLLERS_PER_GROUP,
+    StreamRead,
+    by_controller_group,
+    raw_key,
+    read_inventory,
+    stream_controllers,
+)
 
 RESETS = "resets"
 LINK_EVENTS = "link_events"
@@ -98,6 +105,23 @@ def _input_checks(con: duckdb.DuckDBPyConnection, window: Window) -> tuple[Findi
     )
 
 
+def detect(con: duckdb.DuckDBPyConnection, wide: Window, group_size: int = CONTROLLERS_PER_GROUP) -> Detections:
+    """Both detectors over `wide`, a group of controllers at a time (each controller's own sequence is all they
+    read): memory bounded by the group, not by the fleet."""
+    topics = [TOPIC_ERRORS, TOPIC_LINK]
+    controllers = Controllers.of(read_inventory(con).column("controller_id"), stream_controllers(con, topics, wide))
+    reads = [StreamRead(TOPIC_ERRORS, ERRORS_COLUMNS), StreamRead(TOPIC_LINK, LINK_COLUMNS)]
+    resets, incidents = [RESETS_SCHEMA.empty_table()], [INCIDENTS_SCHEMA.empty_table()]
+    for group, tables in by_controller_group(con, wide, reads, controllers, group_size):
+        errors, link = tables[TOPIC_ERRORS], tables[TOPIC_LINK]
+        # No telemetry at all around the window (e.g. the loader stalled): nothing to detect from.
+        if errors.num_rows or link.num_rows:
+            found = Detections.from_tables(errors, link, group)
+            resets.append(found.resets)
+            incidents.append(found.incidents)
+    return Detections(pa.concat_tables(resets), pa.concat_tables(incidents))
+
+
 @mart_assets(
     "detections",
     mart_spec(
@@ -146,17 +170,8 @@ def detections(context: dg.AssetExecutionContext, lake: LakeResource):
     window = Window.of(context)
     wide = window.widened(BEFORE, AFTER)
     with lake.connection() as con:
-        errors = read_stream(con, TOPIC_ERRORS, wide, ERRORS_COLUMNS)
-        link = read_stream(con, TOPIC_LINK, wide, LINK_COLUMNS)
-        controllers = Controllers.of(
-            read_inventory(con).column("controller_id"), errors.column("controller_id"), link.column("controller_id")
-        )
         with in_background(con, lambda cursor: _input_checks(cursor, window)) as checks:
-            # No telemetry at all around the window (e.g. the loader stalled): nothing to detect from.
-            if errors.num_rows == 0 and link.num_rows == 0:
-                found = Detections(RESETS_SCHEMA.empty_table(), INCIDENTS_SCHEMA.empty_table())
-            else:
-                found = Detections.from_tables(errors, link, controllers)
+            found = detect(con, wide)
             error_counters, link_counters, gaps = checks.result()
         yield publish(
             lake,
