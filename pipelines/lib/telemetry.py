@@ -16,6 +16,7 @@ import pyarrow as pa
 from ingest.contract import (
     INVENTORY_SCHEMA,
     LATENCY_OPS,
+    NATURAL_KEYS,
     TABLE_NAMES,
     TELEMETRY_SCHEMAS,
     TIME_COLUMNS,
@@ -53,12 +54,27 @@ def read_stream(
     where: str = "TRUE",
 ) -> pa.Table:
     """One telemetry stream's rows in `window` that satisfy `where` (SQL), in its contract schema (only `columns`
-    of it, if given): what a reader does not need is never read."""
+    of it, if given): what a reader does not need is never read. A row stored again (a batch re-sent in a new
+    Kafka message) is read once: `_first_copies`."""
     schema = TELEMETRY_SCHEMAS[topic]
     if columns is not None:
         schema = pa.schema([schema.field(name) for name in columns], metadata=schema.metadata)
+    where = f"({where}) AND {_first_copies(topic)}"
     rows = read_window(con, raw_table(topic), TIME_COLUMNS[topic], window, _columns(schema), where=where)
     return conform(rows, schema)
+
+
+def _first_copies(topic: str) -> str:
+    """SQL condition of `read_window` (its $start and $end) that keeps, of rows sharing a natural key, the first
+    stored (DuckLake's rowid grows with each insert). The loader's exactly-once is per Kafka message, so the rows of
+    a batch an agent sent twice are stored twice; readers drop the copies. The scan for copies reads the key
+    columns only, over the window with both ends included (the outer filter applies the window's own ends)."""
+    column, keys = TIME_COLUMNS[topic], ", ".join(NATURAL_KEYS[topic])
+    copies = (
+        f"SELECT rowid FROM {raw_table(topic)} WHERE {column} >= $start AND {column} <= $end "
+        f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY rowid) > 1"
+    )
+    return f"rowid NOT IN ({copies})"
 
 
 def read_inventory(con: duckdb.DuckDBPyConnection) -> pa.Table:
