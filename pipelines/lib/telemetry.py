@@ -55,16 +55,19 @@ def read_stream(
 ) -> pa.Table:
     """One telemetry stream's rows in `window` that satisfy `where` (SQL), in its contract schema (only `columns`
     of it, if given): what a reader does not need is never read. A row stored again (a batch re-sent in a new
-    Kafka message) is read once: `_first_copies`."""
+    Kafka message) is read once (`first_copies`), and rows come in time and natural-key order, not in the order
+    they landed: a late batch gives the same input, down to the order of float sums, as an on-time one."""
     schema = TELEMETRY_SCHEMAS[topic]
     if columns is not None:
         schema = pa.schema([schema.field(name) for name in columns], metadata=schema.metadata)
-    where = f"({where}) AND {_first_copies(topic)}"
-    rows = read_window(con, raw_table(topic), TIME_COLUMNS[topic], window, _columns(schema), where=where)
+    column = TIME_COLUMNS[topic]
+    where = f"({where}) AND {first_copies(topic)}"
+    order = ", ".join(dict.fromkeys([column, *NATURAL_KEYS[topic]]))
+    rows = read_window(con, raw_table(topic), column, window, _columns(schema), where=where, order_by=order)
     return conform(rows, schema)
 
 
-def _first_copies(topic: str) -> str:
+def first_copies(topic: str) -> str:
     """SQL condition of `read_window` (its $start and $end) that keeps, of rows sharing a natural key, the first
     stored (DuckLake's rowid grows with each insert). The loader's exactly-once is per Kafka message, so the rows of
     a batch an agent sent twice are stored twice; readers drop the copies. The scan for copies reads the key
