@@ -21,9 +21,8 @@ from ingest.contract import TABLE_NAMES, TIME_COLUMNS
 from ingest.lake import LAKE_ALIAS
 from ingest.lake.raw_tables import RAW
 from pipelines.defs.ingest_observe.observe import OBSERVE_EVERY_S
-from pipelines.lib.assets import SENSORS_DEFAULT
-from pipelines.lib.marts import MARTS
-from pipelines.lib.partitions import HOUR_FORMAT, HOURLY
+from pipelines.lib.assets import HOURLY_MARTS, SENSORS_DEFAULT
+from pipelines.lib.partitions import HOUR_FORMAT
 from pipelines.lib.resources import LakeResource
 
 # On its first tick the sensor looks this far back for rows that landed late (later ticks resume from its cursor).
@@ -35,7 +34,7 @@ HOUR_S = 3600
     name="late_data",
     minimum_interval_seconds=OBSERVE_EVERY_S,
     default_status=SENSORS_DEFAULT,
-    target=dg.AssetSelection.from_string(f'key:"{MARTS}/*"'),
+    target=HOURLY_MARTS,
     description="Finds raw telemetry rows that landed after their hour's marts were computed (late or re-sent "
     "batches, a loader catching up) in the lake's snapshots, and requests those hours' marts again.",
 )
@@ -46,7 +45,7 @@ def late_data(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.Sen
     except (FileNotFoundError, duckdb.CatalogException) as exc:
         return dg.SkipReason(f"no lake to watch yet: {str(exc).splitlines()[0]}")
     graph = context.repository_def.asset_graph
-    hourly = [key for key in graph.materializable_asset_keys if graph.get(key).partitions_def == HOURLY]
+    hourly = HOURLY_MARTS.resolve(graph)
     requests = []
     for hour, landed in sorted(arrivals.items()):
         partition = hour.strftime(HOUR_FORMAT)
