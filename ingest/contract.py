@@ -213,6 +213,8 @@ LATENCY_OPS = ("read", "write")
 MEMORY_TIERS = ("cxl", "local_dram")  # local-DRAM rows are the per-host baseline for comparison
 
 # Ground truth (never on a telemetry topic).
+# Delivery confounders (ingest/kafka/delivery_faults.py): not device faults, the telemetry's way to the lake.
+DELIVERY_FAULT_KINDS = ("late_delivery", "duplicate_delivery")
 FAULT_KINDS = (
     "ce_storm",
     "ue",
@@ -222,6 +224,7 @@ FAULT_KINDS = (
     "link_drop",
     "controller_reset",
     "rack_event",
+    *DELIVERY_FAULT_KINDS,
 )
 
 # ---------------------------------------------------------------------------------------------------------
@@ -449,6 +452,13 @@ TABLE_NAMES: dict[str, str] = {
 
 # The column that places each telemetry stream's rows in time (and in an hourly partition).
 TIME_COLUMNS: dict[str, str] = {TOPIC_ERRORS: "ts", TOPIC_LINK: "ts", TOPIC_LATENCY: "window_start"}
+# What identifies one telemetry row, whatever message carried it: two rows with the same key are copies of one
+# (a batch an agent sent twice), and readers keep the first stored (docs/reliability.md, "Late and duplicate").
+NATURAL_KEYS: dict[str, tuple[str, ...]] = {
+    TOPIC_ERRORS: ("event_id",),
+    TOPIC_LINK: ("controller_id", "port", "ts", "event"),
+    TOPIC_LATENCY: ("controller_id", "window_start", "memory_tier", "head_or_ld", "op"),
+}
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -22,7 +22,7 @@ from models.rollup import with_inventory
 from models.slo.sli import events_query, latency_series
 from models.slo.spec import EventsSli, Slo, SpecError, duration_s, parse_slos
 from pipelines.lib.partitions import Window
-from pipelines.lib.telemetry import raw_table
+from pipelines.lib.telemetry import first_copies, raw_table
 
 # The one SLO spec file, package data beside its only reader (architecture.md: one module owns each fact).
 SLO_SPEC = files("pipelines.lib") / "slos.yaml"
@@ -92,10 +92,10 @@ def latest_inventory(inventory: pa.Table) -> pa.Table:
 
 def _raw_rows(table: str) -> str:
     """SQL for the rows of `raw.<table>` in the window bound as $start and $end: DuckDB reads only the columns the
-    SLI names, where reading the table into Arrow would read them all."""
+    SLI names, where reading the table into Arrow would read them all. Rows stored twice count once."""
     topic = _TOPIC_OF_TABLE[table]
     column = TIME_COLUMNS[topic]
-    return f"(SELECT * FROM {raw_table(topic)} WHERE {column} >= $start AND {column} < $end)"
+    return f"(SELECT * FROM {raw_table(topic)} WHERE {column} >= $start AND {column} < $end AND {first_copies(topic)})"
 
 
 def sli_series(

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from ingest.contract import (
     INVENTORY_SCHEMA,
     LATENCY_OPS,
+    NATURAL_KEYS,
     TABLE_NAMES,
     TELEMETRY_SCHEMAS,
     TIME_COLUMNS,
@@ -63,10 +64,24 @@ def read_stream(
     where: str = "TRUE",
 ) -> pa.Table:
     """One telemetry stream's rows in `window` that satisfy `where` (SQL), in its contract schema (only `columns`
-    of it, if given): what a reader does not need is never read."""
+    of it, if given): what a reader does not need is never read. A row stored again (a batch re-sent in a new
+    Kafka message) is read once (`first_copies`), and rows come in time and natural-key order, not in the order
+    they landed: a late batch gives the same input, down to the order of float sums, as an on-time one."""
     schema = _stream_schema(topic, columns)
-    rows = read_window(con, raw_table(topic), TIME_COLUMNS[topic], window, _columns(schema), where=where)
+    where = f"({where}) AND {first_copies(topic)}"
+    rows = read_window(
+        con, raw_table(topic), TIME_COLUMNS[topic], window, _columns(schema), where=where, order_by=_order(topic)
+    )
     return conform(rows, schema)
+
+
+def _order_keys(topic: str) -> list[str]:
+    """The order `read_stream` gives a stream's rows in: time, then the natural key (unique once copies are gone)."""
+    return list(dict.fromkeys([TIME_COLUMNS[topic], *NATURAL_KEYS[topic]]))
+
+
+def _order(topic: str) -> str:
+    return ", ".join(_order_keys(topic))
 
 
 def _stream_schema(topic: str, columns: Sequence[str] | None) -> pa.Schema:
@@ -115,7 +130,9 @@ def by_controller_group(
             for read in reads:
                 path = Path(spill, read.topic, f"{index}.parquet")
                 schema = _stream_schema(read.topic, read.columns)
-                tables[read.topic] = conform(pq.read_table(path), schema) if path.exists() else schema.empty_table()
+                tables[read.topic] = (
+                    _read_group(con, path, read.topic, schema) if path.exists() else schema.empty_table()
+                )
             yield group, tables
 
 
@@ -130,13 +147,16 @@ def _split(
     """One stream's rows of `window`, a batch at a time, into one Parquet file per controller group under `into`."""
     into.mkdir()
     schema = _stream_schema(read.topic, read.columns)
-    sql = window_query(raw_table(read.topic), TIME_COLUMNS[read.topic], _columns(schema), where=read.where)
+    missing = [key for key in _order_keys(read.topic) if key not in schema.names]  # kept to sort each group by
+    columns = ", ".join([_columns(schema), *(f'"{key}"' for key in missing)])
+    where = f"({read.where}) AND {first_copies(read.topic)}"
+    sql = window_query(raw_table(read.topic), TIME_COLUMNS[read.topic], columns, where=where)
     batches = con.execute(sql, {"start": window.start, "end": window.end}).to_arrow_reader(SPLIT_BATCH_ROWS)
     writers: dict[int, pq.ParquetWriter] = {}
     try:
         for batch in batches:
             group = controllers.codes(batch.column("controller_id")) // group_size  # -1: not one of `controllers`
-            order = np.argsort(group, kind="stable")  # arrival order kept within a group
+            order = np.argsort(group, kind="stable")
             rows, group = batch.take(pa.array(order)), group[order]
             bounds = np.searchsorted(group, np.arange(group.max(initial=-1) + 2))
             for index in np.flatnonzero(np.diff(bounds)):
@@ -146,6 +166,25 @@ def _split(
     finally:
         for writer in writers.values():
             writer.close()
+
+
+def _read_group(con: duckdb.DuckDBPyConnection, path: Path, topic: str, schema: pa.Schema) -> pa.Table:
+    """One group's rows of a stream back from its spill file, in the order `read_stream` gives them."""
+    sql = f"SELECT {_columns(schema)} FROM read_parquet('{path}') ORDER BY {_order(topic)}"
+    return conform(con.execute(sql).to_arrow_table(), schema)
+
+
+def first_copies(topic: str) -> str:
+    """SQL condition of `read_window` (its $start and $end) that keeps, of rows sharing a natural key, the first
+    stored (DuckLake's rowid grows with each insert). The loader's exactly-once is per Kafka message, so the rows of
+    a batch an agent sent twice are stored twice; readers drop the copies. The scan for copies reads the key
+    columns only, over the window with both ends included (the outer filter applies the window's own ends)."""
+    column, keys = TIME_COLUMNS[topic], ", ".join(NATURAL_KEYS[topic])
+    copies = (
+        f"SELECT rowid FROM {raw_table(topic)} WHERE {column} >= $start AND {column} <= $end "
+        f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY rowid) > 1"
+    )
+    return f"rowid NOT IN ({copies})"
 
 
 def read_inventory(con: duckdb.DuckDBPyConnection) -> pa.Table:
