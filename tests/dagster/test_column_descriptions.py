@@ -11,9 +11,6 @@ from ingest.lake.raw_tables import FENCE_PREFIX, RAW, stored_schemas
 from pipelines.lib.marts import MARTS
 from tests.sample_lake import Materialized
 
-# The features mart's columns are the feature builder's names (models/features): not described yet.
-UNDESCRIBED = {"features"}
-
 
 def _columns(value: object) -> dict[str, str | None]:
     schema = getattr(value, "schema", value)  # a TableSchemaMetadataValue on an event, a TableSchema on a spec
@@ -22,8 +19,7 @@ def _columns(value: object) -> dict[str, str | None]:
 
 def _marts(definitions: dg.Definitions) -> list[dg.AssetKey]:
     graph = definitions.resolve_asset_graph()
-    keys = [key for key in graph.materializable_asset_keys if key.has_prefix([MARTS])]
-    return sorted(key for key in keys if key.path[-1] not in UNDESCRIBED)
+    return sorted(key for key in graph.materializable_asset_keys if key.has_prefix([MARTS]))
 
 
 def test_every_mart_column_has_a_description(definitions: dg.Definitions) -> None:
