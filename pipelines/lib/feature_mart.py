@@ -23,9 +23,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from ingest.contract import ERRORS_SCHEMA, INVENTORY_SCHEMA, LATENCY_SCHEMA, LINK_SCHEMA, TOPIC_ERRORS, TS
+from ingest.contract import ERRORS_SCHEMA, INVENTORY_SCHEMA, LATENCY_SCHEMA, LINK_SCHEMA, TOPIC_ERRORS, TS, described
 from models.evaluation import held_out_controllers
-from models.features import FIRMWARE_COLUMN, Detections, Telemetry, WindowFeatures, build_features
+from models.features import FIRMWARE_COLUMN, Detections, Telemetry, WindowFeatures, build_features, feature_description
 from models.holdout import Protocol, controller_latency_slo
 from models.link_events import INCIDENTS_SCHEMA
 from models.resets import RESETS_SCHEMA
@@ -86,10 +86,12 @@ def features_schema() -> pa.Schema:
     names = build_features(nothing, detections, nothing.controllers(), start_ns=0, end_ns=0).names
     return pa.schema(
         [
-            pa.field("controller_id", pa.string(), nullable=False),
-            pa.field("window_end", TS, nullable=False),
-            *(pa.field(name, pa.float64()) for name in names),
-            pa.field(FIRMWARE_COLUMN, pa.string(), nullable=False),
+            described("controller_id", pa.string(), "the memory controller: its device serial in hex", nullable=False),
+            described(
+                "window_end", TS, "end of the window the features describe: the prediction time (UTC)", nullable=False
+            ),
+            *(described(name, pa.float64(), feature_description(name)) for name in names),
+            described(FIRMWARE_COLUMN, pa.string(), "the controller's firmware version: its cohort", nullable=False),
         ]
     )
 
