@@ -213,6 +213,8 @@ LATENCY_OPS = ("read", "write")
 MEMORY_TIERS = ("cxl", "local_dram")  # local-DRAM rows are the per-host baseline for comparison
 
 # Ground truth (never on a telemetry topic).
+# Delivery confounders (ingest/kafka/delivery_faults.py): not device faults, the telemetry's way to the lake.
+DELIVERY_FAULT_KINDS = ("late_delivery", "duplicate_delivery")
 FAULT_KINDS = (
     "ce_storm",
     "ue",
@@ -222,6 +224,7 @@ FAULT_KINDS = (
     "link_drop",
     "controller_reset",
     "rack_event",
+    *DELIVERY_FAULT_KINDS,
 )
 
 # ---------------------------------------------------------------------------------------------------------
@@ -253,153 +256,341 @@ TS = pa.timestamp("ns", tz="UTC")
 DICT = pa.dictionary(pa.int16(), pa.string())
 
 
+# The field-metadata key of a column's description: what the Dagster catalog shows beside the column.
+DESCRIPTION = b"description"
+
+
+def described(name: str, type_: pa.DataType, description: str, *, nullable: bool = True) -> pa.Field:
+    """A schema field that says what it holds, written once where the schema is defined."""
+    return pa.field(name, type_, nullable=nullable, metadata={DESCRIPTION: description})
+
+
 def _schema(name: str, fields: list[pa.Field]) -> pa.Schema:
     return pa.schema(fields, metadata={"leo.schema": name, "leo.schema_version": str(SCHEMA_VERSION)})
-
-
-def _f(name: str, type_: pa.DataType, nullable: bool = False) -> pa.Field:
-    return pa.field(name, type_, nullable=nullable)
 
 
 ERRORS_SCHEMA = _schema(
     TOPIC_ERRORS,
     [
-        _f("event_id", pa.binary(16)),
-        _f("ts", TS),
-        _f("device_ts", TS, nullable=True),
-        _f("controller_id", pa.string()),
-        _f("host", DICT),
-        _f("rack", DICT),
-        _f("region", DICT),
-        _f("memdev", DICT),
-        _f("pci_bdf", DICT),
-        _f("record_type", DICT),
-        _f("log_type", DICT, nullable=True),
-        _f("severity", DICT),
-        _f("status", pa.uint32(), nullable=True),
-        _f("first_error", pa.uint32(), nullable=True),
-        _f("error_names", pa.list_(DICT), nullable=True),
-        _f("hdr_flags", pa.uint32()),
-        _f("dpa", pa.uint64(), nullable=True),
-        _f("hpa", pa.uint64(), nullable=True),
-        _f("descriptor", pa.uint8(), nullable=True),
-        _f("mem_event_type", pa.uint8(), nullable=True),
-        _f("transaction_type", pa.uint8(), nullable=True),
-        _f("sub_type", pa.uint8(), nullable=True),
-        _f("channel", pa.uint8(), nullable=True),
-        _f("rank", pa.uint8(), nullable=True),
-        _f("bank_group", pa.uint8(), nullable=True),
-        _f("bank", pa.uint8(), nullable=True),
-        _f("row", pa.uint32(), nullable=True),
-        _f("column", pa.uint16(), nullable=True),
-        _f("nibble_mask", pa.uint32(), nullable=True),
-        _f("cme_count", pa.uint32(), nullable=True),
-        _f("overflow_count", pa.uint16(), nullable=True),
-        _f("overflow_first_ts", TS, nullable=True),
-        _f("overflow_last_ts", TS, nullable=True),
-        _f("health_status", pa.uint8(), nullable=True),
-        _f("media_status", pa.uint8(), nullable=True),
-        _f("additional_status", pa.uint8(), nullable=True),
-        _f("life_used_pct", pa.uint8(), nullable=True),
-        _f("device_temp_c", pa.int16(), nullable=True),
-        _f("dirty_shutdown_cnt", pa.uint32(), nullable=True),
-        _f("cor_vol_err_cnt", pa.uint32(), nullable=True),
-        _f("cor_per_err_cnt", pa.uint32(), nullable=True),
-        _f("uptime_s", pa.uint32(), nullable=True),
-        _f("reset_kind", DICT, nullable=True),
-        _f("counter_epoch", pa.uint32()),
+        described("event_id", pa.binary(16), "unique id of the event (16-byte uuid)", nullable=False),
+        described("ts", TS, "when the host received the record (UTC)", nullable=False),
+        described(
+            "device_ts",
+            TS,
+            "the device's own timestamp of the record (UTC); NULL when the device reports 0 (clock never set)",
+        ),
+        described("controller_id", pa.string(), "the memory controller: its device serial in hex", nullable=False),
+        described("host", DICT, "the host the controller is attached to", nullable=False),
+        described("rack", DICT, "the rack of the host", nullable=False),
+        described("region", DICT, "the region (site) of the rack", nullable=False),
+        described("memdev", DICT, "the kernel's CXL memory device name on the host, e.g. mem0", nullable=False),
+        described("pci_bdf", DICT, "the controller's PCI address (domain:bus:device.function)", nullable=False),
+        described(
+            "record_type",
+            DICT,
+            "kind of record: aer_event, cxl_aer_ce/ue, general_media, dram, memory_module, poison, overflow, "
+            "generic, health_snapshot or controller_reset",
+            nullable=False,
+        ),
+        described(
+            "log_type",
+            DICT,
+            "the CXL event log it came from: Informational, Warning, Failure or Fatal; NULL for records not from an "
+            "event log",
+        ),
+        described("severity", DICT, "corrected, uncorrected_nonfatal, uncorrected_fatal or info", nullable=False),
+        described("status", pa.uint32(), "AER or CXL RAS status bitmask; NULL when the record has none"),
+        described(
+            "first_error", pa.uint32(), "bit number of the first uncorrectable error in status; NULL when not reported"
+        ),
+        described(
+            "error_names",
+            pa.list_(DICT),
+            "the names of the bits set in status, e.g. Memory Data ECC Error; NULL when status is NULL",
+        ),
+        described(
+            "hdr_flags",
+            pa.uint32(),
+            "CXL event-record header flags (bit2 permanent, bit3 maintenance needed, bit4 performance degraded, bit5 "
+            "replacement needed)",
+            nullable=False,
+        ),
+        described(
+            "dpa", pa.uint64(), "device physical address of the error, 64-byte aligned; NULL when not a media event"
+        ),
+        described("hpa", pa.uint64(), "host physical address the kernel translated dpa to; NULL when not translated"),
+        described(
+            "descriptor",
+            pa.uint8(),
+            "media event descriptor bits: bit0 uncorrectable, bit1 threshold event, bit2 poison-list overflow; NULL "
+            "when not a media event",
+        ),
+        described(
+            "mem_event_type",
+            pa.uint8(),
+            "media event type code (General Media and DRAM order differ); NULL when not a media event",
+        ),
+        described(
+            "transaction_type",
+            pa.uint8(),
+            "what the access was: 0 unknown, 1 host read, 2 host write, 3 scan media, 4 inject poison, 5-7 internal "
+            "scrub/management, 8 media init; NULL when not a media event",
+        ),
+        described(
+            "sub_type",
+            pa.uint8(),
+            "media event sub-type code (0 not reported, 1-5 datapath/training/CRC errors); NULL when not reported",
+        ),
+        described("channel", pa.uint8(), "DRAM channel of the error; NULL when the device did not report it"),
+        described("rank", pa.uint8(), "DRAM rank of the error; NULL when the device did not report it"),
+        described("bank_group", pa.uint8(), "DRAM bank group of the error; NULL when the device did not report it"),
+        described("bank", pa.uint8(), "DRAM bank of the error; NULL when the device did not report it"),
+        described("row", pa.uint32(), "DRAM row of the error; NULL when the device did not report it"),
+        described("column", pa.uint16(), "DRAM column of the error; NULL when the device did not report it"),
+        described(
+            "nibble_mask", pa.uint32(), "the DRAM nibbles in error (bitmask); NULL when the device did not report it"
+        ),
+        described(
+            "cme_count", pa.uint32(), "corrected memory errors a threshold event carries, count; NULL on other records"
+        ),
+        described(
+            "overflow_count",
+            pa.uint16(),
+            "events the device dropped while its log was full, count; NULL except on overflow records",
+        ),
+        described("overflow_first_ts", TS, "first dropped event's time (UTC); NULL except on overflow records"),
+        described("overflow_last_ts", TS, "last dropped event's time (UTC); NULL except on overflow records"),
+        described(
+            "health_status",
+            pa.uint8(),
+            "health bits: bit0 maintenance needed, bit1 performance degraded, bit2 replacement needed, bit3 capacity "
+            "degraded; NULL except on health snapshot and memory_module records",
+        ),
+        described(
+            "media_status",
+            pa.uint8(),
+            "media status code (0 normal ... 9 all data loss imminent); NULL except on health snapshot and "
+            "memory_module records",
+        ),
+        described(
+            "additional_status",
+            pa.uint8(),
+            "alarm bits: life used, temperature, corrected-count alarms; NULL except on health snapshot and "
+            "memory_module records",
+        ),
+        described("life_used_pct", pa.uint8(), "device life used, percent; NULL when not reported or not implemented"),
+        described(
+            "device_temp_c", pa.int16(), "device temperature, degrees C; NULL when not reported or not implemented"
+        ),
+        described(
+            "dirty_shutdown_cnt",
+            pa.uint32(),
+            "dirty shutdowns, cumulative count in counter_epoch; NULL when not reported",
+        ),
+        described(
+            "cor_vol_err_cnt",
+            pa.uint32(),
+            "corrected volatile memory errors, cumulative count in counter_epoch; NULL when not reported",
+        ),
+        described(
+            "cor_per_err_cnt",
+            pa.uint32(),
+            "corrected persistent memory errors, cumulative count in counter_epoch; NULL when not reported",
+        ),
+        described("uptime_s", pa.uint32(), "controller uptime since its last reset, s; NULL when not reported"),
+        described(
+            "reset_kind",
+            DICT,
+            "kind of reset on controller_reset records: warm, cold, hot, cxl_reset, flr, sbr, fw_activate; NULL on "
+            "other records",
+        ),
+        described(
+            "counter_epoch",
+            pa.uint32(),
+            "counter epoch: +1 at each controller reset or re-enumeration; cumulative counts restart with it",
+            nullable=False,
+        ),
     ],
 )
 
 LINK_SCHEMA = _schema(
     TOPIC_LINK,
     [
-        _f("ts", TS),
-        _f("host", DICT),
-        _f("controller_id", pa.string()),
-        _f("counter_epoch", pa.uint32()),
-        _f("port", DICT),
-        _f("event", DICT),
-        _f("reason", DICT, nullable=True),
-        _f("ltssm_state", DICT),
-        _f("cur_speed_gts", pa.float32()),
-        _f("max_speed_gts", pa.float32()),
-        _f("cur_width", pa.uint8()),
-        _f("max_width", pa.uint8()),
-        _f("lnksta_flags", pa.uint16()),
-        _f("flit_mode", pa.bool_()),
-        _f("down_ms", pa.uint32(), nullable=True),
-        _f("aer_cor_total", pa.uint64()),
-        _f("rx_err", pa.uint64()),
-        _f("bad_tlp", pa.uint64()),
-        _f("bad_dllp", pa.uint64()),
-        _f("replay_rollover", pa.uint64()),
-        _f("replay_timeout", pa.uint64()),
-        _f("cxl_crc_thresh_hits", pa.uint32()),
-        _f("cxl_retry_thresh_hits", pa.uint32()),
-        _f("reinit_thresh_hits", pa.uint32()),
-        _f("link_down_count", pa.uint32()),
-        _f("recovery_entries", pa.uint32()),
+        described("ts", TS, "when the host recorded the state (UTC)", nullable=False),
+        described("host", DICT, "the host the controller is attached to", nullable=False),
+        described("controller_id", pa.string(), "the memory controller: its device serial in hex", nullable=False),
+        described(
+            "counter_epoch",
+            pa.uint32(),
+            "counter epoch: +1 at each controller reset or re-enumeration; cumulative counts restart with it",
+            nullable=False,
+        ),
+        described(
+            "port",
+            DICT,
+            "the port observed: host_rp (host root port), dev_usp (device upstream port) or headN",
+            nullable=False,
+        ),
+        described(
+            "event",
+            DICT,
+            "snapshot, link_down, link_up, retrain, speed_change, width_change, surprise_down or dpc_containment",
+            nullable=False,
+        ),
+        described(
+            "reason",
+            DICT,
+            "the kernel's reason for a link event: retrain, add_bus, bwctrl_enable, bwctrl_irq, hotplug; NULL when "
+            "none",
+        ),
+        described(
+            "ltssm_state",
+            DICT,
+            "link training state: L0 normal, Recovery transient, Detect/Polling while down, Disabled, HotReset",
+            nullable=False,
+        ),
+        described("cur_speed_gts", pa.float32(), "current link speed, GT/s (32 for Gen5)", nullable=False),
+        described("max_speed_gts", pa.float32(), "maximum link speed, GT/s", nullable=False),
+        described("cur_width", pa.uint8(), "current link width, lanes", nullable=False),
+        described("max_width", pa.uint8(), "maximum link width, lanes", nullable=False),
+        described(
+            "lnksta_flags", pa.uint16(), "PCIe Link Status flags: LT, DLLLA, LBMS, LABS (bitmask)", nullable=False
+        ),
+        described(
+            "flit_mode",
+            pa.bool_(),
+            "whether the link runs in flit mode (false for CXL 2.0 68-byte flits)",
+            nullable=False,
+        ),
+        described("down_ms", pa.uint32(), "length of the outage on link_up events, ms; NULL on other events"),
+        described(
+            "aer_cor_total", pa.uint64(), "AER correctable errors, cumulative count in counter_epoch", nullable=False
+        ),
+        described("rx_err", pa.uint64(), "AER Receiver Errors, cumulative count in counter_epoch", nullable=False),
+        described("bad_tlp", pa.uint64(), "AER Bad TLP errors, cumulative count in counter_epoch", nullable=False),
+        described("bad_dllp", pa.uint64(), "AER Bad DLLP errors, cumulative count in counter_epoch", nullable=False),
+        described(
+            "replay_rollover",
+            pa.uint64(),
+            "AER replay-number rollovers, cumulative count in counter_epoch",
+            nullable=False,
+        ),
+        described(
+            "replay_timeout",
+            pa.uint64(),
+            "AER replay timer timeouts, cumulative count in counter_epoch",
+            nullable=False,
+        ),
+        described(
+            "cxl_crc_thresh_hits",
+            pa.uint32(),
+            "CXL CRC threshold hits, cumulative count in counter_epoch",
+            nullable=False,
+        ),
+        described(
+            "cxl_retry_thresh_hits",
+            pa.uint32(),
+            "CXL retry threshold hits, cumulative count in counter_epoch",
+            nullable=False,
+        ),
+        described(
+            "reinit_thresh_hits",
+            pa.uint32(),
+            "CXL REINIT threshold hits, cumulative count in counter_epoch",
+            nullable=False,
+        ),
+        described(
+            "link_down_count", pa.uint32(), "link-down events, cumulative count in counter_epoch", nullable=False
+        ),
+        described(
+            "recovery_entries",
+            pa.uint32(),
+            "entries into LTSSM Recovery, cumulative count in counter_epoch",
+            nullable=False,
+        ),
     ],
 )
 
 LATENCY_SCHEMA = _schema(
     TOPIC_LATENCY,
     [
-        _f("window_start", TS),
-        _f("window_s", pa.uint16()),
-        _f("host", DICT),
-        _f("controller_id", pa.string()),
-        _f("memory_tier", DICT),
-        _f("head_or_ld", pa.uint8()),
-        _f("op", DICT),
-        _f("scale", pa.int8()),
-        _f("bucket_offset", pa.int32()),
-        _f("bucket_counts", pa.list_(pa.uint32())),
-        _f("count", pa.uint64()),
-        _f("sum_ns", pa.float64()),
-        _f("min_ns", pa.uint32()),
-        _f("max_ns", pa.uint32()),
-        _f("slo_threshold_ns", pa.uint32()),
-        _f("over_slo", pa.uint64()),
-        _f("rd_bytes", pa.uint64()),
-        _f("wr_bytes", pa.uint64()),
-        _f("backpressure_avg_pct", pa.uint8()),
+        described("window_start", TS, "start of the window the histogram covers (UTC)", nullable=False),
+        described("window_s", pa.uint16(), "length of the window, seconds", nullable=False),
+        described("host", DICT, "the host the controller is attached to", nullable=False),
+        described("controller_id", pa.string(), "the memory controller: its device serial in hex", nullable=False),
+        described("memory_tier", DICT, "the memory measured: cxl or local_dram", nullable=False),
+        described(
+            "head_or_ld", pa.uint8(), "the head or logical device of a multi-headed or pooled device", nullable=False
+        ),
+        described("op", DICT, "the operation measured: read or write", nullable=False),
+        described(
+            "scale",
+            pa.int8(),
+            "histogram scale: bucket i covers (base^i, base^(i+1)] ns, base = 2^(2^-scale)",
+            nullable=False,
+        ),
+        described("bucket_offset", pa.int32(), "bucket number of the first element of bucket_counts", nullable=False),
+        described(
+            "bucket_counts", pa.list_(pa.uint32()), "samples per bucket, dense from bucket_offset", nullable=False
+        ),
+        described("count", pa.uint64(), "samples in the window", nullable=False),
+        described("sum_ns", pa.float64(), "sum of the samples, ns: the exact mean is sum_ns / count", nullable=False),
+        described("min_ns", pa.uint32(), "smallest sample, ns", nullable=False),
+        described("max_ns", pa.uint32(), "largest sample, ns", nullable=False),
+        described("slo_threshold_ns", pa.uint32(), "the latency threshold over_slo counts against, ns", nullable=False),
+        described("over_slo", pa.uint64(), "exact count of samples above slo_threshold_ns", nullable=False),
+        described("rd_bytes", pa.uint64(), "bytes read in the window", nullable=False),
+        described("wr_bytes", pa.uint64(), "bytes written in the window", nullable=False),
+        described("backpressure_avg_pct", pa.uint8(), "average backpressure over the window, percent", nullable=False),
     ],
 )
 
 INVENTORY_SCHEMA = _schema(
     TOPIC_INVENTORY,
     [
-        _f("controller_id", pa.string()),
-        _f("region", DICT),
-        _f("rack", DICT),
-        _f("host", DICT),
-        _f("memdev", DICT),
-        _f("pci_bdf", DICT),
-        _f("sku", DICT),
-        _f("capacity_gb", pa.uint32()),
-        _f("dram_type", DICT),
-        _f("dimm_count", pa.uint8()),
-        _f("max_link_width", pa.uint8()),
-        _f("max_link_speed_gts", pa.float32()),
-        _f("firmware_version", DICT),
-        _f("deployed_at", TS),
+        described("controller_id", pa.string(), "the memory controller: its device serial in hex", nullable=False),
+        described("region", DICT, "the region (site) of the rack", nullable=False),
+        described("rack", DICT, "the rack of the host", nullable=False),
+        described("host", DICT, "the host the controller is attached to", nullable=False),
+        described("memdev", DICT, "the kernel's CXL memory device name on the host, e.g. mem0", nullable=False),
+        described("pci_bdf", DICT, "the controller's PCI address (domain:bus:device.function)", nullable=False),
+        described("sku", DICT, "the controller's product SKU", nullable=False),
+        described("capacity_gb", pa.uint32(), "memory behind the controller, GB", nullable=False),
+        described("dram_type", DICT, "the DRAM generation of its DIMMs, e.g. DDR5", nullable=False),
+        described("dimm_count", pa.uint8(), "DIMMs behind the controller, count", nullable=False),
+        described("max_link_width", pa.uint8(), "the link's maximum width, lanes", nullable=False),
+        described("max_link_speed_gts", pa.float32(), "the link's maximum speed, GT/s", nullable=False),
+        described("firmware_version", DICT, "the controller's running firmware version", nullable=False),
+        described("deployed_at", TS, "when the controller was deployed (UTC)", nullable=False),
     ],
 )
 
 TRUTH_FAULTS_SCHEMA = _schema(
     "truth_faults",
     [
-        _f("controller_id", pa.string()),
-        _f("kind", DICT),
-        _f("onset_ts", TS),
-        # Null for faults that last to the end of the simulated span. (Not "end": a reserved word in SQL.)
-        _f("end_ts", TS, nullable=True),
-        # First observable precursor (rising CEs, link-error trend); null when the fault came without warning.
-        _f("precursor_onset_ts", TS, nullable=True),
-        # JSON object: e.g. {"reset_kind": "warm", "silent": true} or {"from_width": 16, "to_width": 8}.
-        _f("details", pa.string()),
+        described(
+            "controller_id",
+            pa.string(),
+            "the memory controller the fault was injected into: its device serial in hex",
+            nullable=False,
+        ),
+        described("kind", DICT, "the kind of fault injected", nullable=False),
+        described("onset_ts", TS, "when the fault began (UTC)", nullable=False),
+        described(
+            "end_ts", TS, "when the fault ended (UTC); NULL for faults that last to the end of the simulated span"
+        ),
+        described(
+            "precursor_onset_ts",
+            TS,
+            "first observable precursor, e.g. rising CEs or a link-error trend (UTC); NULL when the fault came "
+            "without warning",
+        ),
+        described(
+            "details",
+            pa.string(),
+            'JSON object, e.g. {"reset_kind": "warm", "silent": true} or {"from_width": 16, "to_width": 8}',
+            nullable=False,
+        ),
     ],
 )
 
@@ -407,10 +598,10 @@ TRUTH_FAULTS_SCHEMA = _schema(
 LATENCY_SAMPLES_SCHEMA = _schema(
     "latency_samples",
     [
-        _f("window_start", TS),
-        _f("controller_id", pa.string()),
-        _f("op", DICT),
-        _f("latency_ns", pa.float64()),
+        described("window_start", TS, "start of the window the sample fell in (UTC)", nullable=False),
+        described("controller_id", pa.string(), "the memory controller: its device serial in hex", nullable=False),
+        described("op", DICT, "the operation measured: read or write", nullable=False),
+        described("latency_ns", pa.float64(), "one access's latency, ns", nullable=False),
     ],
 )
 
@@ -431,6 +622,13 @@ TABLE_NAMES: dict[str, str] = {
 
 # The column that places each telemetry stream's rows in time (and in an hourly partition).
 TIME_COLUMNS: dict[str, str] = {TOPIC_ERRORS: "ts", TOPIC_LINK: "ts", TOPIC_LATENCY: "window_start"}
+# What identifies one telemetry row, whatever message carried it: two rows with the same key are copies of one
+# (a batch an agent sent twice), and readers keep the first stored (docs/reliability.md, "Late and duplicate").
+NATURAL_KEYS: dict[str, tuple[str, ...]] = {
+    TOPIC_ERRORS: ("event_id",),
+    TOPIC_LINK: ("controller_id", "port", "ts", "event"),
+    TOPIC_LATENCY: ("controller_id", "window_start", "memory_tier", "head_or_ld", "op"),
+}
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -141,6 +141,8 @@ class Settings:
     partitions_end: datetime | None = None
     # The object store of an s3:// data path.
     s3: S3Settings = field(default_factory=S3Settings)
+    # Where `leo-fleet ui` serves the reports over HTTP (loopback), the port the report assets' links name.
+    reports_port: int = 3001
 
     @property
     def lake_dir(self) -> Path:
@@ -212,6 +214,7 @@ class Settings:
             partitions_start=_day(PARTITIONS_START_ENV, get(PARTITIONS_START_ENV)),
             partitions_end=_hour(PARTITIONS_END_ENV, get(PARTITIONS_END_ENV)),
             s3=_s3(get),
+            reports_port=_number(get, ENV_PREFIX + "REPORTS_PORT", int, cls.reports_port, 1, MAX_PORT),
         )
 
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 
-from ingest.contract import TS
+from ingest.contract import TS, described
 from models.features import WindowFeatures
 
 # ---------------------------------------------------------------------------------------------------------
@@ -31,13 +31,20 @@ COHORT_KIND = "firmware_cohort"
 COHORT_OUTAGES = ("resets_24h", "link_drops_24h")
 EVENT_ANOMALY_SCHEMA = pa.schema(
     [
-        pa.field("scope", pa.string(), nullable=False),  # controller | cohort
-        pa.field("subject", pa.string(), nullable=False),  # controller id or firmware version
-        pa.field("kind", pa.string(), nullable=False),
-        pa.field("window_end", TS, nullable=False),
-        pa.field("observed", pa.float64(), nullable=False),
-        pa.field("expected", pa.float64(), nullable=False),
-        pa.field("p_value", pa.float64(), nullable=False),
+        described(
+            "scope", pa.string(), "controller, or cohort (the controllers of one firmware version)", nullable=False
+        ),
+        described("subject", pa.string(), "the controller id or the firmware version", nullable=False),
+        described("kind", pa.string(), "the event count tested, e.g. resets_24h or link_drops_24h", nullable=False),
+        described("window_end", TS, "end of the window tested (UTC)", nullable=False),
+        described("observed", pa.float64(), "events observed in the window", nullable=False),
+        described("expected", pa.float64(), "events expected in the window from the baseline rate", nullable=False),
+        described(
+            "p_value",
+            pa.float64(),
+            "the test's p-value for the observed count: small means unusually many events",
+            nullable=False,
+        ),
     ]
 )
 

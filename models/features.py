@@ -9,6 +9,8 @@ trailing sums over 1 h, 6 h and 24 h give short- and long-term context. Ground t
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +87,62 @@ TREND_SERIES = {"ce": "ce", "aer_cor_total": "link_error"}
 HOURS_SINCE_CAP = 24.0
 # The long form's column of each controller's firmware version (the cohort the features compare it with).
 FIRMWARE_COLUMN = "firmware_version"
+
+# What each feature says, for the features mart's column descriptions (`feature_description`). A per-window
+# series (summed over windows) by its name; the features build_features derives from a series by name pattern.
+SERIES_MEANINGS = {
+    "ce": "corrected memory errors (deltas of the health snapshots' corrected-volatile counter)",
+    "snapshots": "health snapshots received",
+    "threshold_events": "CE threshold events (media records with the threshold descriptor bit)",
+    "ue_events": "memory uncorrectable errors (uncorrectable media records, poison, CXL UEs with a memory bit)",
+    "link_ue_events": "link uncorrectable errors (uncorrected AER events, CXL REINIT threshold UEs)",
+    "link_ce_events": "link corrected-error records (AER and CXL RAS correctable)",
+    "overflow_events": "events the device dropped from a full event log",
+    "aer_cor_total": "AER correctable link errors (counter deltas, summed over ports)",
+    "cxl_crc_thresh_hits": "CXL CRC threshold hits (counter deltas, summed over ports)",
+    "cxl_retry_thresh_hits": "CXL retry threshold hits (counter deltas, summed over ports)",
+    "recovery_entries": "entries into LTSSM Recovery (counter deltas, summed over ports)",
+    "resets": "controller resets detected",
+    "link_drops": "link drops detected",
+    "link_retrains": "link retrains detected",
+}
+FEATURE_MEANINGS = {
+    "temp_max_c": "highest device temperature in the last window with a snapshot, degrees C; NaN before the first",
+    "maintenance_needed": "the health status's maintenance-needed bit, as last reported (0/1)",
+    "performance_degraded": "the health status's performance-degraded bit, as last reported (0/1)",
+    "replacement_needed": "the health status's replacement-needed bit, as last reported (0/1)",
+    "capacity_degraded": "the health status's capacity-degraded bit, as last reported (0/1)",
+    "media_abnormal": "media status other than normal, as last reported (0/1)",
+    "temp_alarm": "temperature alarm as last reported: 0 normal, 1 warning, 2 critical",
+    "life_used_pct": "device life used as last reported, percent; NaN before the first report",
+    "link_bandwidth_lost": "share of the link's bandwidth lost to a speed or width downgrade as last seen, 0 to 1",
+    "hours_since_reset": f"hours since the last detected controller reset, capped at {HOURS_SINCE_CAP:g}",
+    "hours_since_link_drop": f"hours since the last detected link drop, capped at {HOURS_SINCE_CAP:g}",
+    "age_days": "days since the controller was deployed",
+    "dimm_count": "DIMMs behind the controller",
+    "cohort_outage_ratio_24h": "log of the firmware cohort's share of controllers with a reset or link drop in the "
+    "last 24 h over the fleet's, shrunk towards 0 for small cohorts",
+}
+
+
+def feature_description(name: str) -> str:
+    """What the feature `name` holds (per controller, at the end of its window), from the name pattern that
+    build_features gave it; a name without a pattern or a meaning raises KeyError, so a new feature needs one."""
+    if match := re.fullmatch(r"(\w+)_per_day_7d", name):
+        days = LONG_RUN_HOURS // 24
+        meaning = SERIES_MEANINGS[match[1]]
+        return f"{meaning}: per day over the last {days} days (the data's span while shorter), log(1 + rate)"
+    if match := re.fullmatch(r"slo_bad_fraction_(\d+)h", name):
+        return (
+            f"share of the CXL tier's latency samples (the latency SLO's operation) over the SLO threshold in the "
+            f"last {match[1]} h; 0 without samples"
+        )
+    if (match := re.fullmatch(r"(\w+)_(\d+)h", name)) and match[1] in SERIES_MEANINGS:
+        return f"{SERIES_MEANINGS[match[1]]}: count in the last {match[2]} h, log(1 + count)"
+    if match := re.fullmatch(r"(\w+)_trend", name):
+        series = next(series for series, feature in TREND_SERIES.items() if feature == match[1])
+        return f"{SERIES_MEANINGS[series]}: per hour in the last 6 h against the 18 h before, log(1 + rate) difference"
+    return FEATURE_MEANINGS[name]
 
 
 @dataclass(frozen=True)
@@ -174,6 +232,24 @@ class WindowFeatures:
         """`to_table` with each controller's firmware version: every column `from_table` needs."""
         firmware = np.repeat(self.firmware, len(self.window_ends)).astype(str)
         return self.to_table().append_column(FIRMWARE_COLUMN, pa.array(firmware, pa.string()))
+
+    @classmethod
+    def of_groups(cls, groups: Sequence[WindowFeatures]) -> WindowFeatures:
+        """Features built a group of controllers at a time (same windows, groups in controller order) as one build
+        over all of them: the cohort feature compares each controller with its firmware cohort across the fleet,
+        so it is computed again over every group."""
+        first = groups[0]
+        values = np.concatenate([group.values for group in groups], axis=0)
+        firmware = np.concatenate([group.firmware for group in groups])
+        columns = {name: values[:, :, first.names.index(name)] for name in ("resets_24h", "link_drops_24h")}
+        values[:, :, first.names.index(COHORT_FEATURE)] = _cohort_outage_ratio(columns, firmware)
+        ids = pa.concat_arrays([group.controllers.ids for group in groups])
+        return cls(Controllers(ids), first.window_ends, first.names, values, firmware)
+
+    def windows_after(self, start_ns: int) -> WindowFeatures:
+        """Only the windows that end after `start_ns` (the history a build read before its window is dropped)."""
+        keep = self.window_ends > start_ns
+        return WindowFeatures(self.controllers, self.window_ends[keep], self.names, self.values[:, keep], self.firmware)
 
     @classmethod
     def from_table(cls, table: pa.Table) -> WindowFeatures:
@@ -328,9 +404,7 @@ def build_features(
     )
     inventory = _inventory_features(telemetry.inventory, controllers, window_ends)
     features.update(inventory.pop("features"))
-    outages = _trailing(per_window["resets"] + per_window["link_drops"], 24, window_h)
-    # Controllers with any outage, not outages: one lemon must not make its whole cohort look bad.
-    features["cohort_outage_ratio_24h"] = _cohort_ratio((outages > 0).astype(np.float64), inventory["firmware"])
+    features[COHORT_FEATURE] = _cohort_outage_ratio(features, inventory["firmware"])
     names = tuple(features)
     values = np.stack([features[n] for n in names], axis=2) if names else np.empty((len(controllers), n_w, 0))
     return WindowFeatures(controllers, window_ends, names, values, inventory["firmware"])
@@ -469,6 +543,14 @@ def _inventory_features(inventory: pa.Table, controllers: Controllers, window_en
 
 # Pseudo-controllers at the fleet rate added to every cohort: a small cohort needs real evidence to look bad.
 COHORT_PRIOR_EVENTS = 2.0
+COHORT_FEATURE = "cohort_outage_ratio_24h"
+
+
+def _cohort_outage_ratio(features: Mapping[str, np.ndarray], firmware: np.ndarray) -> np.ndarray:
+    """The cohort feature from the trailing day's reset and link-drop features: controllers with any outage, not
+    outages, so one lemon does not make its whole cohort look bad."""
+    outages = (features["resets_24h"] > 0) | (features["link_drops_24h"] > 0)
+    return _cohort_ratio(outages.astype(np.float64), firmware)
 
 
 def _cohort_ratio(events: np.ndarray, firmware: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from ingest.contract import TS
+from ingest.contract import TS, described
 from models.early_warning import EarlyWarningModel
 from models.evaluation import min_cost_threshold
 from models.features import WindowFeatures, describe_feature
@@ -51,45 +51,37 @@ REASON = pa.struct(
 )
 HEALTH_SCHEMA = pa.schema(
     [
-        pa.field("controller_id", pa.string(), nullable=False, metadata={"description": "the controller scored"}),
-        pa.field("window_end", TS, nullable=False, metadata={"description": "end of the hour scored (UTC)"}),
-        pa.field(
-            "health",
-            pa.float64(),
-            nullable=False,
-            metadata={"description": "100 × (1 − risk): 100 = healthy, 0 = certain to fail within the horizon"},
+        described("controller_id", pa.string(), "the controller scored", nullable=False),
+        described("window_end", TS, "end of the hour scored (UTC)", nullable=False),
+        described(
+            "health", pa.float64(), "100 × (1 − risk): 100 = healthy, 0 = certain to fail within 24 h", nullable=False
         ),
-        pa.field(
+        described(
             "top_reasons",
             pa.list_(REASON),
+            f"the (up to {TOP_REASONS}) reasons that took the most points, most first",
             nullable=False,
-            metadata={"description": f"the (up to {TOP_REASONS}) reasons that took the most points, most first"},
         ),
-        pa.field(
+        described(
             "risk",
             pa.float64(),
+            "calibrated risk of a UE, unplanned reset or link drop in 15 min to 24 h",
             nullable=False,
-            metadata={"description": "calibrated risk of a UE, unplanned reset or link drop in 15 min to 24 h"},
         ),
-        pa.field(
+        described(
             "base_points",
             pa.float64(),
+            "100 × the risk of a controller healthiest on every feature (the floor)",
             nullable=False,
-            metadata={"description": "100 × the risk of a controller healthiest on every feature (the floor)"},
         ),
-        pa.field(
+        described(
             "basis",
             pa.string(),
+            "the model the score rests on: this lake's own, or the shipped one and why",
             nullable=False,
-            metadata={"description": "the model the score rests on: this lake's own, or the shipped one and why"},
         ),
         *(
-            pa.field(
-                f"points_{reason}",
-                pa.float64(),
-                nullable=False,
-                metadata={"description": f"points {words} took off the score (0 = none)"},
-            )
+            described(f"points_{reason}", pa.float64(), f"points {words} took off the score (0 = none)", nullable=False)
             for reason, (words, _) in REASONS.items()
         ),
     ]

@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.contract import HISTOGRAM_BASE, HISTOGRAM_SCALE
+from ingest.contract import HISTOGRAM_BASE, HISTOGRAM_SCALE, described
 from models.grouping import group_ids
 
 QUANTILE_REL_ERROR_BOUND = HISTOGRAM_BASE - 1.0
@@ -40,15 +40,17 @@ DEFAULT_QUANTILES = (0.5, 0.9, 0.99, 0.999)
 # Columns of a mergeable histogram row; merge_table returns exactly these after the keys, so its output can
 # be merged again (hourly rollups into days, partial rollups of a stream into one).
 MERGED_FIELDS = (
-    pa.field("scale", pa.int8(), nullable=False),
-    pa.field("bucket_offset", pa.int32(), nullable=False),
-    pa.field("bucket_counts", pa.list_(pa.uint64()), nullable=False),
-    pa.field("count", pa.uint64(), nullable=False),
-    pa.field("sum_ns", pa.float64(), nullable=False),
-    pa.field("min_ns", pa.uint32()),  # null when the group holds no samples
-    pa.field("max_ns", pa.uint32()),
-    pa.field("slo_threshold_ns", pa.uint32(), nullable=False),
-    pa.field("over_slo", pa.uint64(), nullable=False),
+    described("scale", pa.int8(), "histogram scale: bucket i covers (base^i, base^(i+1)] ns", nullable=False),
+    described("bucket_offset", pa.int32(), "bucket number of the first element of bucket_counts", nullable=False),
+    described(
+        "bucket_counts", pa.list_(pa.uint64()), "merged samples per bucket, dense from bucket_offset", nullable=False
+    ),
+    described("count", pa.uint64(), "samples merged into the row", nullable=False),
+    described("sum_ns", pa.float64(), "sum of the samples, ns: the exact mean is sum_ns / count", nullable=False),
+    described("min_ns", pa.uint32(), "smallest sample, ns; null when the group holds no samples"),
+    described("max_ns", pa.uint32(), "largest sample, ns; null when the group holds no samples"),
+    described("slo_threshold_ns", pa.uint32(), "the latency threshold over_slo counts against, ns", nullable=False),
+    described("over_slo", pa.uint64(), "exact count of samples above slo_threshold_ns", nullable=False),
 )
 MERGED_COLUMNS = tuple(field.name for field in MERGED_FIELDS)
 
@@ -327,7 +329,8 @@ def with_quantiles(table: pa.Table, qs: Sequence[float] = DEFAULT_QUANTILES) -> 
     """`table` plus one float64 column per quantile (e.g. p99_ns), each read from the row's own histogram."""
     estimates = table_quantiles(table, qs)
     for j, q in enumerate(qs):
-        table = table.append_column(quantile_name(q), pa.array(estimates[:, j], pa.float64(), from_pandas=True))
+        column = described(quantile_name(q), pa.float64(), f"the {q:g} quantile of the row's merged histogram, ns")
+        table = table.append_column(column, pa.array(estimates[:, j], pa.float64(), from_pandas=True))
     return table
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ingest.contract import described
 from models.grouping import group_ids
 from models.histogram import merge_table, with_quantiles
 from models.latency_detector import DetectorParams, score_table
@@ -35,23 +36,38 @@ _TS = pa.timestamp("ns", tz="UTC")
 
 SCORED_SCHEMA = pa.schema(
     [
-        pa.field("controller_id", pa.string(), nullable=False),  # FLEET for the fleet's series
-        pa.field("host", pa.string(), nullable=False),
-        pa.field("memory_tier", pa.string(), nullable=False),
-        pa.field("op", pa.string(), nullable=False),
-        pa.field("quantile", pa.string(), nullable=False),  # p99 | p99.9
-        pa.field("window_start", _TS, nullable=False),
-        pa.field("window_s", pa.uint32(), nullable=False),
-        pa.field("value_ns", pa.float64()),  # null: no samples in the interval
-        pa.field("expected_ns", pa.float64()),  # the detector's prediction; null before it has a baseline
+        described("controller_id", pa.string(), "the controller, or fleet for the fleet's own series", nullable=False),
+        described("host", pa.string(), "the controller's host, or fleet for the fleet's own series", nullable=False),
+        described("memory_tier", pa.string(), "the memory measured: cxl or local_dram", nullable=False),
+        described("op", pa.string(), "the operation measured", nullable=False),
+        described("quantile", pa.string(), "the tail quantile scored: p99 or p99.9", nullable=False),
+        described("window_start", _TS, "start of the interval (UTC)", nullable=False),
+        described("window_s", pa.uint32(), "length of the interval, seconds", nullable=False),
+        described(
+            "value_ns", pa.float64(), "the quantile in the interval from the merged histograms, ns; null: no samples"
+        ),
+        described("expected_ns", pa.float64(), "the detector's prediction, ns; null before it has a baseline"),
         # The normal range: the values this one interval could take without being flagged on its own
         # (expected -+ z_half x the detector's spread), floored at 0.
-        pa.field("normal_low_ns", pa.float64()),
-        pa.field("normal_high_ns", pa.float64()),
-        pa.field("score", pa.float64(), nullable=False),
-        pa.field("anomalous", pa.bool_(), nullable=False),
-        pa.field("episode_start", _TS),  # start of the episode this anomalous interval belongs to
-        pa.field("burn_1h", pa.float64()),  # the controller's latency SLO burn rate over the hour up to the interval
+        described(
+            "normal_low_ns",
+            pa.float64(),
+            "low end of the normal range, ns: expected - z_half x the detector's spread, floored at 0",
+        ),
+        described(
+            "normal_high_ns",
+            pa.float64(),
+            "high end of the normal range, ns: expected + z_half x the detector's spread",
+        ),
+        described(
+            "score",
+            pa.float64(),
+            "the detector's anomaly score of the interval: higher is more unusual",
+            nullable=False,
+        ),
+        described("anomalous", pa.bool_(), "true when the detector flagged the interval", nullable=False),
+        described("episode_start", _TS, "start of the episode this anomalous interval belongs to (UTC)"),
+        described("burn_1h", pa.float64(), "the controller's latency SLO burn rate over the hour up to the interval"),
     ]
 )
 SERIES_SCHEMA = pa.schema(SCORED_SCHEMA.field(name) for name in (*SERIES_KEYS, "window_start", "window_s", "value_ns"))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from ingest.contract import LNKSTA_DLLLA, TS
+from ingest.contract import LNKSTA_DLLLA, TS, described
 from models.series import (
     NS_PER_S,
     NULL_TS,
@@ -46,14 +46,27 @@ _USED_COLUMNS = (
 
 INCIDENTS_SCHEMA = pa.schema(
     [
-        pa.field("controller_id", pa.string(), nullable=False),
-        pa.field("kind", pa.string(), nullable=False),  # drop | retrain | downgrade
-        pa.field("start_ts", TS, nullable=False),  # best estimate of when it happened
-        pa.field("detected_ts", TS, nullable=False),  # arrival of the first evidence: what an alarm could use
-        pa.field("end_ts", TS),  # link up (drop), restored (downgrade); null while still open
-        pa.field("outage_s", pa.float64()),  # link down -> link up
-        pa.field("recovery_s", pa.float64()),  # start -> back at full speed and width in L0
-        pa.field("evidence", pa.string(), nullable=False),  # comma-separated sources
+        described("controller_id", pa.string(), "the controller whose link had the incident", nullable=False),
+        described(
+            "kind",
+            pa.string(),
+            "drop (the link went down), retrain, or downgrade (lower speed or width)",
+            nullable=False,
+        ),
+        described("start_ts", TS, "best estimate of when the incident began (UTC)", nullable=False),
+        described(
+            "detected_ts", TS, "arrival of the first evidence (UTC): the earliest an alarm could fire", nullable=False
+        ),
+        described(
+            "end_ts", TS, "link up (drop) or full speed and width restored (downgrade), UTC; null while still open"
+        ),
+        described("outage_s", pa.float64(), "seconds from link down to link up; null when the link never went down"),
+        described(
+            "recovery_s",
+            pa.float64(),
+            "seconds from the start until the link is back at full speed and width in L0; null if not measured",
+        ),
+        described("evidence", pa.string(), "the sources that revealed it, comma-separated", nullable=False),
     ]
 )
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from ingest.contract import TS
+from ingest.contract import TS, described
 from models.series import (
     NS_PER_S,
     NULL_TS,
@@ -31,12 +31,22 @@ from models.series import (
 
 RESETS_SCHEMA = pa.schema(
     [
-        pa.field("controller_id", pa.string(), nullable=False),
-        pa.field("reset_ts", TS, nullable=False),  # best estimate of when the controller went down
-        pa.field("detected_ts", TS, nullable=False),  # arrival of the first evidence
-        pa.field("silent", pa.bool_(), nullable=False),  # no controller_reset row reported it
-        pa.field("reset_kind", pa.string()),  # from the explicit row; null when silent
-        pa.field("evidence", pa.string(), nullable=False),  # comma-separated: row, epoch, uptime, counter, gap
+        described("controller_id", pa.string(), "the controller that reset", nullable=False),
+        described("reset_ts", TS, "best estimate of when the controller went down (UTC)", nullable=False),
+        described("detected_ts", TS, "arrival of the first evidence (UTC)", nullable=False),
+        described(
+            "silent",
+            pa.bool_(),
+            "true when no controller_reset row reported it: found from other evidence only",
+            nullable=False,
+        ),
+        described("reset_kind", pa.string(), "the reset kind the explicit row reported; null when silent"),
+        described(
+            "evidence",
+            pa.string(),
+            "what revealed it, comma-separated: row, epoch, uptime, counter, gap",
+            nullable=False,
+        ),
     ]
 )
 

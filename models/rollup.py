@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ingest.contract import described
 from models.grouping import group_ids
 from models.histogram import merge_table
 
@@ -55,7 +56,7 @@ def rollup(latency: pa.Table, every_s: int = 3600, keys: Sequence[str] = ROLLUP_
     keyed = latency.select(columns).append_column(latency.schema.field("window_start"), windows)
     merged = merge_table(keyed, [*keys, "window_start"])
     position = merged.column_names.index("window_start") + 1
-    window_s = pa.field("window_s", pa.uint32(), nullable=False)
+    window_s = described("window_s", pa.uint32(), "length of the rollup window, seconds", nullable=False)
     return merged.add_column(position, window_s, pa.array(np.full(merged.num_rows, every_s), pa.uint32()))
 
 

@@ -31,6 +31,7 @@ from pipelines.lib.resources import LakeResource
 from pipelines.lib.stream_status import raw_events, read_loader, read_streams
 from pipelines.materialize import QUIET_RUN, Stage, StageRun, materialize_span, stages
 from pipelines.reports import period_window, report_directory
+from pipelines.reports.serve import report_url
 
 # A catalog outside the data directory (LEO_FLEET_LAKE_CATALOG: a PostgreSQL database, or a SQLite file elsewhere)
 # carries its own marker: a table of this name beside DuckLake's metadata tables (all named `ducklake_*`).
@@ -357,8 +358,9 @@ def where_to_look(data_dir: Path, span: Window, console: Console, settings: Sett
         "[bold]Where to look[/bold]",
         f"  Dagster UI:  {env} {leo_fleet} ui --host {UI_HOST} --port {UI_PORT}",
         f"               then open http://{UI_HOST}:{UI_PORT} (asset graph, metadata, checks, run history)",
-        f"  SLO report:  {report.with_suffix('.html')}",
-        f"               summary {report}, CSV tables and charts alongside",
+        f"  SLO report:  {report_url(settings, report.with_suffix('.html'))} (served while the UI runs; in the UI,",
+        "               the `html` link of reports/slo_report and of each partition of it)",
+        f"               files: {report.with_suffix('.html')}, summary {report}, CSV tables and charts alongside",
         f"               any other day, week or month: {env} {leo_fleet} report --date D --period week",
         f'  SQL:         {env} {leo_fleet} sql -c "FROM sre.fleet_health ORDER BY health LIMIT 10"',
         "               or interactively: leo-fleet sql; the views and questions answered in SQL: docs/sql.md",

@@ -53,6 +53,7 @@ VARIABLES = (
     "LEO_FLEET_MAX_CLOCK_SKEW_S",
     "LEO_FLEET_PARTITIONS_START",
     "LEO_FLEET_PARTITIONS_END",
+    "LEO_FLEET_REPORTS_PORT",
 )
 FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 BAD_PORTS = st.one_of(
@@ -194,6 +195,7 @@ def environments(sandbox: Sandbox) -> st.SearchStrategy[dict[str, str | None]]:
         "LEO_FLEET_MAX_CLOCK_SKEW_S": NUMBERS,
         "LEO_FLEET_PARTITIONS_START": st.sampled_from(["2026-01-05", "2000-01-01", "1999-12-31", "9999-12-31"]) | TEXT,
         "LEO_FLEET_PARTITIONS_END": st.sampled_from(["2026-01-06T00:00Z", "2026-01-06T00:30Z", "1999-12-31"]) | TEXT,
+        "LEO_FLEET_REPORTS_PORT": BAD_PORTS | st.sampled_from(["1", "3001", "65535"]),
     }
     value = {
         name: strategy if name == "KAFKA_BOOTSTRAP_SERVERS" else st.none() | strategy
@@ -326,6 +328,7 @@ def test_the_listed_cases_are_one_line_errors_in_a_real_process(sandbox: Sandbox
         ({}, ["report", "--date", "9999-12-31", "--period", "month"], "9999-12-31"),
         ({}, ["broker", "start", "--port", "99999"], "--port"),
         ({}, ["ui", "--port", "0"], "--port"),
+        ({"LEO_FLEET_REPORTS_PORT": "65536"}, ["ui"], "LEO_FLEET_REPORTS_PORT"),
         ({}, ["demo", "--data-dir", "/proc/nope"], "/proc/nope"),
         ({"LEO_FLEET_PARTITIONS": "abc"}, ["--help"], "LEO_FLEET_PARTITIONS"),
         ({"LEO_FLEET_MAX_CLOCK_SKEW_S": "abc"}, ["ingest"], "LEO_FLEET_MAX_CLOCK_SKEW_S"),

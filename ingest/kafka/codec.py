@@ -96,7 +96,13 @@ def rejected_headers(schema: pa.Schema, reason: str) -> list[tuple[str, bytes]]:
 
 
 def encode_arrow(table: pa.Table) -> bytes:
-    """One self-contained IPC stream (schema, dictionaries, zstd-compressed batches, end marker)."""
+    """One self-contained IPC stream (schema, dictionaries, zstd-compressed batches, end marker).
+
+    The columns' descriptions stay home: every message repeats its schema, uncompressed, and the contract's
+    descriptions would add up to 5.5 KB to each (the receiver conforms rows to the contract, descriptions included).
+    """
+    bare = pa.schema([field.remove_metadata() for field in table.schema], metadata=table.schema.metadata)
+    table = pa.Table.from_arrays(table.columns, schema=bare)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema, options=IPC_OPTIONS) as writer:
         writer.write_table(table)

@@ -90,7 +90,19 @@ class TelemetryProducer:
             if exc_type is None:
                 self.flush()
         finally:
+            self._close()
+
+    def _close(self) -> None:
+        """Close within the delivery timeout; a broker that is gone must not hide the DeliveryError in flight.
+
+        kafka-python's close flushes first and raises KafkaTimeoutError while a batch is still pending, before it
+        stops its network thread. Those messages are already counted as undelivered (flush raised DeliveryError),
+        so the timeout is dropped and the thread is stopped without sending, as the Java client's close(0) does.
+        """
+        try:
             self._producer.close(timeout=self._delivery_timeout_s)
+        except KafkaTimeoutError:
+            self._producer._sender.force_close()  # no public way to abandon pending batches in kafka-python
 
     def send(self, topic: str, table: pa.Table) -> None:
         """Queue `table`'s rows; full-size messages go out now, the rest on a later send or `flush`."""

@@ -3,21 +3,25 @@
 The inventory goes first on its own topic. Ground truth never travels on a topic: each chunk's injected faults
 are written straight to `raw.truth_faults` in the lake. In live mode (`speed`) every chunk is cut into ticks
 of simulated time and each tick is sent when the wall clock reaches it (speed 60 = one simulated hour per
-minute), so a loader in --follow mode sees telemetry arrive as it would from a fleet.
+minute), so a loader in --follow mode sees telemetry arrive as it would from a fleet. A delivery plan
+(ingest/kafka/delivery_faults.py) holds some hosts' batches back or sends them twice; its truth rows go to
+`raw.truth_faults` before any telemetry.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ingest import contract, lake
+from ingest.kafka.delivery_faults import Delivery, DeliveryFaults, HeldBatch, plan, truth
 from ingest.kafka.producer import TelemetryProducer
 from ingest.lake.raw_tables import TRUTH_TABLE, Batch, Rows, commit_batch, ensure_tables
 from ingest.settings import Settings
@@ -37,6 +41,13 @@ class PublishSummary:
     seconds: float
 
 
+def delivery_plan(simulation: Simulation, faults: DeliveryFaults) -> list[HeldBatch]:
+    """The late and re-sent batches of `simulation` at the rates of `faults`, from the run's seed."""
+    config = simulation.config
+    hosts = pc.unique(simulation.inventory.column("host").cast(pa.string())).to_pylist()
+    return plan(faults, sorted(hosts), config.start, config.span_s, config.seed)
+
+
 def publish_simulation(
     settings: Settings,
     simulation: Simulation,
@@ -45,33 +56,49 @@ def publish_simulation(
     sleep: Callable[[float], None] = time.sleep,
     now: Callable[[], float] = time.monotonic,
     producer_config: dict[str, object] | None = None,
+    delivery: Sequence[HeldBatch] = (),
 ) -> PublishSummary:
-    """Publish every chunk; raises DeliveryError (with the acknowledged row count) if Kafka loses a message."""
+    """Publish every chunk; raises DeliveryError (with the acknowledged row count) if Kafka loses a message.
+
+    `delivery` (`delivery_plan`): batches sent late or twice. A batch goes out with the first chunk (fast) or tick
+    (live) that ends at or after its release time, and whatever is still held at the end goes out last."""
     started = time.perf_counter()
     con = lake.connect(settings)
     ensure_tables(con)
     truth_rows = 0
+    held = Delivery(delivery)
     try:
+        if delivery:
+            faults = truth(delivery, simulation.inventory)
+            commit_batch(con, Batch(rows=[Rows(TRUTH_TABLE, faults)]))
+            truth_rows += faults.num_rows
         with TelemetryProducer(settings, config=producer_config) as producer:
             producer.send(contract.TOPIC_INVENTORY, simulation.inventory)
             producer.flush()
+
+            def send(moment: datetime | None, tables: dict[str, pa.Table]) -> None:
+                for topic, table in tables.items():
+                    producer.send(topic, held.split(topic, table))
+                for topic, table in held.due(moment):
+                    producer.send(topic, table)
+
             clock = _LiveClock(simulation.config.start, speed, sleep, now) if speed else None
             for chunk in simulation.chunks():
                 if chunk.truth.num_rows:
                     commit_batch(con, Batch(rows=[Rows(TRUTH_TABLE, chunk.truth)]))
                     truth_rows += chunk.truth.num_rows
                 if clock is None:
-                    for topic in contract.TIME_COLUMNS:
-                        producer.send(topic, getattr(chunk, contract.TABLE_NAMES[topic]))
+                    streams = {topic: getattr(chunk, contract.TABLE_NAMES[topic]) for topic in contract.TIME_COLUMNS}
+                    send(chunk.window_end, streams)
                 else:
                     tick = timedelta(seconds=max(simulation.config.interval_s, speed * MIN_TICK_WALL_S))
                     for tick_end, tables in _ticks(chunk, tick):
                         clock.wait_until(tick_end)
-                        for topic, table in tables.items():
-                            producer.send(topic, table)
+                        send(tick_end, tables)
                         producer.flush()
                 if on_chunk:
                     on_chunk(chunk)
+            send(None, {})
         return PublishSummary(
             producer.rows, producer.messages, producer.bytes, truth_rows, time.perf_counter() - started
         )

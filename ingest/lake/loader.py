@@ -365,20 +365,23 @@ class Loader:
         checked = [tp for tp in self._newly_assigned if (tp.topic, tp.partition) in self._marks]
         self._newly_assigned = set()
         ends = self._consumer.end_offsets(checked) if checked else {}
-        self._anomalies.extend(
-            [
-                OffsetAnomaly(
-                    self._key(tp),
-                    END_BELOW_WATERMARK,
-                    mark,
-                    self._seen_ends.get((tp.topic, tp.partition)),
-                    end,
-                    f"log end offset {end} is below the lake's watermark {mark} + 1 under the same topic id",
-                )
-                for tp, end in ends.items()
-                if end < (mark := self._marks[(tp.topic, tp.partition)]) + 1
-            ]
-        )
+        below = [
+            OffsetAnomaly(
+                self._key(tp),
+                END_BELOW_WATERMARK,
+                mark,
+                self._seen_ends.get((tp.topic, tp.partition)),
+                end,
+                f"log end offset {end} is below the lake's watermark {mark} + 1 under the same topic id",
+            )
+            for tp, end in ends.items()
+            if end < (mark := self._marks[(tp.topic, tp.partition)]) + 1
+        ]
+        if below:
+            # Often a recreated topic whose new id the cached metadata does not show yet: fetch it now, so the
+            # next poll sees the new id and rewinds, instead of waiting up to metadata_max_age_ms (5 minutes).
+            self._consumer.topics()
+        self._anomalies.extend(below)
 
     def _check_first_fetch(self, tp: TopicPartition, first_offset: int) -> None:
         """The first record after a seek to watermark + 1 lies further on: the offsets between were never read

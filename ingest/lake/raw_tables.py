@@ -63,11 +63,18 @@ NOT_IN_NAME = re.compile(r"\W")  # a topic's characters that cannot stand in a t
 SNAPSHOT_CHANGES = f"__ducklake_metadata_{LAKE_ALIAS}.ducklake_snapshot_changes"
 
 TS_US = pa.timestamp("us", tz="UTC")
+_d = contract.described
+TOPIC = _d("kafka_topic", pa.string(), "the Kafka topic the message came from")
+TOPIC_ID = _d(
+    "kafka_topic_id", pa.string(), "the topic's id (KIP-516): a recreated topic gets a new id and new offsets"
+)
+PARTITION = _d("kafka_partition", pa.int32(), "the topic partition the message came from")
+OFFSET = _d("kafka_offset", pa.int64(), "the message's offset in its partition")
 PROVENANCE_FIELDS = [
-    pa.field("kafka_topic", pa.string()),
-    pa.field("kafka_partition", pa.int32()),
-    pa.field("kafka_offset", pa.int64()),
-    pa.field("source_file", pa.string()),
+    _d("kafka_topic", pa.string(), "the Kafka topic the row came from; NULL for rows loaded from a file"),
+    _d("kafka_partition", pa.int32(), "the topic partition the row came from; NULL for rows loaded from a file"),
+    _d("kafka_offset", pa.int64(), "the offset of the message that carried the row; NULL for rows loaded from a file"),
+    _d("source_file", pa.string(), "the Parquet file the row was loaded from; NULL for rows that came through Kafka"),
 ]
 PROVENANCE_COLUMNS = tuple(f.name for f in PROVENANCE_FIELDS)
 
@@ -78,87 +85,117 @@ ROW_SCHEMAS: dict[str, pa.Schema] = {
 }
 OFFSETS_SCHEMA = pa.schema(
     [
-        ("kafka_topic", pa.string()),
-        # The topic's id (KIP-516) when the offsets were read: a recreated topic gets a new id and new offsets.
-        ("kafka_topic_id", pa.string()),
-        ("kafka_partition", pa.int32()),
-        ("last_offset", pa.int64()),
-        ("committed_at", TS_US),
+        TOPIC,
+        TOPIC_ID,
+        PARTITION,
+        _d("last_offset", pa.int64(), "the last offset stored from this partition of this topic id: the watermark"),
+        _d("committed_at", TS_US, "when the lake transaction that stored it committed (UTC)"),
     ]
 )
 HEADER_TYPE = pa.list_(pa.struct([("key", pa.string()), ("value", pa.binary())]))
 QUARANTINE_SCHEMA = pa.schema(
     [
-        ("kafka_topic", pa.string()),
-        ("kafka_partition", pa.int32()),
-        ("kafka_offset", pa.int64()),
-        ("received_at", TS_US),
-        ("reason_code", pa.string()),
-        ("reason", pa.string()),
-        ("raw_bytes", pa.binary()),
-        ("kafka_key", pa.binary()),
-        ("headers", HEADER_TYPE),
+        TOPIC,
+        PARTITION,
+        OFFSET,
+        _d("received_at", TS_US, "when the loader received the message (UTC)"),
+        _d(
+            "reason_code",
+            pa.string(),
+            "why it was rejected, a stable code: e.g. missing_columns, retyped_column, null_in_required, oversize, "
+            "undecodable_ipc, producer_rejected",
+        ),
+        _d("reason", pa.string(), "the detail of the rejection: which column, value or header"),
+        _d("raw_bytes", pa.binary(), "the message value exactly as received, to replay once fixed"),
+        _d("kafka_key", pa.binary(), "the message key as received; NULL when it had none"),
+        _d("headers", HEADER_TYPE, "the message headers as received (key, value)"),
     ]
 )
 STATUS_SCHEMA = pa.schema(
     [
-        ("loader_id", pa.string()),
-        ("ts", TS_US),
-        ("state", pa.string()),
-        ("rows_total", pa.int64()),
-        ("quarantined_total", pa.int64()),
-        ("rows_per_s", pa.float64()),
-        ("bytes_per_s", pa.float64()),
-        ("lag_total", pa.int64()),
-        # Messages skipped since the loader started: at or below the watermark, or already in the ledger.
-        ("replayed_total", pa.int64()),
-        ("duplicates_total", pa.int64()),
-        # Lake commits this loader retried: by DuckLake in the catalog (another writer took the next snapshot id
-        # first) or run again whole (conflicts_total: the same partition stored concurrently, "database is locked").
-        ("commit_retries_total", pa.int64()),
-        ("commit_conflicts_total", pa.int64()),
-        # JSON object {"topic/partition": messages behind}, so Dagster can show lag without a Kafka client.
-        ("lag_by_partition", pa.string()),
+        _d("loader_id", pa.string(), "the loader process that wrote the row"),
+        _d("ts", TS_US, "when the status was taken (UTC)"),
+        _d("state", pa.string(), "the loader's state: running, paused or stopped"),
+        _d("rows_total", pa.int64(), "rows stored since the loader started, count"),
+        _d("quarantined_total", pa.int64(), "messages quarantined since the loader started, count"),
+        _d("rows_per_s", pa.float64(), "rows stored per second since the previous status row"),
+        _d("bytes_per_s", pa.float64(), "message bytes stored per second since the previous status row"),
+        _d("lag_total", pa.int64(), "messages behind the end of the logs over all partitions, count"),
+        _d(
+            "replayed_total",
+            pa.int64(),
+            "messages skipped since the loader started because they were at or below the watermark, count",
+        ),
+        _d(
+            "duplicates_total",
+            pa.int64(),
+            "messages skipped since the loader started because the ledger already held them, count",
+        ),
+        _d(
+            "commit_retries_total",
+            pa.int64(),
+            "lake commits retried since the loader started, count: by DuckLake in the catalog (another writer took "
+            "the next snapshot id first) or run again whole (commit_conflicts_total)",
+        ),
+        _d(
+            "commit_conflicts_total",
+            pa.int64(),
+            "lake transactions run again whole since the loader started, count: the same partition stored "
+            'concurrently, "database is locked"',
+        ),
+        _d(
+            "lag_by_partition",
+            pa.string(),
+            'JSON object {"topic/partition": messages behind}, so Dagster can show lag without a Kafka client',
+        ),
     ]
 )
 FILES_SCHEMA = pa.schema(
     [
-        ("source_file", pa.string()),
-        ("sha256", pa.string()),
-        ("table_name", pa.string()),
-        ("rows", pa.int64()),
-        ("loaded_at", TS_US),
+        _d("source_file", pa.string(), "the Parquet file loaded by leo-fleet load"),
+        _d("sha256", pa.string(), "the file's sha256: a file whose digest is here is skipped"),
+        _d("table_name", pa.string(), "the raw table its rows went to"),
+        _d("rows", pa.int64(), "rows loaded from the file, count"),
+        _d("loaded_at", TS_US, "when the file's lake transaction committed (UTC)"),
     ]
 )
-# Offsets the broker answered that do not fit the lake's watermark, one row per partition and detection. `kind`:
-# `topic_recreated` (a new topic id: the partition is read from its beginning under the new id; the previous
-# watermark and the last end offset seen on the old topic bound the messages lost with it), `end_below_watermark`
-# (the log ends before the watermark under the same id) and `fetch_past_watermark` (the first fetched offset lies
-# beyond watermark + 1: retention, truncation). The last two never move the watermark (docs/reliability.md).
+# Offsets the broker answered that do not fit the lake's watermark, one row per partition and detection
+# (docs/reliability.md).
 OFFSET_ANOMALIES_SCHEMA = pa.schema(
     [
-        ("kafka_topic", pa.string()),
-        ("kafka_topic_id", pa.string()),
-        ("kafka_partition", pa.int32()),
-        ("kind", pa.string()),
-        ("previous_offset", pa.int64()),
-        ("last_seen_end_offset", pa.int64()),
-        ("log_end_offset", pa.int64()),
-        ("detected_at", TS_US),
-        ("reason", pa.string()),
+        TOPIC,
+        TOPIC_ID,
+        PARTITION,
+        _d(
+            "kind",
+            pa.string(),
+            "topic_recreated (a new topic id: the partition is read from its beginning under the new id), "
+            "end_below_watermark (the log ends before the watermark under the same id) or fetch_past_watermark (the "
+            "first fetched offset lies beyond watermark + 1: retention, truncation); the last two never move the "
+            "watermark",
+        ),
+        _d("previous_offset", pa.int64(), "the lake's watermark for the partition when detected"),
+        _d(
+            "last_seen_end_offset",
+            pa.int64(),
+            "the last end offset seen on the old topic: with previous_offset it bounds the messages lost with it",
+        ),
+        _d("log_end_offset", pa.int64(), "the partition's log end offset the broker answered"),
+        _d("detected_at", TS_US, "when the loader detected it (UTC)"),
+        _d("reason", pa.string(), "the detail, in words"),
     ]
 )
 # One row per Kafka message stored (as rows or in quarantine): the second line of defence against duplicates.
 MESSAGES_SCHEMA = pa.schema(
     [
-        ("kafka_topic", pa.string()),
-        ("kafka_topic_id", pa.string()),
-        ("kafka_partition", pa.int32()),
-        ("kafka_offset", pa.int64()),
-        ("digest", pa.binary()),  # BLAKE2b-128 of the message value
-        ("table_name", pa.string()),  # the raw table its rows went to; NULL when quarantined
-        ("rows", pa.int64()),
-        ("committed_at", TS_US),
+        TOPIC,
+        TOPIC_ID,
+        PARTITION,
+        OFFSET,
+        _d("digest", pa.binary(), "BLAKE2b-128 of the message value"),
+        _d("table_name", pa.string(), "the raw table its rows went to; NULL when quarantined"),
+        _d("rows", pa.int64(), "rows the message carried, count"),
+        _d("committed_at", TS_US, "when the lake transaction that stored it committed (UTC)"),
     ]
 )
 BOOKKEEPING_SCHEMAS = {
@@ -177,10 +214,15 @@ def row_table_schema(table_name: str) -> pa.Schema:
     return pa.schema([*schema, *PROVENANCE_FIELDS], metadata=schema.metadata)
 
 
+def stored_schemas() -> dict[str, pa.Schema]:
+    """Every raw table but the fences, by name, with its stored shape (each column described)."""
+    return {name: row_table_schema(name) for name in ROW_SCHEMAS} | BOOKKEEPING_SCHEMAS
+
+
 def ensure_tables(con: duckdb.DuckDBPyConnection, attempts: int = 5) -> None:
     """Create the `raw` schema and its tables if missing, and add columns a newer version defined to tables an
     older one created; retried because DDL from two processes can conflict."""
-    shapes = {name: row_table_schema(name) for name in ROW_SCHEMAS} | BOOKKEEPING_SCHEMAS
+    shapes = stored_schemas()
     for attempt in range(attempts):
         try:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW}")

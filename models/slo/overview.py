@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.contract import TS
+from ingest.contract import TS, described
 from models.grouping import group_ids
 from models.series import NS_PER_HOUR
 from models.slo.burn import STATES, burn_rate, reaches
@@ -43,27 +43,49 @@ _TIER = pa.struct(
 )
 OVERVIEW_SCHEMA = pa.schema(
     [
-        pa.field("slo", pa.string(), nullable=False),
-        pa.field("as_of", TS, nullable=False),  # an hour end
-        pa.field("objective", pa.float64(), nullable=False),  # percent
-        pa.field("window", pa.string(), nullable=False),  # the rolling period: 7d, 28d or 30d
-        pa.field("group_by", pa.string(), nullable=False),  # what a group is: controller, rack, ... or fleet
-        pa.field("sli_text", pa.string(), nullable=False),  # what a good event is, in words
-        pa.field("events", pa.int64(), nullable=False),  # over the rolling period ending at as_of
-        pa.field("bad_events", pa.int64(), nullable=False),
-        pa.field("sli", pa.float64()),  # null without events
-        pa.field("budget_spent", pa.float64()),  # burn rate over the period: 1 = the whole budget, above = overspent
-        pa.field("budget_remaining_pct", pa.float64()),  # 100 × (1 - spent), never below 0
-        pa.field("over_budget", pa.bool_()),
-        pa.field("groups", pa.int64(), nullable=False),
-        pa.field("groups_over_budget", pa.int64(), nullable=False),
-        pa.field("state", pa.string(), nullable=False),  # ok | insufficient_data | absent | ticket | page
-        pa.field("alerting_groups", pa.int64(), nullable=False),
-        pa.field("firing_since", TS),  # null unless state is ticket or page
-        pa.field("resolved_at", TS),  # when the last alert ended; null while firing or if none in the data
-        pa.field("tiers", pa.list_(_TIER)),
-        pa.field("burning_groups", pa.list_(pa.string())),  # alerting first, then over budget, worst first
-        pa.field("burning_group_count", pa.int64(), nullable=False),
+        described("slo", pa.string(), "the SLO's name (slos.yaml)", nullable=False),
+        described("as_of", TS, "the hour end this row describes (UTC)", nullable=False),
+        described("objective", pa.float64(), "target share of good events, percent", nullable=False),
+        described("window", pa.string(), "the rolling period of the error budget: 7d, 28d or 30d", nullable=False),
+        described("group_by", pa.string(), "what a group is: controller, rack, ... or fleet", nullable=False),
+        described("sli_text", pa.string(), "what a good event is, in words", nullable=False),
+        described("events", pa.int64(), "events over the rolling period ending at as_of", nullable=False),
+        described("bad_events", pa.int64(), "bad events over the rolling period ending at as_of", nullable=False),
+        described("sli", pa.float64(), "good events / events over the period; null without events"),
+        described(
+            "budget_spent",
+            pa.float64(),
+            "share of the error budget spent over the period: 1 = all of it, above 1 = overspent",
+        ),
+        described(
+            "budget_remaining_pct",
+            pa.float64(),
+            "percent of the error budget left, 100 x (1 - budget_spent), never below 0",
+        ),
+        described("over_budget", pa.bool_(), "true when the period's budget is overspent"),
+        described("groups", pa.int64(), "groups the SLO has", nullable=False),
+        described(
+            "groups_over_budget", pa.int64(), "groups whose own budget over the period is overspent", nullable=False
+        ),
+        described(
+            "state", pa.string(), "the SLO's alert state: ok, insufficient_data, absent, ticket or page", nullable=False
+        ),
+        described("alerting_groups", pa.int64(), "groups in ticket or page state at as_of", nullable=False),
+        described(
+            "firing_since", TS, "when the alert firing at as_of began (UTC); null unless state is ticket or page"
+        ),
+        described("resolved_at", TS, "when the last alert ended (UTC); null while firing or if none in the data"),
+        described(
+            "tiers",
+            pa.list_(_TIER),
+            "each multiwindow burn pair: severity, windows, threshold, the group burning it fastest, its two burns",
+        ),
+        described(
+            "burning_groups",
+            pa.list_(pa.string()),
+            "groups burning the SLO: alerting first, then over budget, worst first (the first ones)",
+        ),
+        described("burning_group_count", pa.int64(), "how many groups are alerting or over budget", nullable=False),
     ]
 )
 

@@ -4,7 +4,9 @@ It runs `dagster dev` with DAGSTER_HOME taken from the settings' data-dir layout
 configuration, as the demo leaves it) and the code location named by module, so it works from any directory and
 from a wheel install. Over a demo's data directory the partitions are the demo's span (recorded in its marker),
 unless LEO_FLEET_PARTITIONS_START/END say otherwise, so the Catalog shows no hour the demo did not simulate. The UI
-has no authentication: it listens on loopback unless told otherwise (docs/security.md).
+has no authentication: it listens on loopback unless told otherwise (docs/security.md). Beside it, the reports
+directory is served on 127.0.0.1 (port LEO_FLEET_REPORTS_PORT, 3001 by default), so a report asset's link opens its
+report from the UI; that server exits with the UI.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ def run(args: argparse.Namespace) -> NoReturn:
     from ingest.settings import ENV_PREFIX, Settings
     from pipelines.lib.demo_span import partition_settings, recorded_span
     from pipelines.lib.instance import dagster_dev, install_instance_config
+    from pipelines.reports import serve
 
     settings = Settings.from_env()
     home = install_instance_config(settings.dagster_home)
@@ -47,6 +50,14 @@ def run(args: argparse.Namespace) -> NoReturn:
         f"{ENV_PREFIX}DATA_DIR": str(settings.data_dir),
     }
     command = dagster_dev(args.host, args.port)
+    try:
+        serve.start(settings)
+    except OSError as exc:  # the port is taken, say: one line, not a traceback
+        raise CliError(
+            f"cannot serve the reports on {serve.HOST}:{settings.reports_port}: {exc.strerror} "
+            f"(set {ENV_PREFIX}REPORTS_PORT to a free port)"
+        ) from None
+    print(f"Reports: http://{serve.HOST}:{settings.reports_port}/slo/", flush=True)
     try:
         os.execve(command[0], command, environment)  # Ctrl-C and the exit status are dagster's own from here on
     except OSError as exc:  # no dagster beside this interpreter, say: one line, not a traceback

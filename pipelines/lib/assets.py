@@ -6,6 +6,7 @@ window in `marts.<name>` and returns the materialization with the catalog metada
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 
@@ -15,7 +16,7 @@ import pyarrow as pa
 
 from pipelines.lib.marts import Closed, in_background, in_window, mart_key, replace_window, window_rows
 from pipelines.lib.metadata import column_schema
-from pipelines.lib.partitions import HOURLY, SINGLE_RUN, Window
+from pipelines.lib.partitions import DAILY, HOURLY, SINGLE_RUN, Window
 from pipelines.lib.resources import LakeResource
 from pipelines.lib.telemetry import RAW
 
@@ -29,6 +30,13 @@ AFTER_LOAD = dg.AutomationCondition.on_cron("10 * * * *")
 # (`leo-fleet ui`, so after `make demo` too). The one switch: set these to STOPPED to start with all of it off.
 SENSORS_DEFAULT = dg.DefaultSensorStatus.RUNNING
 SCHEDULES_DEFAULT = dg.DefaultScheduleStatus.RUNNING
+# Each partitioned mart carries its cadence as a tag, so a selection can name the hourly marts (one partitioning, as
+# a job's assets must share): the late-data sensor's target.
+CADENCE_TAG = "leo-fleet/cadence"
+CADENCES = {HOURLY: "hourly", DAILY: "daily"}
+with warnings.catch_warnings():  # the parser passes a beta parameter (include_sources) of AssetSelection.tag
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    HOURLY_MARTS = dg.AssetSelection.from_string(f'tag:"{CADENCE_TAG}"="{CADENCES[HOURLY]}"')
 # Downstream marts follow their mart inputs: each new or updated upstream partition is recomputed once. Raw
 # tables are ignored here: they reach these marts through the marts above.
 FOLLOW_INPUTS = dg.AutomationCondition.eager().ignore(dg.AssetSelection.key_prefixes(RAW))
@@ -69,9 +77,10 @@ def mart_assets(
 ) -> Callable:
     """`@dg.multi_asset` writing every mart of `specs` in one step (op `name`), so inputs they share are read and
     computed once: single-run backfills, the lake-write pool. The step yields one MaterializeResult per mart."""
+    cadence = {CADENCE_TAG: CADENCES[partitions_def]} if partitions_def in CADENCES else {}
     return dg.multi_asset(
         name=name,
-        specs=list(specs),
+        specs=[spec.merge_attributes(tags=cadence) for spec in specs],
         partitions_def=partitions_def,
         backfill_policy=SINGLE_RUN if partitions_def else None,
         pool=LAKE_WRITE_POOL,
@@ -131,14 +140,15 @@ def publish(
     with nullcontext(con) if con is not None else lake.connection() as con, in_background(con, write) as writing:
         description = describe(last)
         writing.result()
-    schema = {"dagster/column_schema": column_schema(written.schema)}
+    context = dg.AssetExecutionContext.get()
+    declared = context.assets_def.specs_by_key[mart_key(name)].metadata.get("dagster/column_schema")
+    schema = {"dagster/column_schema": column_schema(written.schema, declared)}
     if not partitions:
         return dg.MaterializeResult(
             asset_key=mart_key(name),
             metadata={**schema, "dagster/row_count": written.num_rows, "window": str(window), **description},
             check_results=list(check_results),
         )
-    context = dg.AssetExecutionContext.get()
     for index, (key, part) in enumerate(partitions, 1):
         own = last if index == len(partitions) else in_window(written, time_column, part, closed)
         metadata = {"dagster/row_count": own.num_rows, "window": str(part)}

@@ -23,9 +23,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from ingest.contract import ERRORS_SCHEMA, INVENTORY_SCHEMA, LATENCY_SCHEMA, LINK_SCHEMA, TOPIC_ERRORS, TS
+from ingest.contract import ERRORS_SCHEMA, INVENTORY_SCHEMA, LATENCY_SCHEMA, LINK_SCHEMA, TOPIC_ERRORS, TS, described
 from models.evaluation import held_out_controllers
-from models.features import FIRMWARE_COLUMN, Detections, Telemetry, WindowFeatures, build_features
+from models.features import FIRMWARE_COLUMN, Detections, Telemetry, WindowFeatures, build_features, feature_description
 from models.holdout import Protocol, controller_latency_slo
 from models.link_events import INCIDENTS_SCHEMA
 from models.resets import RESETS_SCHEMA
@@ -33,7 +33,7 @@ from models.slo.spec import Slo
 from pipelines.lib import slos
 from pipelines.lib.marts import read_mart
 from pipelines.lib.partitions import Window, to_ns
-from pipelines.lib.telemetry import raw_table, read_telemetry
+from pipelines.lib.telemetry import CONTROLLERS_PER_GROUP, raw_table, telemetry_by_group
 
 FEATURES = "features"
 FEATURE_HISTORY = timedelta(hours=24)
@@ -51,28 +51,26 @@ def controller_slo() -> Slo:
     return slo
 
 
-def window_features(con: duckdb.DuckDBPyConnection, window: Window, latency_op: str) -> WindowFeatures:
+def window_features(
+    con: duckdb.DuckDBPyConnection, window: Window, latency_op: str, group_size: int = CONTROLLERS_PER_GROUP
+) -> WindowFeatures:
     """Features of every controller for every hour of `window` from raw telemetry and the detection marts (history
-    read, never returned); `latency_op` is the per-controller latency SLO's operation."""
+    read, never returned), a group of controllers at a time (`telemetry_by_group`); `latency_op` is the
+    per-controller latency SLO's operation; `group_size` controllers at a time."""
     history = window.widened(FEATURE_HISTORY)
-    telemetry = read_telemetry(con, history, latency_op)
     detected = window.widened(DETECTION_HISTORY)
     detections = Detections(
         resets=read_mart(con, "resets", RESETS_SCHEMA, "reset_ts", detected),
         incidents=read_mart(con, "link_events", INCIDENTS_SCHEMA, "start_ts", detected),
     )
-    features = build_features(
-        telemetry,
-        detections,
-        telemetry.controllers(),
-        start_ns=to_ns(history.start),
-        end_ns=to_ns(history.end),
-        latency_op=latency_op,
-    )
-    keep = features.window_ends > to_ns(window.start)
-    return WindowFeatures(
-        features.controllers, features.window_ends[keep], features.names, features.values[:, keep], features.firmware
-    )
+    start_ns, end_ns = to_ns(history.start), to_ns(history.end)
+    groups = [
+        build_features(
+            telemetry, detections, group, start_ns=start_ns, end_ns=end_ns, latency_op=latency_op
+        ).windows_after(to_ns(window.start))
+        for group, telemetry in telemetry_by_group(con, history, latency_op, group_size)
+    ]
+    return WindowFeatures.of_groups(groups)
 
 
 @cache
@@ -88,10 +86,12 @@ def features_schema() -> pa.Schema:
     names = build_features(nothing, detections, nothing.controllers(), start_ns=0, end_ns=0).names
     return pa.schema(
         [
-            pa.field("controller_id", pa.string(), nullable=False),
-            pa.field("window_end", TS, nullable=False),
-            *(pa.field(name, pa.float64()) for name in names),
-            pa.field(FIRMWARE_COLUMN, pa.string(), nullable=False),
+            described("controller_id", pa.string(), "the memory controller: its device serial in hex", nullable=False),
+            described(
+                "window_end", TS, "end of the window the features describe: the prediction time (UTC)", nullable=False
+            ),
+            *(described(name, pa.float64(), feature_description(name)) for name in names),
+            described(FIRMWARE_COLUMN, pa.string(), "the controller's firmware version: its cohort", nullable=False),
         ]
     )
 

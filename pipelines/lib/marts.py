@@ -48,15 +48,23 @@ def read_window(
     columns: str = "*",
     closed: Closed = "left",
     where: str = "TRUE",
+    order_by: str | None = None,
 ) -> pa.Table:
     """Rows of `table` whose `time_column` lies in `window` (see `Closed`) and that satisfy `where` (SQL), as Arrow
-    with nanosecond timestamps (the lake stores microseconds; models/ computes in nanoseconds)."""
-    lower, upper = _bounds(closed)
-    sql = (
-        f"SELECT {columns} FROM {table} WHERE {time_column} {lower} $start AND {time_column} {upper} $end AND ({where})"
-    )
+    with nanosecond timestamps (the lake stores microseconds; models/ computes in nanoseconds); in the order of
+    `order_by` (SQL), else as stored."""
+    sql = window_query(table, time_column, columns, closed, where)
+    if order_by is not None:
+        sql += f" ORDER BY {order_by}"
     rows = con.execute(sql, {"start": window.start, "end": window.end}).to_arrow_table()
     return rows.cast(pa.schema([_nanoseconds(field) for field in rows.schema]))
+
+
+def window_query(table: str, time_column: str, columns: str = "*", closed: Closed = "left", where: str = "TRUE") -> str:
+    """The SQL of `read_window`, the window's bounds as parameters $start and $end: for readers that stream it."""
+    lower, upper = _bounds(closed)
+    bounds = f"{time_column} {lower} $start AND {time_column} {upper} $end"
+    return f"SELECT {columns} FROM {table} WHERE {bounds} AND ({where})"
 
 
 T = TypeVar("T")

@@ -17,14 +17,14 @@ import matplotlib
 import pyarrow as pa
 from tabulate import tabulate
 
+from ingest.contract import DESCRIPTION
+
 # The backend must be chosen before pyplot is imported.
 matplotlib.use("Agg")
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
-# The field-metadata key of a column's description in an Arrow schema (models/ and ingest/contract.py own them).
-DESCRIPTION = b"description"
 CHART_SIZE_IN = (7.0, 2.6)
 CHART_DPI = 80
 TABLE_ROWS = 10
@@ -39,15 +39,18 @@ def _type_name(data_type: pa.DataType) -> str:
     return str(data_type)
 
 
-def column_schema(schema: pa.Schema) -> dg.TableSchema:
+def column_schema(schema: pa.Schema, declared: dg.TableSchema | None = None) -> dg.TableSchema:
     """The catalog's column list for a table with this Arrow schema (`dagster/column_schema`), each column with
-    the description its field carries (DESCRIPTION in the field's metadata, set where the schema is defined)."""
+    the description its field carries (DESCRIPTION in the field's metadata, set where the schema is defined) or,
+    for rows read back from the lake (which keeps no field metadata), the one `declared` (the asset's own column
+    schema) gives the column of that name."""
+    known = {column.name: column.description for column in declared.columns} if declared else {}
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
                 name=field.name,
                 type=_type_name(field.type),
-                description=(field.metadata or {}).get(DESCRIPTION, b"").decode() or None,
+                description=(field.metadata or {}).get(DESCRIPTION, b"").decode() or known.get(field.name),
                 constraints=dg.TableColumnConstraints(nullable=field.nullable),
             )
             for field in schema

@@ -17,13 +17,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
-from ingest.contract import TABLE_NAMES, TIME_COLUMNS, TS
+from ingest.contract import TABLE_NAMES, TIME_COLUMNS, TS, described
 from models.health import HealthPolicy
 from models.rollup import with_inventory
 from models.slo.sli import events_query, latency_series
 from models.slo.spec import EventsSli, Slo, SpecError, _Fields, duration_s, parse_slos
 from pipelines.lib.partitions import Window
-from pipelines.lib.telemetry import raw_table
+from pipelines.lib.telemetry import first_copies, raw_table
 
 # The one SLO spec file, package data beside its only reader (architecture.md: one module owns each fact).
 SLO_SPEC = files("pipelines.lib") / "slos.yaml"
@@ -36,11 +36,11 @@ INVENTORY_COLUMNS = ("host", "rack", "region", "firmware_version")
 _TOPIC_OF_TABLE = {name: topic for topic, name in TABLE_NAMES.items()}
 SLI_SCHEMA = pa.schema(
     [
-        pa.field("slo", pa.string(), nullable=False),
-        pa.field("group_key", pa.string(), nullable=False),  # controller id, rack, ... or "fleet"
-        pa.field("ts", TS, nullable=False),  # start of the step
-        pa.field("good", pa.int64(), nullable=False),
-        pa.field("total", pa.int64(), nullable=False),
+        described("slo", pa.string(), "the SLO's name (slos.yaml)", nullable=False),
+        described("group_key", pa.string(), "the group: a controller id, a rack, ... or fleet", nullable=False),
+        described("ts", TS, "start of the evaluation step (UTC)", nullable=False),
+        described("good", pa.int64(), "good events in the step", nullable=False),
+        described("total", pa.int64(), "all events in the step", nullable=False),
     ]
 )
 
@@ -114,10 +114,10 @@ def latest_inventory(inventory: pa.Table) -> pa.Table:
 
 def _raw_rows(table: str) -> str:
     """SQL for the rows of `raw.<table>` in the window bound as $start and $end: DuckDB reads only the columns the
-    SLI names, where reading the table into Arrow would read them all."""
+    SLI names, where reading the table into Arrow would read them all. Rows stored twice count once."""
     topic = _TOPIC_OF_TABLE[table]
     column = TIME_COLUMNS[topic]
-    return f"(SELECT * FROM {raw_table(topic)} WHERE {column} >= $start AND {column} < $end)"
+    return f"(SELECT * FROM {raw_table(topic)} WHERE {column} >= $start AND {column} < $end AND {first_copies(topic)})"
 
 
 def sli_series(

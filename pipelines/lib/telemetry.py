@@ -7,15 +7,21 @@ simulator produced (nanosecond timestamps, dictionary strings) whatever DuckDB s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ingest.contract import (
     INVENTORY_SCHEMA,
     LATENCY_OPS,
+    NATURAL_KEYS,
     TABLE_NAMES,
     TELEMETRY_SCHEMAS,
     TIME_COLUMNS,
@@ -28,8 +34,13 @@ from ingest.contract import (
 )
 from ingest.lake.raw_tables import RAW, TRUTH_TABLE
 from models.features import ERRORS_COLUMNS, LATENCY_COLUMNS, LINK_COLUMNS, Telemetry
-from pipelines.lib.marts import read_window
+from models.series import Controllers
+from pipelines.lib.marts import read_window, window_query
 from pipelines.lib.partitions import Window
+
+# Controllers whose rows a stage holds at once (`by_controller_group`): its memory no longer grows with the fleet.
+CONTROLLERS_PER_GROUP = 250
+SPLIT_BATCH_ROWS = 1_000_000  # rows of a stream held at once while it is split by controller group
 
 
 def raw_table(topic: str) -> str:
@@ -53,12 +64,127 @@ def read_stream(
     where: str = "TRUE",
 ) -> pa.Table:
     """One telemetry stream's rows in `window` that satisfy `where` (SQL), in its contract schema (only `columns`
-    of it, if given): what a reader does not need is never read."""
-    schema = TELEMETRY_SCHEMAS[topic]
-    if columns is not None:
-        schema = pa.schema([schema.field(name) for name in columns], metadata=schema.metadata)
-    rows = read_window(con, raw_table(topic), TIME_COLUMNS[topic], window, _columns(schema), where=where)
+    of it, if given): what a reader does not need is never read. A row stored again (a batch re-sent in a new
+    Kafka message) is read once (`first_copies`), and rows come in time and natural-key order, not in the order
+    they landed: a late batch gives the same input, down to the order of float sums, as an on-time one."""
+    schema = _stream_schema(topic, columns)
+    where = f"({where}) AND {first_copies(topic)}"
+    rows = read_window(
+        con, raw_table(topic), TIME_COLUMNS[topic], window, _columns(schema), where=where, order_by=_order(topic)
+    )
     return conform(rows, schema)
+
+
+def _order_keys(topic: str) -> list[str]:
+    """The order `read_stream` gives a stream's rows in: time, then the natural key (unique once copies are gone)."""
+    return list(dict.fromkeys([TIME_COLUMNS[topic], *NATURAL_KEYS[topic]]))
+
+
+def _order(topic: str) -> str:
+    return ", ".join(_order_keys(topic))
+
+
+def _stream_schema(topic: str, columns: Sequence[str] | None) -> pa.Schema:
+    schema = TELEMETRY_SCHEMAS[topic]
+    if columns is None:
+        return schema
+    return pa.schema([schema.field(name) for name in columns], metadata=schema.metadata)
+
+
+@dataclass(frozen=True)
+class StreamRead:
+    """What a reader takes of one stream: its columns (None: all) and which rows (SQL)."""
+
+    topic: str
+    columns: Sequence[str] | None = None
+    where: str = "TRUE"
+
+
+def stream_controllers(con: duckdb.DuckDBPyConnection, topics: Iterable[str], window: Window) -> pa.Array:
+    """The controllers with rows in `window` of any of `topics` (DuckDB finds them; no row is fetched)."""
+    sql = " UNION ".join(
+        window_query(raw_table(topic), TIME_COLUMNS[topic], "DISTINCT controller_id") for topic in topics
+    )
+    return con.execute(sql, {"start": window.start, "end": window.end}).to_arrow_table().column(0).combine_chunks()
+
+
+def by_controller_group(
+    con: duckdb.DuckDBPyConnection,
+    window: Window,
+    reads: Sequence[StreamRead],
+    controllers: Controllers,
+    group_size: int = CONTROLLERS_PER_GROUP,
+) -> Iterator[tuple[Controllers, dict[str, pa.Table]]]:
+    """Each group of `group_size` consecutive `controllers` with its rows of `window` in every stream of `reads`
+    (by topic, as `read_stream` gives them): what a controller's detectors and features need is its own sequence,
+    so memory is bounded by the group, not by the fleet. Each stream is scanned once, streamed in batches and split
+    by group into Parquet files in a temporary directory, read back one group at a time: time grows with the rows,
+    not with rows × groups. Rows of controllers outside `controllers` are dropped."""
+    with tempfile.TemporaryDirectory(prefix="leo-fleet-groups-") as spill:
+        groups = max(1, -(-len(controllers) // group_size))  # one (empty) group of no controllers
+        for read in reads:
+            _split(con, window, read, controllers, group_size, Path(spill, read.topic))
+        for index in range(groups):
+            group = Controllers(controllers.ids[index * group_size : (index + 1) * group_size])
+            tables = {}
+            for read in reads:
+                path = Path(spill, read.topic, f"{index}.parquet")
+                schema = _stream_schema(read.topic, read.columns)
+                tables[read.topic] = (
+                    _read_group(con, path, read.topic, schema) if path.exists() else schema.empty_table()
+                )
+            yield group, tables
+
+
+def _split(
+    con: duckdb.DuckDBPyConnection,
+    window: Window,
+    read: StreamRead,
+    controllers: Controllers,
+    group_size: int,
+    into: Path,
+) -> None:
+    """One stream's rows of `window`, a batch at a time, into one Parquet file per controller group under `into`."""
+    into.mkdir()
+    schema = _stream_schema(read.topic, read.columns)
+    missing = [key for key in _order_keys(read.topic) if key not in schema.names]  # kept to sort each group by
+    columns = ", ".join([_columns(schema), *(f'"{key}"' for key in missing)])
+    where = f"({read.where}) AND {first_copies(read.topic)}"
+    sql = window_query(raw_table(read.topic), TIME_COLUMNS[read.topic], columns, where=where)
+    batches = con.execute(sql, {"start": window.start, "end": window.end}).to_arrow_reader(SPLIT_BATCH_ROWS)
+    writers: dict[int, pq.ParquetWriter] = {}
+    try:
+        for batch in batches:
+            group = controllers.codes(batch.column("controller_id")) // group_size  # -1: not one of `controllers`
+            order = np.argsort(group, kind="stable")
+            rows, group = batch.take(pa.array(order)), group[order]
+            bounds = np.searchsorted(group, np.arange(group.max(initial=-1) + 2))
+            for index in np.flatnonzero(np.diff(bounds)):
+                if index not in writers:
+                    writers[index] = pq.ParquetWriter(into / f"{index}.parquet", batch.schema)
+                writers[index].write_batch(rows.slice(bounds[index], bounds[index + 1] - bounds[index]))
+    finally:
+        for writer in writers.values():
+            writer.close()
+
+
+def _read_group(con: duckdb.DuckDBPyConnection, path: Path, topic: str, schema: pa.Schema) -> pa.Table:
+    """One group's rows of a stream back from its spill file, in the order `read_stream` gives them."""
+    sql = f"SELECT {_columns(schema)} FROM read_parquet('{path}') ORDER BY {_order(topic)}"
+    return conform(con.execute(sql).to_arrow_table(), schema)
+
+
+def first_copies(topic: str) -> str:
+    """SQL condition of `read_window` (its $start and $end) that keeps, of rows sharing a natural key, the first
+    stored (DuckLake's rowid grows with each insert). The loader's exactly-once is per Kafka message, so the rows of
+    a batch an agent sent twice are stored twice; readers drop the copies. The scan for copies reads the key
+    columns only, over the window with both ends included (the outer filter applies the window's own ends)."""
+    column, keys = TIME_COLUMNS[topic], ", ".join(NATURAL_KEYS[topic])
+    copies = (
+        f"SELECT rowid FROM {raw_table(topic)} WHERE {column} >= $start AND {column} <= $end "
+        f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY rowid) > 1"
+    )
+    return f"rowid NOT IN ({copies})"
 
 
 def read_inventory(con: duckdb.DuckDBPyConnection) -> pa.Table:
@@ -67,19 +193,24 @@ def read_inventory(con: duckdb.DuckDBPyConnection) -> pa.Table:
     return conform(con.execute(sql).to_arrow_table(), INVENTORY_SCHEMA)
 
 
-def read_telemetry(con: duckdb.DuckDBPyConnection, window: Window, latency_op: str) -> Telemetry:
-    """What the features read (models.features *_COLUMNS), with only the CXL `latency_op` rows of the latency
-    histograms (the per-controller SLO's): a fleet-day of every column and tier is gigabytes."""
+def telemetry_by_group(
+    con: duckdb.DuckDBPyConnection, window: Window, latency_op: str, group_size: int = CONTROLLERS_PER_GROUP
+) -> Iterator[tuple[Controllers, Telemetry]]:
+    """What the features read (models.features *_COLUMNS), a group of controllers at a time (`by_controller_group`):
+    the inventory's controllers and those with health or error rows in `window`, with only the CXL `latency_op`
+    rows of the latency histograms (the per-controller SLO's): a fleet-day of every column and tier is gigabytes.
+    Each group's Telemetry holds the whole inventory."""
     if latency_op not in LATENCY_OPS:
         raise ValueError(f"unknown latency op {latency_op!r}: one of {LATENCY_OPS}")
-    return Telemetry(
-        errors=read_stream(con, TOPIC_ERRORS, window, ERRORS_COLUMNS),
-        link=read_stream(con, TOPIC_LINK, window, LINK_COLUMNS),
-        latency=read_stream(
-            con, TOPIC_LATENCY, window, LATENCY_COLUMNS, f"memory_tier = 'cxl' AND op = '{latency_op}'"
-        ),
-        inventory=read_inventory(con),
-    )
+    inventory = read_inventory(con)
+    controllers = Controllers.of(inventory.column("controller_id"), stream_controllers(con, [TOPIC_ERRORS], window))
+    reads = [
+        StreamRead(TOPIC_ERRORS, ERRORS_COLUMNS),
+        StreamRead(TOPIC_LINK, LINK_COLUMNS),
+        StreamRead(TOPIC_LATENCY, LATENCY_COLUMNS, f"memory_tier = 'cxl' AND op = '{latency_op}'"),
+    ]
+    for group, tables in by_controller_group(con, window, reads, controllers, group_size):
+        yield group, Telemetry(tables[TOPIC_ERRORS], tables[TOPIC_LINK], tables[TOPIC_LATENCY], inventory)
 
 
 def read_truth(con: duckdb.DuckDBPyConnection) -> pa.Table:

@@ -130,7 +130,7 @@ def test_every_job_schedule_and_sensor_says_what_it_does_and_runs_from_the_start
     jobs = [job for job in repository.get_all_jobs() if not job.name.startswith("__")]
     assert jobs and all(job.description for job in jobs), [job.name for job in jobs if not job.description]
     automations = [*repository.schedule_defs, *repository.sensor_defs]
-    assert len(automations) == 6 and all(automation.description for automation in automations)
+    assert len(automations) == 7 and all(automation.description for automation in automations)
     running = (dg.DefaultScheduleStatus.RUNNING, dg.DefaultSensorStatus.RUNNING)
     assert all(automation.default_status in running for automation in automations)
     # The UI shows a sensor's target as its selection string; a key-prefix selection would show as a Python repr.

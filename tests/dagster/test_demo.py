@@ -28,6 +28,8 @@ def test_demo_runs_end_to_end(demo_run: DemoRun) -> None:
     assert Settings().with_data_dir(data_dir).dagster_home == data_dir / "dagster" and "http://127.0.0.1:3000" in out
     report = data_dir / "reports" / "slo" / "2026-01-05" / "report.md"
     assert str(report) in out and report.read_text().startswith("# SLO report 2026-01-05")
+    # The report's http link, as the UI's link to it names it (`leo-fleet ui` serves the reports).
+    assert f"http://127.0.0.1:{Settings.from_env().reports_port}/slo/2026-01-05/report.html" in out
     settings = Settings.from_env().with_data_dir(data_dir)
     assert not broker.status(settings).running  # the demo started the broker, so it stopped it
     con = connect(settings, read_only=True)

@@ -25,7 +25,7 @@ from rich.console import Console
 from ingest import contract, lake
 from ingest.kafka.broker import free_port
 from ingest.kafka.producer import TelemetryProducer
-from ingest.settings import KafkaSettings, Settings
+from ingest.settings import ENV_PREFIX, KafkaSettings, Settings
 from pipelines import demo
 from pipelines.lib.partitions import Window
 from tests.conftest import DemoRun
@@ -199,6 +199,8 @@ def test_the_dagster_ui_command_the_demo_prints_listens_on_loopback_only(tmp_pat
     demo.dagster_home(data_dir)
     port = free_port()
     monkeypatch.setattr(demo, "UI_PORT", port)  # the printed default, 3000, may be taken on a CI host
+    reports_port = free_port()  # the reports server `leo-fleet ui` starts beside the UI: loopback too
+    monkeypatch.setenv(f"{ENV_PREFIX}REPORTS_PORT", str(reports_port))
     command = _printed_ui_command(data_dir)
     assert f"--host 127.0.0.1 --port {port}" in command
     log = tmp_path / "dagster-dev.log"
@@ -209,7 +211,7 @@ def test_the_dagster_ui_command_the_demo_prints_listens_on_loopback_only(tmp_pat
     try:
         deadline = time.monotonic() + UI_WAIT_S
         tree = psutil.Process(process.pid)
-        while ("127.0.0.1", port) not in (listening := _listening(tree)):
+        while not {("127.0.0.1", port), ("127.0.0.1", reports_port)} <= (listening := _listening(tree)):
             assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
             time.sleep(0.5)
         assert {ip for ip, _ in listening} <= {"127.0.0.1", "::1"}, listening

@@ -64,7 +64,10 @@ def test_each_period_asset_wrote_its_report(materialized: Materialized, period: 
 def test_metadata_points_at_the_report(materialized: Materialized) -> None:
     event = materialized.instance.get_latest_materialization_event(dg.AssetKey(["reports", "slo_report"]))
     metadata = event.asset_materialization.metadata
-    assert metadata["html"].value == (report_dir(materialized, LABELS["day"]) / "report.html").as_uri()
+    # An http link on the reports server `leo-fleet ui` starts (a browser will not open file:// from the UI).
+    assert (
+        metadata["html"].value == f"http://127.0.0.1:{Settings.from_env().reports_port}/slo/{LABELS['day']}/report.html"
+    )
     assert metadata["summary"].value.startswith("| slo")
     assert "data:image/png;base64," in metadata["burn_down"].value
 

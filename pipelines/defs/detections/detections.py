@@ -6,9 +6,11 @@ detectors therefore read the same error and link rows and run together; one step
 """
 
 from datetime import timedelta
+from functools import partial
 
 import dagster as dg
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from matplotlib.axes import Axes
@@ -24,7 +26,14 @@ from pipelines.lib.metadata import chart, count_by, markdown_table
 from pipelines.lib.partitions import Window
 from pipelines.lib.quality import Finding, counters_monotonic, telemetry_gaps
 from pipelines.lib.resources import LakeResource
-from pipelines.lib.telemetry import raw_key, read_inventory, read_stream
+from pipelines.lib.telemetry import (
+    CONTROLLERS_PER_GROUP,
+    StreamRead,
+    by_controller_group,
+    raw_key,
+    read_inventory,
+    stream_controllers,
+)
 
 RESETS = "resets"
 LINK_EVENTS = "link_events"
@@ -32,6 +41,16 @@ LINK_EVENTS = "link_events"
 # precede its hour and the link comes back up after it: read an hour either side, keep what starts inside.
 BEFORE = timedelta(hours=1)
 AFTER = timedelta(hours=1)
+# The recovery chart's ticks (seconds, label): round durations a reader knows.
+DURATION_TICKS = (
+    (1, "1 s"),
+    (10, "10 s"),
+    (60, "1 min"),
+    (600, "10 min"),
+    (3600, "1 h"),
+    (6 * 3600, "6 h"),
+    (86_400, "1 d"),
+)
 
 
 def _describe_resets(resets: pa.Table) -> dict[str, object]:
@@ -45,24 +64,34 @@ def _describe_resets(resets: pa.Table) -> dict[str, object]:
     }
 
 
-def _describe_incidents(incidents: pa.Table) -> dict[str, object]:
-    def plot(ax: Axes) -> None:
-        for kind in ("drop", "retrain", "downgrade"):
-            chosen = incidents.filter(pc.equal(incidents["kind"], kind))
-            values = [v for v in chosen["recovery_s"].to_pylist() if v is not None]
-            if values:
-                ax.hist(values, bins=30, alpha=0.6, label=f"{kind} ({len(values)})")
-        ax.set_xlabel("recovery time (s)")
-        ax.set_ylabel("incidents")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+def plot_recovery(incidents: pa.Table, ax: Axes) -> None:
+    """Recovery times per incident kind. Drops recover in seconds to minutes, downgrades in up to hours: on a
+    linear axis the drops all fall in the first bin, so log-spaced bins on a log axis, ticked in round durations."""
+    measured = incidents.filter(pc.is_valid(incidents["recovery_s"]))
+    values = measured["recovery_s"].to_numpy()
+    if not len(values):
+        return
+    bins = np.geomspace(max(values.min(), 0.1), max(values.max(), 1.0) * 1.001, 31)
+    for kind in ("drop", "retrain", "downgrade"):
+        chosen = measured.filter(pc.equal(measured["kind"], kind))["recovery_s"].to_numpy()
+        if len(chosen):
+            ax.hist(chosen, bins=bins, alpha=0.6, label=f"{kind}: {len(chosen):,}, median {np.median(chosen):,.0f} s")
+    ax.set_xscale("log")
+    shown = [(s, text) for s, text in DURATION_TICKS if bins[0] <= s <= bins[-1]]
+    ax.set_xticks([s for s, _ in shown], [text for _, text in shown])
+    ax.set_xlabel("recovery time to full speed and width in L0 (log scale)")
+    ax.set_ylabel("incidents per bin")
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize=7)
 
+
+def _describe_incidents(incidents: pa.Table) -> dict[str, object]:
     per_kind = count_by(incidents, ["kind"])
     worst = count_by(incidents, ["controller_id"], {"outage_s": "sum", "recovery_s": "max"})
     return {
         **{f"{row['kind']}s": row["rows"] for row in per_kind.to_pylist()},
         "worst_controllers": markdown_table(worst),
-        "recovery_times": chart("Recovery time to full speed and width in L0", plot),
+        "recovery_times": chart("Recovery time to full speed and width in L0", partial(plot_recovery, incidents)),
     }
 
 
@@ -74,6 +103,23 @@ def _input_checks(con: duckdb.DuckDBPyConnection, window: Window) -> tuple[Findi
         counters_monotonic(con, TOPIC_LINK, window, lookback),
         telemetry_gaps(con, window, lookback),
     )
+
+
+def detect(con: duckdb.DuckDBPyConnection, wide: Window, group_size: int = CONTROLLERS_PER_GROUP) -> Detections:
+    """Both detectors over `wide`, a group of controllers at a time (each controller's own sequence is all they
+    read): memory bounded by the group, not by the fleet."""
+    topics = [TOPIC_ERRORS, TOPIC_LINK]
+    controllers = Controllers.of(read_inventory(con).column("controller_id"), stream_controllers(con, topics, wide))
+    reads = [StreamRead(TOPIC_ERRORS, ERRORS_COLUMNS), StreamRead(TOPIC_LINK, LINK_COLUMNS)]
+    resets, incidents = [RESETS_SCHEMA.empty_table()], [INCIDENTS_SCHEMA.empty_table()]
+    for group, tables in by_controller_group(con, wide, reads, controllers, group_size):
+        errors, link = tables[TOPIC_ERRORS], tables[TOPIC_LINK]
+        # No telemetry at all around the window (e.g. the loader stalled): nothing to detect from.
+        if errors.num_rows or link.num_rows:
+            found = Detections.from_tables(errors, link, group)
+            resets.append(found.resets)
+            incidents.append(found.incidents)
+    return Detections(pa.concat_tables(resets), pa.concat_tables(incidents))
 
 
 @mart_assets(
@@ -124,17 +170,8 @@ def detections(context: dg.AssetExecutionContext, lake: LakeResource):
     window = Window.of(context)
     wide = window.widened(BEFORE, AFTER)
     with lake.connection() as con:
-        errors = read_stream(con, TOPIC_ERRORS, wide, ERRORS_COLUMNS)
-        link = read_stream(con, TOPIC_LINK, wide, LINK_COLUMNS)
-        controllers = Controllers.of(
-            read_inventory(con).column("controller_id"), errors.column("controller_id"), link.column("controller_id")
-        )
         with in_background(con, lambda cursor: _input_checks(cursor, window)) as checks:
-            # No telemetry at all around the window (e.g. the loader stalled): nothing to detect from.
-            if errors.num_rows == 0 and link.num_rows == 0:
-                found = Detections(RESETS_SCHEMA.empty_table(), INCIDENTS_SCHEMA.empty_table())
-            else:
-                found = Detections.from_tables(errors, link, controllers)
+            found = detect(con, wide)
             error_counters, link_counters, gaps = checks.result()
         yield publish(
             lake,

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import sklearn
 from matplotlib.axes import Axes
 
-from ingest.contract import RUN_DESCRIPTION, TOPIC_ERRORS, TS
+from ingest.contract import RUN_DESCRIPTION, TOPIC_ERRORS, TS, described
 from models.early_warning import (
     EarlyWarningModel,
     new_alarms,
@@ -70,16 +70,26 @@ REASON = pa.struct(
 )
 SCHEMA = pa.schema(
     [
-        pa.field("controller_id", pa.string(), nullable=False),
-        pa.field("window_end", TS, nullable=False),
-        pa.field("risk", pa.float64(), nullable=False),
-        pa.field("rank", pa.int64(), nullable=False),  # 1 = most at risk in that hour
-        pa.field("alarm", pa.bool_(), nullable=False),  # risk >= threshold
-        pa.field("alert", pa.bool_(), nullable=False),  # in alarm now, not the hour before
-        pa.field("threshold", pa.float64(), nullable=False),
-        pa.field("expected_lead_h", pa.float64()),  # median lead of the training side's announced failures
-        pa.field("reasons", pa.list_(REASON), nullable=False),
-        pa.field("model_version", pa.int64(), nullable=False),
+        described("controller_id", pa.string(), "the controller", nullable=False),
+        described("window_end", TS, "end of the hour scored (UTC)", nullable=False),
+        described(
+            "risk",
+            pa.float64(),
+            "the classifier's risk that the controller fails within the horizon, 0-1",
+            nullable=False,
+        ),
+        described("rank", pa.int64(), "1 = most at risk in that hour", nullable=False),
+        described("alarm", pa.bool_(), "true when risk is at or above the threshold", nullable=False),
+        described("alert", pa.bool_(), "true when in alarm now and not the hour before", nullable=False),
+        described("threshold", pa.float64(), "the risk at which a controller is in alarm", nullable=False),
+        described("expected_lead_h", pa.float64(), "median lead, hours, of the failures the training side announced"),
+        described(
+            "reasons",
+            pa.list_(REASON),
+            "the features that moved the risk most: each feature, the reason in words and its risk change",
+            nullable=False,
+        ),
+        described("model_version", pa.int64(), "version of the model that scored the hour", nullable=False),
     ]
 )
 

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.contract import TS
+from ingest.contract import TS, described
 from models.evaluation import (
     EventScore,
     RankingScore,
@@ -42,25 +42,30 @@ PROTOCOL = Protocol()
 EDGE = timedelta(hours=1)
 QUALITY_SCHEMA = pa.schema(
     [
-        pa.field("day", TS, nullable=False),
-        pa.field("detector", pa.string(), nullable=False),
-        pa.field("scope", pa.string(), nullable=False),
+        described("day", TS, "the day scored (UTC)", nullable=False),
+        described(
+            "detector",
+            pa.string(),
+            "the detector scored: resets, silent resets, link drops or health score",
+            nullable=False,
+        ),
+        described("scope", pa.string(), "the controllers and hours it is scored on", nullable=False),
         # Event-window scoring (events = true events, episodes = merged alarms).
-        pa.field("events", pa.int64()),
-        pa.field("detected", pa.int64()),
-        pa.field("recall", pa.float64()),
-        pa.field("episodes", pa.int64()),
-        pa.field("false_episodes", pa.int64()),
-        pa.field("precision", pa.float64()),
-        pa.field("median_delay_s", pa.float64()),
-        pa.field("p90_delay_s", pa.float64()),
-        pa.field("false_alarms_per_controller_day", pa.float64()),
+        described("events", pa.int64(), "true events (ground truth) in the day"),
+        described("detected", pa.int64(), "true events with an alarm episode in their event window"),
+        described("recall", pa.float64(), "detected / events"),
+        described("episodes", pa.int64(), "alarm episodes (alarms merged over the cooldown)"),
+        described("false_episodes", pa.int64(), "episodes matching no true event"),
+        described("precision", pa.float64(), "(episodes - false_episodes) / episodes"),
+        described("median_delay_s", pa.float64(), "median seconds from a true event to its first alarm"),
+        described("p90_delay_s", pa.float64(), "90th percentile of seconds from a true event to its first alarm"),
+        described("false_alarms_per_controller_day", pa.float64(), "false episodes per controller and day"),
         # Ranking of controller-hours by risk against "fails within 24 h" labels.
-        pa.field("positives", pa.int64()),
-        pa.field("controller_hours", pa.int64()),
-        pa.field("pr_auc", pa.float64()),
-        pa.field("base_rate", pa.float64()),
-        pa.field("roc_auc", pa.float64()),
+        described("positives", pa.int64(), "controller-hours labelled fails within 24 h"),
+        described("controller_hours", pa.int64(), "controller-hours ranked"),
+        described("pr_auc", pa.float64(), "area under the precision-recall curve of the ranking by risk"),
+        described("base_rate", pa.float64(), "positives / controller_hours: the PR-AUC of a random ranking"),
+        described("roc_auc", pa.float64(), "area under the ROC curve of the ranking by risk"),
     ]
 )
 

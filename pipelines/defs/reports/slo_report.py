@@ -15,6 +15,7 @@ from pipelines.lib.metadata import image, markdown_table
 from pipelines.lib.partitions import DAILY, MONTH_END, SINGLE_RUN, WEEK_END, Window, partitions_start
 from pipelines.lib.resources import LakeResource
 from pipelines.reports import write_report
+from pipelines.reports.serve import report_url
 
 REPORT_HOUR_UTC = 6  # each schedule reports on the period just ended once its late telemetry has landed
 MARTS_READ = (
@@ -48,7 +49,8 @@ def _report_asset(period: str, partitions_def: dg.PartitionsDefinition) -> dg.As
         deps=[VIEWS_KEY, *(mart_key(name) for name in MARTS_READ)],
         partitions_def=partitions_def,
         backfill_policy=SINGLE_RUN,
-        description=f"SLO report per {period} under `<data dir>/reports/slo/<{period}>/`: report.html, first the "
+        description=f"SLO report per {period} under `<data dir>/reports/slo/<{period}>/`, linked from each "
+        "partition's `html` (served by `leo-fleet ui` on 127.0.0.1): report.html, first the "
         "SLO overview (budget remaining, alert state with firing since and resolved at, the groups burning each), "
         "the least healthy controllers with reasons, the link drops and the silent resets; then burn rates against "
         "their alert thresholds, budget burn-down, CXL against local-DRAM tails, worst controllers/hosts/racks, "
@@ -64,8 +66,11 @@ def _report_asset(period: str, partitions_def: dg.PartitionsDefinition) -> dg.As
                 for key in keys
             ]
         latest = reports[-1]
-        for key, written in zip(keys, reports, strict=True):  # each partition links to its own report
-            context.add_asset_metadata({"html": dg.MetadataValue.url(written.html.as_uri())}, partition_key=key)
+        # Each partition links to its own report, over http (`leo-fleet ui` serves them): a browser does not open a
+        # file:// link from the UI's http page.
+        for key, written in zip(keys, reports, strict=True):
+            url = report_url(lake.settings, written.html)
+            context.add_asset_metadata({"html": dg.MetadataValue.url(url)}, partition_key=key)
         return dg.MaterializeResult(
             metadata={
                 "reports": len(reports),

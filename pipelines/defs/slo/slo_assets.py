@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.contract import LATENCY_SCHEMA, TOPIC_LATENCY, TS
+from ingest.contract import LATENCY_SCHEMA, TOPIC_LATENCY, TS, described
 from models.series import NS_PER_HOUR
 from models.slo.burn import Evaluation, evaluate
 from models.slo.spec import BURN_WINDOWS, LatencySli, Slo
@@ -35,28 +35,39 @@ BUCKET_COLUMNS = ("scale", "bucket_offset", "bucket_counts")
 
 COMPLIANCE_SCHEMA = pa.schema(
     [
-        pa.field("slo", pa.string(), nullable=False),
-        pa.field("group_key", pa.string(), nullable=False),
-        pa.field("hour", TS, nullable=False),  # start of the hour
-        pa.field("objective", pa.float64(), nullable=False),  # percent
-        pa.field("events", pa.int64(), nullable=False),
-        pa.field("bad_events", pa.int64(), nullable=False),
-        pa.field("sli", pa.float64()),  # null when the hour had no events: unknown, not compliant
-        pa.field("met", pa.bool_()),
-        *(pa.field(f"burn_{w}", pa.float64()) for w in BURN_WINDOWS),  # at the end of the hour
-        pa.field("state", pa.string(), nullable=False),  # ok | insufficient_data | ticket | page | absent
+        described("slo", pa.string(), "the SLO's name (slos.yaml)", nullable=False),
+        described("group_key", pa.string(), "the group: a controller id, a rack, ... or fleet", nullable=False),
+        described("hour", TS, "start of the hour (UTC)", nullable=False),
+        described("objective", pa.float64(), "target share of good events, percent", nullable=False),
+        described("events", pa.int64(), "events in the hour", nullable=False),
+        described("bad_events", pa.int64(), "bad events in the hour", nullable=False),
+        described(
+            "sli",
+            pa.float64(),
+            "good events / events in the hour; null when the hour had no events: unknown, not compliant",
+        ),
+        described("met", pa.bool_(), "true when the hour's SLI meets the objective; null without events"),
+        *(described(f"burn_{w}", pa.float64(), f"burn rate over the {w} up to the hour's end") for w in BURN_WINDOWS),
+        described(
+            "state",
+            pa.string(),
+            "alert state at the end of the hour: ok, insufficient_data, ticket, page or absent",
+            nullable=False,
+        ),
     ]
 )
 BREACHES_SCHEMA = pa.schema(
     [
-        pa.field("slo", pa.string(), nullable=False),
-        pa.field("group_key", pa.string(), nullable=False),
-        pa.field("kind", pa.string(), nullable=False),  # page | ticket | insufficient_data | absent
-        pa.field("tier", pa.string()),  # long/short burn window, e.g. 1h/5m
-        pa.field("factor", pa.float64()),
-        pa.field("start", TS, nullable=False),  # evaluation time the episode began
-        pa.field("end", TS),  # null while it still lasted at the end of the window
-        pa.field("peak_burn", pa.float64()),
+        described("slo", pa.string(), "the SLO's name (slos.yaml)", nullable=False),
+        described("group_key", pa.string(), "the group: a controller id, a rack, ... or fleet", nullable=False),
+        described(
+            "kind", pa.string(), "what the episode was: page, ticket, insufficient_data or absent", nullable=False
+        ),
+        described("tier", pa.string(), "the burn pair that fired, long/short window, e.g. 1h/5m; null for other kinds"),
+        described("factor", pa.float64(), "the pair's burn-rate threshold"),
+        described("start", TS, "evaluation time the episode began (UTC)", nullable=False),
+        described("end", TS, "when it ended (UTC); null while it still lasted at the end of the window"),
+        described("peak_burn", pa.float64(), "the highest burn rate during the episode"),
     ]
 )
 

@@ -1,7 +1,8 @@
 """The real Dagster webserver on the instance where every asset was materialized, driven by headless Chromium:
-the asset graph lists our groups, an asset page shows its latest materialization's metadata, chart included, and,
+the asset graph lists our groups, an asset page shows its latest materialization's metadata, chart included,
 with the partitions pinned to the materialized span as `leo-fleet ui` pins a demo's, every hourly asset shows all
-its partitions materialized and none missing. Screenshots are kept in $CI_ARTIFACTS/ui/ (test-artifacts/ui/ by
+its partitions materialized and none missing, and the report asset's link opens the report from the reports server
+`leo-fleet ui` starts beside the webserver. Screenshots are kept in $CI_ARTIFACTS/ui/ (test-artifacts/ui/ by
 default, gitignored), for CI to keep as artifacts."""
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from ingest.kafka.broker import free_port
-from ingest.settings import ENV_PREFIX
+from ingest.settings import ENV_PREFIX, Settings
 from pipelines.lib.demo_span import partition_settings
 from pipelines.lib.partitions import HOURLY
+from pipelines.reports import serve
 from tests.processes import stop_process_group
 from tests.sample_lake import REPO, SAMPLE_SPAN, Materialized
 
@@ -83,6 +85,19 @@ def webserver(materialized: Materialized) -> Iterator[str]:
         yield url
     finally:
         stop_process_group(process)
+
+
+@pytest.fixture(scope="module")
+def reports_server(materialized: Materialized) -> Iterator[Settings]:
+    """The reports server as `leo-fleet ui` starts it, over the materialized data directory, on the port the report
+    assets' links name (the settings' port, read when they were materialized); stopped afterwards by its pid."""
+    settings = Settings.from_env().with_data_dir(materialized.data_dir)
+    process = serve.start(settings)
+    try:
+        yield settings
+    finally:
+        process.terminate()
+        process.wait(timeout=WAIT_S)
 
 
 @pytest.fixture(scope="module")
@@ -206,3 +221,31 @@ def test_every_partitioned_asset_has_its_partitions_materialized_and_none_missin
     screenshot(browser, "partitions")
     open_page(browser, f"{webserver}/assets?view=flat", f"{hours} partitions")
     screenshot(browser, "catalog")
+
+
+def test_the_report_assets_link_opens_the_report(webserver: str, reports_server: Settings, browser: WebDriver) -> None:
+    """A user on the daily report asset's page clicks its `html` link and reads the report (over http: a browser
+    does not follow a file:// link from the UI's page)."""
+    open_page(browser, f"{webserver}/assets/reports/slo_report", "Latest materialization")
+    url = serve.report_url(reports_server, reports_server.reports_dir / "slo" / "2026-01-05" / "report.html")
+    link = WebDriverWait(browser, WAIT_S).until(ec.element_to_be_clickable((By.XPATH, f"//a[@href='{url}']")))
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", link)
+    screenshot(browser, "report-asset")
+    ui_window = browser.current_window_handle
+    link.click()
+    WebDriverWait(browser, WAIT_S).until(lambda driver: len(driver.window_handles) > 1 or driver.current_url == url)
+    try:
+        for handle in browser.window_handles:  # the UI opens links in a new tab
+            if handle != ui_window:
+                browser.switch_to.window(handle)
+        WebDriverWait(browser, WAIT_S).until(lambda driver: "SLO report 2026-01-05" in body_text(driver))
+        assert browser.current_url == url
+        charts = browser.find_elements(By.CSS_SELECTOR, "img")
+        assert charts and all(browser.execute_script("return arguments[0].naturalWidth", c) > 100 for c in charts)
+        screenshot(browser, "report-from-ui")
+    finally:
+        for handle in browser.window_handles:
+            if handle != ui_window:
+                browser.switch_to.window(handle)
+                browser.close()
+        browser.switch_to.window(ui_window)

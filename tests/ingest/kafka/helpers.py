@@ -22,9 +22,7 @@ from ingest.sim.simulator import Simulation
 STREAMS = (contract.TOPIC_ERRORS, contract.TOPIC_LINK, contract.TOPIC_LATENCY)
 # Natural key of each raw table: what "no duplicates" means for the data, independent of Kafka offsets.
 NATURAL_KEYS = {
-    "errors": ("event_id",),
-    "link": ("controller_id", "port", "ts", "event"),
-    "latency": ("controller_id", "window_start", "memory_tier", "head_or_ld", "op"),
+    **{contract.TABLE_NAMES[topic]: keys for topic, keys in contract.NATURAL_KEYS.items()},
     "inventory": ("controller_id",),
 }
 
