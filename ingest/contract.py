@@ -213,6 +213,17 @@ LATENCY_OPS = ("read", "write")
 MEMORY_TIERS = ("cxl", "local_dram")  # local-DRAM rows are the per-host baseline for comparison
 
 # Ground truth (never on a telemetry topic).
+# Telemetry confounders: no device fault, but telemetry that looks like one (ingest/sim/confounders.py).
+CONFOUNDER_KINDS = (
+    "collector_outage",
+    "agent_restart",
+    "maintenance",
+    "clock_step",
+    "counter_wrap",
+    "counter_width_change",
+    "partial_telemetry",
+    "firmware_rollout",
+)
 FAULT_KINDS = (
     "ce_storm",
     "ue",
@@ -222,6 +233,7 @@ FAULT_KINDS = (
     "link_drop",
     "controller_reset",
     "rack_event",
+    *CONFOUNDER_KINDS,
 )
 
 # ---------------------------------------------------------------------------------------------------------
@@ -400,6 +412,17 @@ TRUTH_FAULTS_SCHEMA = _schema(
         _f("precursor_onset_ts", TS, nullable=True),
         # JSON object: e.g. {"reset_kind": "warm", "silent": true} or {"from_width": 16, "to_width": 8}.
         _f("details", pa.string()),
+    ],
+)
+
+# Declared maintenance windows (the change calendar): a reset inside one on its host is planned, not a failure.
+MAINTENANCE_SCHEMA = _schema(
+    "maintenance",
+    [
+        _f("host", pa.string()),
+        _f("start_ts", TS),
+        _f("end_ts", TS),
+        _f("reason", pa.string()),  # e.g. "host_reboot", "fw_activate"
     ],
 )
 
