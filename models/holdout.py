@@ -54,6 +54,9 @@ class Protocol:
     test_fraction: float = 0.5  # share of controllers held out (hash bucket)
     detection_budget_s: float = 300.0  # event window after a reset or drop (fault_model.md §5 example: 5 min)
     detection_cooldown_s: float = 10.0  # alarm merging; detectors already emit one alarm per incident
+    # Alarms are stamped by the host's clock, truth by the device's. ASSUMPTION: an NTP-disciplined host is off
+    # by at most a minute (the default confounders' clock steps stay under it; heavy ones reach four minutes).
+    detection_clock_tolerance_s: float = 60.0
     warning_cooldown_h: float = 24.0
     cost_fn: float = 10.0  # a missed failure (host crash) against ...
     cost_fp: float = 1.0  # ... a needless drain-and-inspect
@@ -228,6 +231,7 @@ def _detection(report: Report, run: Run, test: Split, period: tuple[int, int], p
             silent=silent,
             detection_budget_s=protocol.detection_budget_s,
             cooldown_s=protocol.detection_cooldown_s,
+            clock_tolerance_s=protocol.detection_clock_tolerance_s,
         )
 
     resets = run.detections.resets, run.baselines.resets
