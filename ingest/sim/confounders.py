@@ -312,7 +312,7 @@ class ConfounderRows:
         first = _first_reading(self.first_rx, ctrl, t, rx, base > 0)
         full = rx + np.where(base > 0, 2 * COUNTER_MODULUS - base - first, 0)
         narrow = (base > 0) & (t < self.c.width_change_s[ctrl])
-        wraps = self._wraps(ctrl, t, (full // COUNTER_MODULUS) * narrow, narrow, self.link_wrap_seen)
+        wraps = self._wraps(ctrl, t, (full // COUNTER_MODULUS - 1) * narrow, narrow, self.link_wrap_seen)
         reported = np.where(narrow, full % COUNTER_MODULUS, full)
         total = table.column("aer_cor_total").to_numpy().astype(np.int64) - rx + reported
         table = _set(table, "rx_err", pa.array(reported.astype(np.uint64)))
