@@ -180,7 +180,7 @@ def score_detections(
 def false_alarm_causes(
     truth: pa.Table,
     controllers: Controllers,
-    truth_kind: str,
+    truth_kind: str | tuple[str, ...],
     alarms: pa.Table,
     *,
     period: tuple[int, int],
@@ -188,9 +188,11 @@ def false_alarm_causes(
     kinds: tuple[str, ...],
     detection_budget_s: float = 300.0,
     clock_tolerance_s: float = 0.0,
+    exclude_causes: tuple[str, ...] = (),
 ) -> dict[str, int]:
-    """False alarms (no true `truth_kind` event in [alarm - budget, alarm + tolerance] on the controller, the
-    windows of `score_detections`) counted by the confounder whose window [onset, end + budget] holds them;
+    """False alarms (no true `truth_kind` event whose [onset - tolerance, end + budget] holds the alarm on its
+    controller; `exclude_causes` leaves events of those causes out) counted by the confounder whose window
+    [onset, end + budget] holds them (anomalies over a day pass a day as the budget);
     "none" for a false alarm no confounder explains. An alarm inside several confounders' windows counts once,
     for the first kind in `kinds` order."""
     budget = int(detection_budget_s * NS_PER_S)
@@ -199,7 +201,9 @@ def false_alarm_causes(
     ts = timestamps_ns(alarms.column("detected_ts"))
     keep = (codes >= 0) & in_scope[np.maximum(codes, 0)] & (ts >= period[0]) & (ts <= period[1])
     codes, ts = codes[keep], ts[keep]
-    event_codes, onsets = truth_events(truth, controllers, (truth_kind,))
+    event_codes, onsets = truth_events(
+        truth, controllers, truth_kind if isinstance(truth_kind, tuple) else (truth_kind,)
+    )
     false = ~_any_within(event_codes, onsets - tolerance, onsets + budget, codes, ts)
     counts = dict.fromkeys((*kinds, "none"), 0)
     explained = np.zeros(len(ts), dtype=bool)
@@ -213,6 +217,12 @@ def false_alarm_causes(
         explained |= hit
     counts["none"] = int((false & ~explained).sum())
     return counts
+
+
+def _until(onset: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """A truth row's end, its onset for an instant, and far in the future for one lasting past the run."""
+    far = np.iinfo(np.int64).max // 2
+    return np.where(end == NULL_TS, far, np.maximum(end, onset))
 
 
 def _any_within(codes: np.ndarray, lo: np.ndarray, hi: np.ndarray, at_codes: np.ndarray, at: np.ndarray) -> np.ndarray:
