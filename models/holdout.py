@@ -223,21 +223,29 @@ def _within(codes: np.ndarray, ts: np.ndarray, controllers: np.ndarray, period: 
     return (codes >= 0) & controllers[np.maximum(codes, 0)] & (ts >= period[0]) & (ts <= period[1])
 
 
+def _windows(test: Split, period: tuple[int, int], protocol: Protocol) -> dict:
+    """The event windows every detection figure is scored with: period, held-out controllers, budget, clock."""
+    return {
+        "period": period,
+        "in_scope": test.controllers,
+        "detection_budget_s": protocol.detection_budget_s,
+        "clock_tolerance_s": protocol.detection_clock_tolerance_s,
+    }
+
+
 def _detection(report: Report, run: Run, test: Split, period: tuple[int, int], protocol: Protocol) -> None:
     """Event-window scoring of the after-the-fact detectors (resets, link drops) beside their baselines."""
 
     def scored(truth_kind: str, alarms: pa.Table, silent: bool | None = None) -> EventScore:
+        windows = _windows(test, period, protocol)
         return score_detections(
             run.truth,
             run.controllers,
             truth_kind,
             alarms,
-            period=period,
-            in_scope=test.controllers,
             silent=silent,
-            detection_budget_s=protocol.detection_budget_s,
             cooldown_s=protocol.detection_cooldown_s,
-            clock_tolerance_s=protocol.detection_clock_tolerance_s,
+            **windows,
         )
 
     resets = run.detections.resets, run.baselines.resets
@@ -288,17 +296,9 @@ def _confounders(
     def causes(
         truth_kind, alarms: pa.Table, budget_s: float = protocol.detection_budget_s, exclude: tuple[str, ...] = ()
     ) -> dict[str, int]:
+        windows = _windows(test, period, protocol) | {"detection_budget_s": budget_s}
         return false_alarm_causes(
-            run.truth,
-            run.controllers,
-            truth_kind,
-            alarms,
-            period=period,
-            in_scope=test.controllers,
-            kinds=CONFOUNDER_KINDS,
-            detection_budget_s=budget_s,
-            clock_tolerance_s=protocol.detection_clock_tolerance_s,
-            exclude_causes=exclude,
+            run.truth, run.controllers, truth_kind, alarms, kinds=CONFOUNDER_KINDS, exclude_causes=exclude, **windows
         )
 
     false_resets = [causes("controller_reset", table) for table in resets]
