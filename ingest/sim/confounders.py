@@ -326,7 +326,10 @@ class ConfounderRows:
         cohort = (ctrl >= 0) & self.c.cohort[np.maximum(ctrl, 0)] & (t >= self.c.rollout_s)
         if cohort.any():
             table = _slower(table, cohort, self.knobs.rollout_latency_multiplier)
-        return self._stepped(self._dropped(table, "latency", "window_start"), "window_start")
+        # The agent aligns its histogram windows to whole windows of its own clock: a stepped clock moves a window
+        # by whole windows only (none for a step under half a window).
+        window_s = float(table.column("window_s")[0].as_py()) if table.num_rows else 1.0
+        return self._stepped(self._dropped(table, "latency", "window_start"), "window_start", window_s)
 
     # -- helpers ------------------------------------------------------------------------------------------
 
@@ -364,7 +367,7 @@ class ConfounderRows:
         again = eligible & inside_windows(ctrl, t, before, self.restart_start)
         return pa.concat_tables([table, table.filter(pa.array(again))]) if again.any() else table
 
-    def _stepped(self, table: pa.Table, ts: str) -> pa.Table:
+    def _stepped(self, table: pa.Table, ts: str, align_s: float = 0.0) -> pa.Table:
         if not len(self.steps):
             return table
         ctrl, t = self._where(table, ts)
@@ -372,6 +375,8 @@ class ConfounderRows:
         end = self.step_end[self.steps.order][np.maximum(position, 0)]
         offset = self.step_offset[self.steps.order][np.maximum(position, 0)]
         offset = np.where((position >= 0) & (t < end), offset, 0.0)
+        if align_s:
+            offset = np.round(offset / align_s) * align_s
         if not offset.any():
             return table
         shifted = table.column(ts).cast(pa.int64()).to_numpy() + np.rint(offset * 1e9).astype(np.int64)

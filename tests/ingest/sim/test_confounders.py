@@ -176,3 +176,17 @@ def test_the_rollout_shifts_its_cohort_latency_by_whole_buckets(heavy):
     assert dict(found) == {False: 0, True: shift}
     rollout = rows(con, "SELECT min(details) FROM truth WHERE kind = 'firmware_rollout'")[0][0]
     assert json.loads(rollout)["latency_multiplier"] == HEAVY.confounders.rollout_latency_multiplier
+
+
+def test_a_stepped_clock_keeps_latency_windows_on_whole_windows(heavy):
+    """The agent aligns its histogram windows to its own clock: the rollups need them on the window grid."""
+    _, con = heavy
+    off_grid, shifted = rows(
+        con,
+        f"""SELECT count(*) FILTER (WHERE epoch_us(window_start) % {HEAVY.interval_s * 10**6} <> 0),
+               count(*) FILTER (WHERE t.kind IS NOT NULL)
+        FROM latency l LEFT JOIN truth t ON t.controller_id = l.controller_id AND t.kind = 'clock_step'
+          AND abs(CAST(json_extract(t.details, '$.offset_s') AS DOUBLE)) >= {HEAVY.interval_s / 2}
+          AND l.window_start >= t.onset_ts AND l.window_start < t.end_ts""",
+    )[0]
+    assert off_grid == 0 and shifted > 0
