@@ -270,9 +270,9 @@ class ConfounderRows:
             stream: windows("collector_outage", "agent_restart", stream=index)
             for index, stream in enumerate(PARTIAL_STREAMS)
         }
-        ctrl, start, _, _ = c.of("agent_restart")
+        ctrl, start, end, _ = c.of("agent_restart")
         # The agent re-sends the last snapshot it had before it stopped: rows within one cadence before the gap.
-        self.restart_ctrl, self.restart_start = ctrl, start
+        self.restart_ctrl, self.restart_start, self.restart_end = ctrl, start, end
         step_ctrl, step_start, step_end, offset = c.of("clock_step")
         self.steps = ControllerEvents(step_ctrl, step_start, span_s)
         self.step_end, self.step_offset = step_end, offset
@@ -326,10 +326,10 @@ class ConfounderRows:
         cohort = (ctrl >= 0) & self.c.cohort[np.maximum(ctrl, 0)] & (t >= self.c.rollout_s)
         if cohort.any():
             table = _slower(table, cohort, self.knobs.rollout_latency_multiplier)
-        # The agent aligns its histogram windows to whole windows of its own clock: a stepped clock moves a window
-        # by whole windows only (none for a step under half a window).
-        window_s = float(table.column("window_s")[0].as_py()) if table.num_rows else 1.0
-        return self._stepped(self._dropped(table, "latency", "window_start"), "window_start", window_s)
+        # ASSUMPTION: histogram windows are cut by the agent's monotonic timer on the synchronised window grid, so
+        # a clock step moves the snapshot and event timestamps, not the latency windows (a window on a stepped
+        # clock would either leave the grid the rollups need or collide with the window before it).
+        return self._dropped(table, "latency", "window_start")
 
     # -- helpers ------------------------------------------------------------------------------------------
 
@@ -360,14 +360,26 @@ class ConfounderRows:
         return table.filter(pa.array(~gone)) if gone.any() else table
 
     def _resent(self, table: pa.Table, eligible: np.ndarray, ctrl: np.ndarray, t: np.ndarray, interval_s: float):
-        """Copies of the snapshots just before each agent restart, as the restarted agent sends them again."""
+        """The snapshot just before each agent restart, sent again when the agent is back (at the gap's end, its
+        payload unchanged: the same uptime and counters, a new message id)."""
         if not self.restart_ctrl.size:
             return table
         before = ControllerEvents(self.restart_ctrl, self.restart_start - interval_s, self.span_s)
+        position = before.latest(ctrl, t)
         again = eligible & inside_windows(ctrl, t, before, self.restart_start)
-        return pa.concat_tables([table, table.filter(pa.array(again))]) if again.any() else table
+        if not again.any():
+            return table
+        back = self.restart_end[before.order][position[again]]
+        copies = table.filter(pa.array(again))
+        ts_type = table.schema.field("ts").type
+        copies = _set(copies, "ts", pa.array(self.start_ns + np.rint(back * 1e9).astype(np.int64)).cast(ts_type))
+        if "event_id" in table.column_names:
+            ids = np.frombuffer(b"".join(copies.column("event_id").to_pylist()), np.uint8).reshape(-1, 16).copy()
+            ids[:, 0] ^= 0xFF  # another id, derived so that the run stays reproducible
+            copies = _set(copies, "event_id", pa.array([row.tobytes() for row in ids], pa.binary(16)))
+        return pa.concat_tables([table, copies])
 
-    def _stepped(self, table: pa.Table, ts: str, align_s: float = 0.0) -> pa.Table:
+    def _stepped(self, table: pa.Table, ts: str) -> pa.Table:
         if not len(self.steps):
             return table
         ctrl, t = self._where(table, ts)
@@ -375,8 +387,6 @@ class ConfounderRows:
         end = self.step_end[self.steps.order][np.maximum(position, 0)]
         offset = self.step_offset[self.steps.order][np.maximum(position, 0)]
         offset = np.where((position >= 0) & (t < end), offset, 0.0)
-        if align_s:
-            offset = np.round(offset / align_s) * align_s
         if not offset.any():
             return table
         shifted = table.column(ts).cast(pa.int64()).to_numpy() + np.rint(offset * 1e9).astype(np.int64)
