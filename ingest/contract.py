@@ -215,6 +215,17 @@ MEMORY_TIERS = ("cxl", "local_dram")  # local-DRAM rows are the per-host baselin
 # Ground truth (never on a telemetry topic).
 # Delivery confounders (ingest/kafka/delivery_faults.py): not device faults, the telemetry's way to the lake.
 DELIVERY_FAULT_KINDS = ("late_delivery", "duplicate_delivery")
+# Telemetry confounders: no device fault, but telemetry that looks like one (ingest/sim/confounders.py).
+CONFOUNDER_KINDS = (
+    "collector_outage",
+    "agent_restart",
+    "maintenance",
+    "clock_step",
+    "counter_wrap",
+    "counter_width_change",
+    "partial_telemetry",
+    "firmware_rollout",
+)
 FAULT_KINDS = (
     "ce_storm",
     "ue",
@@ -225,6 +236,7 @@ FAULT_KINDS = (
     "controller_reset",
     "rack_event",
     *DELIVERY_FAULT_KINDS,
+    *CONFOUNDER_KINDS,
 )
 
 # ---------------------------------------------------------------------------------------------------------
@@ -591,6 +603,17 @@ TRUTH_FAULTS_SCHEMA = _schema(
             'JSON object, e.g. {"reset_kind": "warm", "silent": true} or {"from_width": 16, "to_width": 8}',
             nullable=False,
         ),
+    ],
+)
+
+# Declared maintenance windows (the change calendar): a reset inside one on its host is planned, not a failure.
+MAINTENANCE_SCHEMA = _schema(
+    "maintenance",
+    [
+        described("host", pa.string(), "the host whose maintenance was declared", nullable=False),
+        described("start_ts", TS, "start of the window (UTC)", nullable=False),
+        described("end_ts", TS, "end of the window (UTC)", nullable=False),
+        described("reason", pa.string(), "why: host_reboot or fw_activate", nullable=False),
     ],
 )
 

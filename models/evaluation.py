@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from models.series import NS_PER_S, NULL_TS, Controllers, is_in, timestamps_ns
+from models.series import NS_PER_S, NULL_TS, Controllers, equals, is_in, timestamps_ns
 
 NS_PER_DAY = 86_400 * NS_PER_S
 
@@ -150,10 +150,12 @@ def score_detections(
     silent: bool | None = None,
     detection_budget_s: float = 300.0,
     cooldown_s: float = 10.0,
+    clock_tolerance_s: float = 0.0,
 ) -> EventScore:
     """Score an after-the-fact detector's output (rows with controller_id and detected_ts, e.g. resets or
-    drops) against true events of one kind: windows [t_e, t_e + budget], events and alarms inside `period`
-    (ns, inclusive) on the controllers `in_scope` selects (default: all)."""
+    drops) against true events of one kind: windows [t_e - tolerance, t_e + budget], events and alarms inside
+    `period` (ns, inclusive) on the controllers `in_scope` selects (default: all). Alarms carry the host's
+    clock and truth the device's: `clock_tolerance_s` is how far a host clock may lead."""
     in_scope = np.ones(len(controllers), dtype=bool) if in_scope is None else in_scope
 
     def inside(codes: np.ndarray, ts: np.ndarray) -> np.ndarray:
@@ -168,11 +170,70 @@ def score_detections(
         onsets[keep],
         alarm_codes[alarm_keep],
         alarm_ts[alarm_keep],
-        pre_ns=0,
+        pre_ns=int(clock_tolerance_s * NS_PER_S),
         post_ns=int(detection_budget_s * NS_PER_S),
         cooldown_ns=int(cooldown_s * NS_PER_S),
         controller_days=int(in_scope.sum()) * (period[1] - period[0]) / NS_PER_DAY,
     )
+
+
+def false_alarm_causes(
+    truth: pa.Table,
+    controllers: Controllers,
+    truth_kind: str | tuple[str, ...],
+    alarms: pa.Table,
+    *,
+    period: tuple[int, int],
+    in_scope: np.ndarray,
+    kinds: tuple[str, ...],
+    detection_budget_s: float = 300.0,
+    clock_tolerance_s: float = 0.0,
+    exclude_causes: tuple[str, ...] = (),
+) -> dict[str, int]:
+    """False alarms (no true `truth_kind` event whose [onset - tolerance, end + budget] holds the alarm on its
+    controller; `exclude_causes` leaves events of those causes out) counted by the confounder whose window
+    [onset, end + budget] holds them (anomalies over a day pass a day as the budget);
+    "none" for a false alarm no confounder explains. An alarm inside several confounders' windows counts once,
+    for the first kind in `kinds` order."""
+    budget = int(detection_budget_s * NS_PER_S)
+    tolerance = int(clock_tolerance_s * NS_PER_S)
+    codes = controllers.codes(alarms.column("controller_id"))
+    ts = timestamps_ns(alarms.column("detected_ts"))
+    keep = (codes >= 0) & in_scope[np.maximum(codes, 0)] & (ts >= period[0]) & (ts <= period[1])
+    codes, ts = codes[keep], ts[keep]
+    event_codes, onsets = truth_events(
+        truth, controllers, truth_kind if isinstance(truth_kind, tuple) else (truth_kind,)
+    )
+    false = ~_any_within(event_codes, onsets - tolerance, onsets + budget, codes, ts)
+    counts = dict.fromkeys((*kinds, "none"), 0)
+    explained = np.zeros(len(ts), dtype=bool)
+    t_codes = controllers.codes(truth.column("controller_id"))
+    onset, end = timestamps_ns(truth.column("onset_ts")), timestamps_ns(truth.column("end_ts"))
+    end = np.where(end == NULL_TS, np.iinfo(np.int64).max - budget, end)
+    for kind in kinds:
+        rows = equals(truth.column("kind"), kind) & (t_codes >= 0)
+        hit = false & ~explained & _any_within(t_codes[rows], onset[rows], end[rows] + budget, codes, ts)
+        counts[kind] = int(hit.sum())
+        explained |= hit
+    counts["none"] = int((false & ~explained).sum())
+    return counts
+
+
+def _until(onset: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """A truth row's end, its onset for an instant, and far in the future for one lasting past the run."""
+    far = np.iinfo(np.int64).max // 2
+    return np.where(end == NULL_TS, far, np.maximum(end, onset))
+
+
+def _any_within(codes: np.ndarray, lo: np.ndarray, hi: np.ndarray, at_codes: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """For each (at_code, at): whether some window [lo, hi] of the same code contains it."""
+    found = np.zeros(len(at), dtype=bool)
+    for code in np.unique(at_codes).tolist():
+        mine = codes == code
+        which = np.flatnonzero(at_codes == code)
+        t = at[which][:, None]
+        found[which] = ((lo[mine][None, :] <= t) & (t <= hi[mine][None, :])).any(axis=1)
+    return found
 
 
 def _within(ts: np.ndarray, bounds: tuple[int, int] | None) -> np.ndarray:
@@ -272,7 +333,7 @@ def min_cost_threshold(labels: np.ndarray, risk: np.ndarray, cost_fn: float, cos
 
 FAILURE_KINDS = ("ue", "controller_reset", "link_drop")
 # Reset causes (truth `details.cause`) that are not the controller failing: see failure_events.
-NOT_FAILURE_CAUSES = ("rack_event", "planned")
+NOT_FAILURE_CAUSES = ("rack_event", "planned", "maintenance")
 
 
 def held_out_controllers(controllers: Controllers, test_fraction: float, salt: str = "leo-fleet") -> np.ndarray:

@@ -28,7 +28,7 @@ from ingest.contract import (
     run_table_file,
 )
 from models.link_events import link_incidents, without_reset_downtime
-from models.resets import detect_resets
+from models.resets import detect_resets, maintenance_windows
 from models.series import (
     NS_PER_HOUR,
     NS_PER_S,
@@ -154,10 +154,12 @@ class Telemetry:
     link: pa.Table
     latency: pa.Table
     inventory: pa.Table
+    maintenance: pa.Table | None = None  # declared maintenance windows, when the run publishes them
 
     @classmethod
     def from_run_dir(cls, run_dir: Path) -> Telemetry:
-        """Read DIR/{errors,link,latency,inventory}.parquet as written by `leo-fleet simulate`."""
+        """Read DIR/{errors,link,latency,inventory}.parquet (and maintenance.parquet when the run has one) as
+        written by `leo-fleet simulate`."""
         tables = {}
         for name, columns in (
             ("errors", ERRORS_COLUMNS),
@@ -169,7 +171,8 @@ class Telemetry:
             if not path.exists():
                 raise FileNotFoundError(f"{path} is missing: not a fleet run directory")
             tables[name] = pq.read_table(path, columns=list(columns))
-        return cls(**tables)
+        maintenance = run_table_file(run_dir, "maintenance")
+        return cls(**tables, maintenance=pq.read_table(maintenance) if maintenance.exists() else None)
 
     def controllers(self) -> Controllers:
         return Controllers.of(self.inventory.column("controller_id"), self.errors.column("controller_id"))
@@ -189,14 +192,20 @@ class Detections:
 
     @classmethod
     def of(cls, telemetry: Telemetry, controllers: Controllers) -> Detections:
-        return cls.from_tables(telemetry.errors, telemetry.link, controllers)
+        maintenance = telemetry.maintenance
+        if maintenance is not None:
+            maintenance = maintenance_windows(maintenance, telemetry.inventory)
+        return cls.from_tables(telemetry.errors, telemetry.link, controllers, maintenance)
 
     @classmethod
-    def from_tables(cls, errors: pa.Table, link: pa.Table, controllers: Controllers) -> Detections:
+    def from_tables(
+        cls, errors: pa.Table, link: pa.Table, controllers: Controllers, maintenance: pa.Table | None = None
+    ) -> Detections:
         """Link incidents and resets explain each other: a proven drop re-enumerates the device (a new counter
-        epoch that is not a reset), and a reset takes the link down (a down state that is not a drop)."""
+        epoch that is not a reset), and a reset takes the link down (a down state that is not a drop). Resets
+        inside a declared maintenance window (`maintenance`, see models.resets.maintenance_windows) are planned."""
         incidents = link_incidents(link, controllers)
-        resets = detect_resets(errors, link, controllers, link_drops=incidents)
+        resets = detect_resets(errors, link, controllers, link_drops=incidents, maintenance=maintenance)
         return cls(resets=resets, incidents=without_reset_downtime(incidents, resets))
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ingest.contract import run_table_file
+from ingest.contract import CONFOUNDER_KINDS, run_table_file
 from models.anomaly import event_rate_anomalies
 from models.baselines import LINK_DROP_BASELINE, RESET_BASELINE, static_risk
 from models.early_warning import EarlyWarningModel, train_early_warning
@@ -26,6 +26,7 @@ from models.evaluation import (
     RankingScore,
     failure_events,
     failure_labels,
+    false_alarm_causes,
     held_out_controllers,
     pr_auc_gain_interval,
     score_detections,
@@ -35,13 +36,14 @@ from models.evaluation import (
 )
 from models.features import Detections, Telemetry, WindowFeatures, build_features
 from models.health import HealthPolicy, HealthScores, score_health
-from models.link_events import link_incidents
+from models.link_events import link_incidents, link_up
 from models.resets import detect_resets
 from models.series import NS_PER_HOUR, NS_PER_S, Controllers, equals, median_spacing_s, numbers, timestamps_ns
 from models.slo.spec import LatencySli, Slo
 
 WARNING = "early warning (UE/reset/drop in 24 h)"
 HEALTH = "health score = 100 × (1 − early-warning risk)"
+CONFOUNDERS = "confounders (false alarms each caused; held-out controllers, test period)"
 GAIN = "PR-AUC gain over baseline (95% interval, controllers resampled)"
 
 
@@ -54,6 +56,9 @@ class Protocol:
     test_fraction: float = 0.5  # share of controllers held out (hash bucket)
     detection_budget_s: float = 300.0  # event window after a reset or drop (fault_model.md §5 example: 5 min)
     detection_cooldown_s: float = 10.0  # alarm merging; detectors already emit one alarm per incident
+    # Alarms are stamped by the host's clock, truth by the device's. ASSUMPTION: an NTP-disciplined host is off
+    # by at most a minute (the default confounders' clock steps stay under it; heavy ones reach four minutes).
+    detection_clock_tolerance_s: float = 60.0
     warning_cooldown_h: float = 24.0
     seed: int = 0
     slo: Slo | None = None  # the per-controller latency SLO whose bad fractions are features (the SLO-burn reason)
@@ -85,6 +90,7 @@ class Run:
     start_ns: int
     end_ns: int
     link_interval_s: float
+    link_down: pa.Table  # (controller_id, detected_ts) of link snapshots that find the link down: SLI bad events
 
     @classmethod
     def load(cls, run_dir: Path, protocol: Protocol) -> Run:
@@ -105,7 +111,10 @@ class Run:
         )
         link = telemetry.link
         interval = median_spacing_s(controllers.codes(link.column("controller_id")), timestamps_ns(link.column("ts")))
-        return cls(controllers, detections, baselines, features, pq.read_table(truth_path), start_ns, end_ns, interval)
+        down = link.filter(pa.array(equals(link.column("event"), "snapshot") & ~link_up(link)))
+        down = down.select(["controller_id", "ts"]).rename_columns(["controller_id", "detected_ts"])
+        truth = pq.read_table(truth_path)
+        return cls(controllers, detections, baselines, features, truth, start_ns, end_ns, interval, down)
 
     def events(self, kinds: tuple[str, ...], silent: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
         return truth_events(self.truth, self.controllers, kinds, silent=silent)
@@ -214,20 +223,29 @@ def _within(codes: np.ndarray, ts: np.ndarray, controllers: np.ndarray, period: 
     return (codes >= 0) & controllers[np.maximum(codes, 0)] & (ts >= period[0]) & (ts <= period[1])
 
 
+def _windows(test: Split, period: tuple[int, int], protocol: Protocol) -> dict:
+    """The event windows every detection figure is scored with: period, held-out controllers, budget, clock."""
+    return {
+        "period": period,
+        "in_scope": test.controllers,
+        "detection_budget_s": protocol.detection_budget_s,
+        "clock_tolerance_s": protocol.detection_clock_tolerance_s,
+    }
+
+
 def _detection(report: Report, run: Run, test: Split, period: tuple[int, int], protocol: Protocol) -> None:
     """Event-window scoring of the after-the-fact detectors (resets, link drops) beside their baselines."""
 
     def scored(truth_kind: str, alarms: pa.Table, silent: bool | None = None) -> EventScore:
+        windows = _windows(test, period, protocol)
         return score_detections(
             run.truth,
             run.controllers,
             truth_kind,
             alarms,
-            period=period,
-            in_scope=test.controllers,
             silent=silent,
-            detection_budget_s=protocol.detection_budget_s,
             cooldown_s=protocol.detection_cooldown_s,
+            **windows,
         )
 
     resets = run.detections.resets, run.baselines.resets
@@ -237,9 +255,69 @@ def _detection(report: Report, run: Run, test: Split, period: tuple[int, int], p
         report.add("resets", f"{label} resets: events", detector.events, baseline.events)
         report.add("resets", f"{label} resets: recall", detector.recall, baseline.recall)
         report.add("resets", f"{label} resets: median delay (s)", detector.median_delay_s, baseline.median_delay_s)
+    inferred = [table.filter(table.column("silent")) for table in resets]
+    false_silent = [scored("controller_reset", table) for table in inferred]
+    report.add(
+        "resets",
+        "false silent (inferred) resets per 10,000 controller-days",
+        *(10_000 * score.false_episodes / score.controller_days for score in false_silent),
+    )
+    report.add("resets", "controller-days scored", false_silent[0].controller_days)
+    planned = run.detections.resets.column("planned").to_numpy(zero_copy_only=False)
+    codes = run.controllers.codes(run.detections.resets.column("controller_id"))
+    moments = timestamps_ns(run.detections.resets.column("detected_ts"))
+    in_test = _within(codes, moments, test.controllers, period)
+    report.add("resets", "planned (in a declared maintenance window)", int((planned & in_test).sum()))
     drops = _drops(run.detections.incidents), _drops(run.baselines.incidents)
     report.events("link drops", *(scored("link_drop", a) for a in drops))
     _outages(report, run, test.controllers, period)
+    _confounders(report, run, test, period, protocol, resets, drops)
+
+
+# A controller's false event-rate anomaly: no true event of these kinds in the day its window counts.
+_ANOMALY_TRUTH = {"reset_loop": ("controller_reset",), "flapping_link": ("link_drop", "link_retrain", "link_downgrade")}
+# Link-down snapshots any of these explain: real outages, not SLI errors.
+_OUTAGE_TRUTH = ("link_drop", "controller_reset", "rack_event")
+_DAY_S = 86_400.0
+
+
+def _confounders(
+    report: Report,
+    run: Run,
+    test: Split,
+    period: tuple[int, int],
+    protocol: Protocol,
+    resets: tuple[pa.Table, pa.Table],
+    drops: tuple[pa.Table, pa.Table],
+) -> None:
+    """False resets, drops, anomalies and SLI errors per confounder kind (the truth says which caused which),
+    detector beside the static baseline; "none" counts false alarms no confounder explains."""
+
+    def causes(
+        truth_kind, alarms: pa.Table, budget_s: float = protocol.detection_budget_s, exclude: tuple[str, ...] = ()
+    ) -> dict[str, int]:
+        windows = _windows(test, period, protocol) | {"detection_budget_s": budget_s}
+        return false_alarm_causes(
+            run.truth, run.controllers, truth_kind, alarms, kinds=CONFOUNDER_KINDS, exclude_causes=exclude, **windows
+        )
+
+    false_resets = [causes("controller_reset", table) for table in resets]
+    false_drops = [causes("link_drop", table) for table in drops]
+    anomalies = event_rate_anomalies(run.features)
+    false_anomalies = dict.fromkeys((*CONFOUNDER_KINDS, "none"), 0)
+    for kind, truth_kinds in _ANOMALY_TRUTH.items():
+        rows = anomalies.filter(pa.array(equals(anomalies.column("kind"), kind)))
+        alarms = rows.select(["subject", "window_end"]).rename_columns(["controller_id", "detected_ts"])
+        for cause, count in causes(truth_kinds, alarms, _DAY_S).items():
+            false_anomalies[cause] += count
+    # A planned reset's downtime is maintenance: should it burn the availability budget, it is an SLI error.
+    sli_errors = causes(_OUTAGE_TRUTH, run.link_down, exclude=("maintenance",))
+    section = CONFOUNDERS
+    for kind in (*CONFOUNDER_KINDS, "none"):
+        report.add(section, f"{kind}: false resets", false_resets[0][kind], false_resets[1][kind])
+        report.add(section, f"{kind}: false link drops", false_drops[0][kind], false_drops[1][kind])
+        report.add(section, f"{kind}: false event-rate anomalies", false_anomalies[kind])
+        report.add(section, f"{kind}: link-availability SLI errors (down snapshots)", sli_errors[kind])
 
 
 def _outages(report: Report, run: Run, controllers: np.ndarray, period: tuple[int, int]) -> None:

@@ -41,8 +41,9 @@ def incident_id(kind: str, subject: str, detected_ns: int) -> str:
 
 def incidents(resets: pa.Table, link_events: pa.Table) -> pa.Table:
     """Resets (models.resets.RESETS_SCHEMA) and the drops among link incidents (models.link_events.INCIDENTS_SCHEMA)
-    in INCIDENT_SCHEMA, sorted by start."""
+    in INCIDENT_SCHEMA, sorted by start. A planned reset (inside a declared maintenance window) is no incident."""
     drops = link_events.filter(pc.equal(link_events["kind"], DROP))
+    resets = resets.filter(pc.invert(resets["planned"]))
     parts = [
         _part(RESET, resets["controller_id"], resets["reset_ts"], resets["detected_ts"], None, resets["evidence"]),
         _part(

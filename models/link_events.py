@@ -87,6 +87,12 @@ class LinkConfig:
     drop_sources: tuple[str, ...] = ("event", "counter", "state")
 
 
+def link_up(link: pa.Table) -> np.ndarray:
+    """Per row: the link is up, an L0-family LTSSM state with the data-link layer active (DLLLA)."""
+    flags = numbers(link.column("lnksta_flags"), 0).astype(np.int64)
+    return is_in(link.column("ltssm_state"), UP_STATES) & (flags & LNKSTA_DLLLA > 0)
+
+
 @dataclass(frozen=True)
 class _Link:
     """The link table reduced to numpy, sorted by (controller, ts)."""
@@ -106,8 +112,7 @@ class _Link:
         order = order_by_controller_time(codes, ts)
         order = order[codes[order] >= 0]
         table = link.select(list(_USED_COLUMNS)).take(pa.array(order))
-        flags = numbers(table.column("lnksta_flags"), 0).astype(np.int64)
-        up = is_in(table.column("ltssm_state"), UP_STATES) & (flags & LNKSTA_DLLLA > 0)
+        up = link_up(table)
         full = (numbers(table.column("cur_speed_gts")) >= numbers(table.column("max_speed_gts"))) & (
             numbers(table.column("cur_width")) >= numbers(table.column("max_width"))
         )

@@ -47,6 +47,12 @@ RESETS_SCHEMA = pa.schema(
             "what revealed it, comma-separated: row, epoch, uptime, counter, gap",
             nullable=False,
         ),
+        described(
+            "planned",
+            pa.bool_(),
+            "true inside a declared maintenance window of the controller's host: intended, not a failure",
+            nullable=False,
+        ),
     ]
 )
 
@@ -68,6 +74,9 @@ class ResetConfig:
     max_downtime_s: float = 120.0
     # Count a telemetry gap without any other trace as a reset.
     gap_alone_is_reset: bool = False
+    # A counter that falls must stay below its old value for this many rows: rows a host clock step put out
+    # of order climb back above it (a back step of minutes spans a few link snapshots).
+    counter_confirm_rows: int = 5
     # Which traces are used; ("row", "gap") with gap_alone_is_reset is the static heartbeat baseline.
     evidence: tuple[str, ...] = EVIDENCE
 
@@ -110,22 +119,58 @@ def detect_resets(
     controllers: Controllers,
     config: ResetConfig | None = None,
     link_drops: pa.Table | None = None,
+    maintenance: pa.Table | None = None,
 ) -> pa.Table:
     """Explicit and inferred resets in RESETS_SCHEMA, one row per reset, sorted by controller and time.
 
     `link_drops` (link_events.INCIDENTS_SCHEMA) explain traces: re-enumeration after a drop also opens a new
     counter epoch, so an inferred reset whose traces coincide with a drop's start or link-up is that drop.
+    `maintenance` (`maintenance_windows`: controller_id, start_ts, end_ts) are declared maintenance windows: a
+    reset inside one is planned, not a failure.
     """
     config = config or ResetConfig()
     evidence = _Evidence([])
     _explicit_rows(errors, controllers, evidence)
     _epoch_changes(errors, link, controllers, evidence)
     _health_restarts(errors, controllers, config, evidence)
-    _link_counter_restarts(link, controllers, evidence)
+    _link_counter_restarts(link, controllers, config, evidence)
     arrays = evidence.arrays()
     used = np.isin(arrays["kind"], [EVIDENCE.index(kind) for kind in config.evidence])
     drops = _drop_times(link_drops, controllers) if link_drops is not None else {}
-    return _merge({name: values[used] for name, values in arrays.items()}, controllers, config, drops)
+    resets = _merge({name: values[used] for name, values in arrays.items()}, controllers, config, drops)
+    planned = np.zeros(resets.num_rows, dtype=bool)
+    if maintenance is not None and maintenance.num_rows and resets.num_rows:
+        planned = _in_maintenance(resets, maintenance)
+    return resets.set_column(
+        resets.schema.get_field_index("planned"), RESETS_SCHEMA.field("planned"), pa.array(planned)
+    )
+
+
+def maintenance_windows(maintenance: pa.Table, inventory: pa.Table) -> pa.Table:
+    """Declared host windows (contract.MAINTENANCE_SCHEMA) as (controller_id, start_ts, end_ts) for every
+    controller the inventory places on the host."""
+    hosts = inventory.select(["controller_id", "host"]).cast(
+        pa.schema([("controller_id", pa.string()), ("host", pa.string())])
+    )
+    return maintenance.join(hosts, "host").select(["controller_id", "start_ts", "end_ts"])
+
+
+def _in_maintenance(resets: pa.Table, windows: pa.Table) -> np.ndarray:
+    """Whether each reset's moment falls inside a maintenance window of its controller."""
+    spans: dict[str, list[tuple[int, int]]] = {}
+    starts, ends = timestamps_ns(windows.column("start_ts")), timestamps_ns(windows.column("end_ts"))
+    for cid, start, end in zip(
+        windows.column("controller_id").to_pylist(), starts.tolist(), ends.tolist(), strict=True
+    ):
+        spans.setdefault(cid, []).append((start, end))
+    moments = timestamps_ns(resets.column("reset_ts")).tolist()
+    return np.array(
+        [
+            any(lo <= t <= hi for lo, hi in spans.get(cid, ()))
+            for cid, t in zip(resets.column("controller_id").to_pylist(), moments, strict=True)
+        ],
+        dtype=bool,
+    )
 
 
 def _drop_times(incidents: pa.Table, controllers: Controllers) -> dict[int, np.ndarray]:
@@ -199,7 +244,9 @@ def _health_restarts(errors: pa.Table, controllers: Controllers, config: ResetCo
     prev_ts, cur_ts, cur_codes = ts[:-1][cont], ts[1:][cont], codes[1:][cont]
     uptime = numbers(snaps.column("uptime_s"))
     expected = uptime[:-1][cont] + (cur_ts - prev_ts) / NS_PER_S
-    restarted = uptime[1:][cont] + config.uptime_tolerance_s < expected
+    # Uptime is the device's own clock: it only falls when the device restarts. Measured against the host's
+    # clock alone, a host clock step forward would look like a restart.
+    restarted = (uptime[1:][cont] + config.uptime_tolerance_s < expected) & (uptime[1:][cont] < uptime[:-1][cont])
     went_down = cur_ts - (uptime[1:][cont] * NS_PER_S).astype(np.int64)
     sel = np.flatnonzero(restarted)
     # The uptime pins the moment to within polling jitter, clamped to the interval it must lie in.
@@ -207,8 +254,9 @@ def _health_restarts(errors: pa.Table, controllers: Controllers, config: ResetCo
     epoch = numbers(snaps.column("counter_epoch"), 0)[1:][cont][sel]
     evidence.add("uptime", cur_codes[sel], moment, moment, cur_ts[sel], epoch=epoch)
 
-    deltas = epoch_deltas(codes, numbers(snaps.column("counter_epoch"), 0), numbers(snaps.column("cor_vol_err_cnt"), 0))
-    sel = np.flatnonzero(deltas.decreased[1:][cont])
+    counts = numbers(snaps.column("cor_vol_err_cnt"), 0)
+    deltas = epoch_deltas(codes, numbers(snaps.column("counter_epoch"), 0), counts)
+    sel = np.flatnonzero(_lasting(codes, counts, deltas.decreased, config.counter_confirm_rows)[1:][cont])
     evidence.add("counter", cur_codes[sel], prev_ts[sel], cur_ts[sel], cur_ts[sel])
 
     interval_ns = float(np.median(cur_ts - prev_ts))
@@ -216,7 +264,7 @@ def _health_restarts(errors: pa.Table, controllers: Controllers, config: ResetCo
     evidence.add("gap", cur_codes[sel], prev_ts[sel], cur_ts[sel], cur_ts[sel])
 
 
-def _link_counter_restarts(link: pa.Table, controllers: Controllers, evidence: _Evidence) -> None:
+def _link_counter_restarts(link: pa.Table, controllers: Controllers, config: ResetConfig, evidence: _Evidence) -> None:
     """The link's cumulative AER total falls within one epoch: the device-side counters were zeroed."""
     mask = equals(link.column("event"), "snapshot")
     snaps = link.select(["controller_id", "port", "ts", "counter_epoch", "aer_cor_total"]).filter(pa.array(mask))
@@ -227,9 +275,23 @@ def _link_counter_restarts(link: pa.Table, controllers: Controllers, evidence: _
     order = order[codes[order] >= 0]
     series, ts = series[order], ts[order]
     epochs = numbers(snaps.column("counter_epoch"), 0)[order]
-    deltas = epoch_deltas(series, epochs, numbers(snaps.column("aer_cor_total"), 0)[order])
-    sel = np.flatnonzero(deltas.decreased)
+    totals = numbers(snaps.column("aer_cor_total"), 0)[order]
+    deltas = epoch_deltas(series, epochs, totals)
+    sel = np.flatnonzero(_lasting(series, totals, deltas.decreased, config.counter_confirm_rows))
     evidence.add("counter", codes[order][sel], ts[sel - 1], ts[sel], ts[sel])
+
+
+def _lasting(sorted_codes: np.ndarray, values: np.ndarray, decreased: np.ndarray, rows: int) -> np.ndarray:
+    """The decreases that last: zeroed counters stay below their old value, while rows a host clock step put out
+    of order climb back above it within a few rows."""
+    n = len(values)
+    lasting = decreased.copy()
+    previous = np.roll(values, 1)
+    for ahead in range(1, rows + 1):
+        later = np.full(n, -np.inf)
+        later[: n - ahead] = np.where(sorted_codes[ahead:] == sorted_codes[: n - ahead], values[ahead:], -np.inf)
+        lasting &= later < previous
+    return lasting
 
 
 def _merge(
@@ -251,6 +313,7 @@ def _merge(
             if row is not None:
                 rows.append((int(codes[lo]), *row))
     columns = list(zip(*rows, strict=True)) if rows else [[]] * 6
+    unplanned = pa.array(np.zeros(len(rows), dtype=bool))
     return pa.table(
         {
             "controller_id": controllers.ids.take(pa.array(columns[0], pa.int64())),
@@ -259,6 +322,7 @@ def _merge(
             "silent": pa.array(columns[3], pa.bool_()),
             "reset_kind": pa.array(columns[4], pa.string()),
             "evidence": pa.array(columns[5], pa.string()),
+            "planned": unplanned,  # set by detect_resets when a maintenance calendar is given
         },
         schema=RESETS_SCHEMA,
     ).sort_by([("controller_id", "ascending"), ("reset_ts", "ascending")])

@@ -91,6 +91,9 @@ class Deltas:
     decreased: np.ndarray  # same epoch but smaller: a data-quality flag (or a reset the epoch did not record)
 
 
+COUNTER_32_BIT = 2.0**32  # the width of the CXL health counters and of older firmware's link tallies
+
+
 def epoch_deltas(sorted_codes: np.ndarray, epochs: np.ndarray, values: np.ndarray) -> Deltas:
     """telemetry.md §4: same epoch -> value - previous; new epoch -> value; same epoch but smaller -> flag, 0.
 
@@ -112,11 +115,21 @@ def epoch_deltas(sorted_codes: np.ndarray, epochs: np.ndarray, values: np.ndarra
     has_prev = current & (prev >= group_first_idx)
     safe_prev = np.where(has_prev, prev, 0)
     new_epoch = has_prev & (epochs > epochs[safe_prev])
-    raw = values - values[safe_prev]
+    raw = _unwrapped(values - values[safe_prev], values[safe_prev])
     same = has_prev & ~new_epoch
     decreased = same & (raw < 0)
     out = np.where(new_epoch, values, np.where(same & ~decreased, raw, 0.0))
     return Deltas(values=out, new_epoch=new_epoch, decreased=decreased)
+
+
+def _unwrapped(raw: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """Deltas of cumulative counters that may be 32-bit: a fall from the top half of the 32-bit range to a value
+    a small step past 2^32 is a wrap, and a rise by whole multiples of 2^32 is the counter widening to 64 bits
+    (a firmware update), not 4 billion errors. No interval holds 2^31 real increments."""
+    wrapped = (raw < 0) & (previous >= COUNTER_32_BIT / 2) & (raw + COUNTER_32_BIT >= 0)
+    wrapped &= raw + COUNTER_32_BIT < COUNTER_32_BIT / 2
+    raw = np.where(wrapped, raw + COUNTER_32_BIT, raw)
+    return np.where(raw >= COUNTER_32_BIT, raw % COUNTER_32_BIT, raw)
 
 
 def running_max_per_group(values: np.ndarray, first: np.ndarray) -> np.ndarray:

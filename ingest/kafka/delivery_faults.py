@@ -16,18 +16,16 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest import contract
+from ingest.sim.confounders import CONFOUNDER_PROFILES
 from ingest.sim.seeding import rng_for
 
 LATE, DUPLICATE = contract.DELIVERY_FAULT_KINDS
-Profile = Literal["off", "default", "heavy"]
-PROFILES: tuple[Profile, ...] = ("off", "default", "heavy")
 DAY_S = 86_400.0
 
 
@@ -45,8 +43,8 @@ class DeliveryFaults:
     batch_s: float = 300.0  # ASSUMPTION: a collector that ships every 5 minutes
 
     @classmethod
-    def profile(cls, name: Profile) -> DeliveryFaults:
-        """The knobs of `--confounders off|default|heavy`."""
+    def profile(cls, name: str) -> DeliveryFaults:
+        """The knobs of `--confounders off|default|heavy` (the simulator's profiles, ingest.sim.confounders)."""
         if name == "off":
             return cls()
         if name == "default":
@@ -55,7 +53,7 @@ class DeliveryFaults:
         if name == "heavy":
             # ASSUMPTION: ten times the default, for a fleet with a flaky collector path.
             return cls(late_per_host_day=2.0, duplicate_per_host_day=1.0)
-        raise ValueError(f"unknown delivery fault profile {name!r}: one of {', '.join(PROFILES)}")
+        raise ValueError(f"unknown delivery fault profile {name!r}: one of {', '.join(CONFOUNDER_PROFILES)}")
 
     @property
     def off(self) -> bool:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ingest.sim.confounders import ConfounderKnobs
+
 SECONDS_PER_YEAR = 365.25 * 86400.0
 # Controller-intervals per chunk when `chunk_intervals` is 0 (auto): bounds memory and keeps per-chunk work
 # constant whatever the fleet size, so cost stays linear in controllers.
@@ -232,6 +234,8 @@ class SimConfig:
     link: LinkKnobs = field(default_factory=LinkKnobs)
     resets: ResetKnobs = field(default_factory=ResetKnobs)
     racks: RackKnobs = field(default_factory=RackKnobs)
+    # Telemetry confounders; `confounder_knobs(profile)` builds them (default profile: "default").
+    confounders: ConfounderKnobs = field(default_factory=ConfounderKnobs)
 
     def __post_init__(self) -> None:
         problems = self.problems()

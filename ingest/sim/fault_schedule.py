@@ -14,14 +14,24 @@ import numpy as np
 
 from ingest.contract import RESET_KINDS
 from ingest.sim.config import SimConfig
+from ingest.sim.confounders import Confounders
 from ingest.sim.controller_traits import ControllerTraits, age_months_at, ageing_multiplier
 from ingest.sim.fleet import Fleet
 from ingest.sim.seeding import lognormal, rng_for
 from ingest.sim.timeline import ControllerEvents, expand_ranges, inside_windows
 
 # Why a controller reset: the first three are the causes `ResetKnobs.cause_shares` splits the reset process into.
-RESET_CAUSES = ("sudden", "memory_degradation", "planned", "storm", "ue", "link_degradation", "rack_event")
-SUDDEN, MEMORY, PLANNED, STORM, UE, LINK, RACK = range(len(RESET_CAUSES))
+RESET_CAUSES = (
+    "sudden",
+    "memory_degradation",
+    "planned",
+    "storm",
+    "ue",
+    "link_degradation",
+    "rack_event",
+    "maintenance",  # a reboot or firmware activation inside a declared maintenance window (confounders.py)
+)
+SUDDEN, MEMORY, PLANNED, STORM, UE, LINK, RACK, MAINTENANCE = range(len(RESET_CAUSES))
 COLD = RESET_KINDS.index("cold")
 FW_ACTIVATE = RESET_KINDS.index("fw_activate")
 NO_TIME = np.nan
@@ -192,7 +202,9 @@ def poisson_times(rng: np.random.Generator, rate_per_s: np.ndarray, t0: np.ndarr
     return ctrl, t0[ctrl] + rng.random(ctrl.size) * length[ctrl]
 
 
-def draw_schedule(config: SimConfig, fleet: Fleet, traits: ControllerTraits) -> FaultSchedule:
+def draw_schedule(
+    config: SimConfig, fleet: Fleet, traits: ControllerTraits, confounders: Confounders | None = None
+) -> FaultSchedule:
     rng = rng_for(config.seed, "schedule")
     span = config.span_s
     racks = _rack_outages(config, rng, fleet)
@@ -211,6 +223,8 @@ def draw_schedule(config: SimConfig, fleet: Fleet, traits: ControllerTraits) -> 
     drops = drops.where(alive(drops.ctrl, drops.down))
     causes = _reset_causes(config, rng, traits, bursts, ues, episodes)
     resets = _resets(config, rng, racks, causes.where(alive(causes.ctrl, causes.t)))
+    if confounders is not None:
+        resets = _with_maintenance(config, resets, confounders)
     resets, drops = _without_overlaps(config, resets, drops)
 
     n_episodes = len(episodes)
@@ -312,8 +326,8 @@ def _precursor_leads(config: SimConfig, rng: np.random.Generator, n: int) -> np.
 
 def _without_overlaps(config: SimConfig, resets: Resets, drops: LinkDrops) -> tuple[Resets, LinkDrops]:
     """Drop every reset or link drop that begins while an earlier outage on the same controller is still down
-    or within `outage_guard_s` after it (a link cannot go down while it is down). Rack-power resets always stay:
-    the facility event happened whatever the controller was doing."""
+    or within `outage_guard_s` after it (a link cannot go down while it is down). Rack-power and maintenance
+    resets always stay: the facility event or the declared reboot happened whatever the controller was doing."""
     ctrl = np.concatenate([resets.ctrl, drops.ctrl])
     start = np.concatenate([resets.t, drops.down])
     end = np.concatenate([resets.up, drops.up]) + config.resets.outage_guard_s
@@ -328,7 +342,7 @@ def _without_overlaps(config: SimConfig, resets: Resets, drops: LinkDrops) -> tu
     blocked_sorted = ~first_of_controller & (start_sorted < previous_end)
     blocked = np.empty_like(blocked_sorted)
     blocked[order] = blocked_sorted
-    keep_resets = ~blocked[: len(resets)] | (resets.cause == RACK)
+    keep_resets = ~blocked[: len(resets)] | np.isin(resets.cause, (RACK, MAINTENANCE))
     return resets.where(keep_resets), drops.where(~blocked[len(resets) :])
 
 
@@ -432,6 +446,28 @@ def _resets(config: SimConfig, rng: np.random.Generator, racks: RackOutages, cau
         precursor=np.concatenate([none, causes.precursor]),
         ramp_peak_per_s=np.concatenate([none, causes.ramp_peak_per_s]),
         episode=np.concatenate([np.full(len(racks), -1), causes.episode]),
+    )
+
+
+def _with_maintenance(config: SimConfig, resets: Resets, confounders: Confounders) -> Resets:
+    """The resets planned inside each maintenance window: reported (never silent), no precursor."""
+    rng = rng_for(config.seed, "maintenance-resets")
+    ctrl, t, kind = confounders.planned_resets(config.confounders, rng)
+    downtime = lognormal(rng, config.resets.downtime_median_s, config.resets.downtime_sigma, ctrl.size)
+    none = np.full(ctrl.size, NO_TIME)
+    planned = Resets(
+        ctrl=ctrl,
+        t=t,
+        up=t + downtime,
+        kind=kind.astype(np.int8),
+        silent=np.zeros(ctrl.size, bool),
+        cause=np.full(ctrl.size, MAINTENANCE, np.int8),
+        precursor=none,
+        ramp_peak_per_s=none,
+        episode=np.full(ctrl.size, -1),
+    )
+    return Resets(
+        **{f.name: np.concatenate([getattr(resets, f.name), getattr(planned, f.name)]) for f in fields(Resets)}
     )
 
 

@@ -1,7 +1,7 @@
 """Write a simulated run to a directory of Parquet files, streaming chunk by chunk.
 
-One zstd Parquet file per table (inventory, errors, link, latency, truth_faults, and latency_samples in raw
-mode) plus run.json (config, schema version, row counts). Files are written under a temporary name and renamed
+One zstd Parquet file per table (inventory, maintenance, errors, link, latency, truth_faults, and latency_samples
+in raw mode) plus run.json (config, schema version, row counts). Files are written under a temporary name and renamed
 when complete, so a reader never sees half a run; the same seed always yields byte-identical files.
 """
 
@@ -23,6 +23,7 @@ from ingest.contract import (
     LATENCY_SAMPLES_SCHEMA,
     LATENCY_SCHEMA,
     LINK_SCHEMA,
+    MAINTENANCE_SCHEMA,
     RUN_DESCRIPTION,
     SCHEMA_VERSION,
     TRUTH_FAULTS_SCHEMA,
@@ -38,6 +39,7 @@ CHUNK_TABLES: dict[str, tuple[pa.Schema, str]] = {
     "truth_faults": (TRUTH_FAULTS_SCHEMA, "truth"),
 }
 SAMPLES_TABLE = "latency_samples"
+MAINTENANCE_TABLE = "maintenance"  # declared maintenance windows, written whole like the inventory
 _PARTIAL = ".partial"
 
 
@@ -62,8 +64,13 @@ def write_run(sim: Simulation, out_dir: Path, progress: bool = True) -> RunSumma
     tables = dict(CHUNK_TABLES)
     if sim.config.raw_samples:
         tables[SAMPLES_TABLE] = (LATENCY_SAMPLES_SCHEMA, "samples")
-    rows = {"inventory": sim.inventory.num_rows, **dict.fromkeys(tables, 0)}
+    rows = {
+        "inventory": sim.inventory.num_rows,
+        MAINTENANCE_TABLE: sim.maintenance.num_rows,
+        **dict.fromkeys(tables, 0),
+    }
     _write_whole(run_table_file(out_dir, "inventory"), sim.inventory, INVENTORY_SCHEMA)
+    _write_whole(run_table_file(out_dir, MAINTENANCE_TABLE), sim.maintenance, MAINTENANCE_SCHEMA)
     writers = {name: _writer(run_table_file(out_dir, name), schema) for name, (schema, _) in tables.items()}
     try:
         with _progress(progress) as bar:

@@ -10,6 +10,7 @@ import pyarrow as pa
 from ingest.contract import FAULT_KINDS, RESET_KINDS, TRUTH_FAULTS_SCHEMA
 from ingest.sim.arrow_columns import contract_table, dictionary, strings, timestamps
 from ingest.sim.config import SimConfig
+from ingest.sim.confounders import CONFOUNDER_KINDS, PARTIAL_STREAMS, Confounders
 from ingest.sim.fault_schedule import RESET_CAUSES, FaultSchedule
 from ingest.sim.fleet import Fleet
 
@@ -117,6 +118,23 @@ def truth_rows(schedule: FaultSchedule, fleet: Fleet) -> list[dict]:
     ]
 
 
+def confounder_rows(c: Confounders) -> list[dict]:
+    """One row per confounder and controller: kind, start, end and what it did (no precursor: not a fault)."""
+    found = []
+    for kind in CONFOUNDER_KINDS:
+        ctrl, start, end, value = c.of(kind)
+        if kind == "clock_step":
+            details = [{"offset_s": round(v, 3)} for v in value.tolist()]
+        elif kind == "partial_telemetry":
+            details = [{"missing": PARTIAL_STREAMS[int(v)]} for v in value.tolist()]
+        elif kind == "firmware_rollout":
+            details = [{"latency_multiplier": v} for v in value.tolist()]
+        else:
+            details = ["{}"] * len(ctrl)
+        found.append(_rows(kind, ctrl, start, end, np.nan, details))
+    return found
+
+
 def _episode_outcomes(s: FaultSchedule) -> list[str]:
     e = s.episodes
     outcome = np.where(e.dropped, "drop", np.where(e.reset, "reset", np.where(e.downgraded, "downgrade", "recovered")))
@@ -126,8 +144,11 @@ def _episode_outcomes(s: FaultSchedule) -> list[str]:
 class TruthTable:
     """The complete truth of a run, sorted by onset, sliced per chunk by onset."""
 
-    def __init__(self, config: SimConfig, schedule: FaultSchedule, fleet: Fleet) -> None:
-        parts = truth_rows(schedule, fleet)
+    def __init__(
+        self, config: SimConfig, schedule: FaultSchedule, fleet: Fleet, confounders: Confounders | None = None
+    ) -> None:
+        parts = truth_rows(schedule, fleet) + (confounder_rows(confounders) if confounders is not None else [])
+        self._fleet, self._start_ns = fleet, int(config.start.timestamp()) * 10**9
         onset = np.concatenate([p["onset"] for p in parts])
         order = np.argsort(onset, kind="stable")
         self.onset_s = onset[order]
@@ -156,3 +177,18 @@ class TruthTable:
         lo = 0 if first else np.searchsorted(self.onset_s, t0_s, side="left")
         hi = len(self.onset_s) if last else np.searchsorted(self.onset_s, t1_s, side="left")
         return self.table.slice(lo, hi - lo)
+
+    def wraps(self, found: list[tuple[int, float, float]], counter: str) -> pa.Table:
+        """`counter_wrap` rows for wraps a chunk produced: (controller, last reading before, first after)."""
+        ctrl = np.asarray([w[0] for w in found], np.int64)
+        before = np.asarray([w[1] for w in found], float)
+        after = np.asarray([w[2] for w in found], float)
+        columns = {
+            "controller_id": strings(ctrl, self._fleet.controller_ids),
+            "kind": dictionary(np.full(ctrl.size, FAULT_KINDS.index("counter_wrap"), np.int16), FAULT_KINDS),
+            "onset_ts": timestamps(self._start_ns + np.rint(before * 1e9).astype(np.int64)),
+            "end_ts": timestamps(self._start_ns + np.rint(after * 1e9).astype(np.int64)),
+            "precursor_onset_ts": timestamps(np.zeros(ctrl.size, np.int64), valid=np.zeros(ctrl.size, bool)),
+            "details": pa.array([json.dumps({"counter": counter})] * ctrl.size, pa.string()),
+        }
+        return contract_table(TRUTH_FAULTS_SCHEMA, columns, ctrl.size)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ingest.sim.confounders import CONFOUNDER_PROFILES, DEFAULT_PROFILE
 from pipelines.cli.errors import CliError, number, whole_number
 from pipelines.cli.to_kafka import add_kafka_arguments, run_to_kafka
 
@@ -46,6 +47,13 @@ def add_simulation_arguments(parser: argparse.ArgumentParser) -> None:
         help="multiplier on every field event rate (default 1000: dense events for short demo runs; about 50 keeps "
         "'fails within 24 h' a minority label for judging predictors)",
     )
+    parser.add_argument(
+        "--confounders",
+        choices=CONFOUNDER_PROFILES,
+        default=DEFAULT_PROFILE,
+        help="telemetry confounders (collector outages, agent restarts, maintenance, clock steps, counter wraps, "
+        "partial telemetry, firmware rollout): off, default or heavy (default: default)",
+    )
 
 
 def check_scale(controllers: int, hours: float, fault_acceleration: float | None = None) -> None:
@@ -64,6 +72,7 @@ def check_scale(controllers: int, hours: float, fault_acceleration: float | None
 def simulation_config(args: argparse.Namespace):
     """A SimConfig from parsed arguments; cross-field problems become one-line CLI errors."""
     from ingest.sim.config import SimConfig
+    from ingest.sim.confounders import confounder_knobs
 
     acceleration = {} if args.fault_acceleration is None else {"fault_acceleration": args.fault_acceleration}
     check_scale(args.controllers, args.hours, args.fault_acceleration)
@@ -75,6 +84,7 @@ def simulation_config(args: argparse.Namespace):
             seed=args.seed,
             chunk_intervals=args.chunk_intervals,
             raw_samples=args.raw_samples,
+            confounders=confounder_knobs(args.confounders),
             **acceleration,
         )
     except ValueError as exc:

@@ -30,8 +30,9 @@ def run_to_kafka(args: argparse.Namespace, config) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from ingest.kafka.delivery_faults import DeliveryFaults
     from ingest.kafka.producer import DeliveryError
-    from ingest.kafka.publish import publish_simulation
+    from ingest.kafka.publish import delivery_plan, publish_simulation
     from ingest.sim.simulator import Simulation
 
     if args.out is not None:
@@ -59,6 +60,8 @@ def run_to_kafka(args: argparse.Namespace, config) -> int:
                 on_chunk=lambda chunk: progress.update(
                     task, advance=1, description=f"published to {chunk.window_end:%Y-%m-%d %H:%M}"
                 ),
+                # The same profile as the simulation's telemetry confounders: batches sent late or twice.
+                delivery=delivery_plan(simulation, DeliveryFaults.profile(config.confounders.profile)),
             )
     except DeliveryError as exc:
         raise CliError(str(exc)) from None

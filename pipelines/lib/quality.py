@@ -23,6 +23,7 @@ from ingest.contract import (
     TOPIC_LINK,
 )
 from ingest.lake.raw_tables import MESSAGES_TABLE, PROVENANCE_COLUMNS, QUARANTINE_TABLE, RAW
+from models.series import COUNTER_32_BIT
 from pipelines.lib.metadata import markdown_table
 from pipelines.lib.partitions import Window
 from pipelines.lib.telemetry import raw_table
@@ -129,7 +130,12 @@ def counters_monotonic(con: duckdb.DuckDBPyConnection, topic: str, window: Windo
     """
     series = ", ".join((*_SERIES[topic], "counter_epoch"))
     previous = ", ".join(f"lag({c}) OVER (PARTITION BY {series} ORDER BY ts) AS previous_{c}" for c in COUNTERS[topic])
-    decreased = ", ".join(f"CASE WHEN {c} < previous_{c} THEN '{c}' END" for c in COUNTERS[topic])
+    # A 32-bit counter rolling over (models.series.epoch_deltas reads it as a wrap) is no decrease.
+    half, full = f"{COUNTER_32_BIT / 2:.0f}", f"{COUNTER_32_BIT:.0f}"
+    wrap = f"previous_{{c}} >= {half} AND {{c}}::HUGEINT + {full} - previous_{{c}} < {half}"
+    decreased = ", ".join(
+        f"CASE WHEN {c} < previous_{c} AND NOT ({wrap.format(c=c)}) THEN '{c}' END" for c in COUNTERS[topic]
+    )
     rows = f"""
         SELECT {series}, ts, list_filter([{decreased}], name -> name IS NOT NULL) AS decreased,
                len(list_filter([{decreased}], name -> name IS NOT NULL)) > 0 AS failing

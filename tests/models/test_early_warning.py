@@ -157,6 +157,7 @@ def test_observed_failures_are_memory_ues_unplanned_resets_and_link_drops():
             "silent": [False, True, True],
             "reset_kind": ["fw_activate", None, None],  # planned maintenance; silent; an unknown controller
             "evidence": ["row", "epoch", "epoch"],
+            "planned": [False, False, False],  # no maintenance calendar
         },
         schema=RESETS_SCHEMA,
     )

@@ -205,7 +205,8 @@ def test_held_out_evaluation_command_reports_every_detector_beside_its_baseline(
     """The command's output, not the detectors' quality: which of two predictors ranks better on a fixture this
     small is within noise (the gain intervals straddle 0); the held-out figures and their margins are in
     docs/detector_quality.md."""
-    from models.holdout import GAIN, HEALTH, WARNING
+    from ingest.contract import CONFOUNDER_KINDS
+    from models.holdout import CONFOUNDERS, GAIN, HEALTH, WARNING
     from pipelines.cli import main
     from pipelines.defs.early_warning.early_warning_assets import MODEL_PREFIX
     from pipelines.lib.model_store import load_versioned
@@ -224,6 +225,7 @@ def test_held_out_evaluation_command_reports_every_detector_beside_its_baseline(
         "resets",
         "link drops",
         "link drops (MTTR; right column = truth)",
+        CONFOUNDERS,
         health,
         "ceiling from truth (not a detector)",
         WARNING,
@@ -243,6 +245,15 @@ def test_held_out_evaluation_command_reports_every_detector_beside_its_baseline(
         assert f1 >= 0.95 and f1 > baseline_f1
         assert float(table[section, "median delay (s)"][0]) <= interval
     assert float(table["resets", "silent resets: recall"][0]) >= 0.9
+
+    # Per confounder (the fixture runs the default profile): false alarms beside the baseline's, and the heartbeat
+    # baseline takes collector outages for resets where the detector does not.
+    for kind in ("collector_outage", "agent_restart", "counter_wrap", "counter_width_change", "partial_telemetry"):
+        assert int(table[CONFOUNDERS, f"{kind}: false resets"][0]) == 0, kind
+    for kind in CONFOUNDER_KINDS:
+        assert int(table[CONFOUNDERS, f"{kind}: false link drops"][0]) == 0, kind
+    outages = table[CONFOUNDERS, "collector_outage: false resets"]
+    assert int(outages[0]) < int(outages[1])
 
     # Predictors: every ranking beside the static rule's on the same controller-hours, with the bootstrap interval
     # of its PR-AUC gain; figures in range and consistent with each other.

@@ -29,6 +29,16 @@ def test_fault_acceleration_reaches_the_simulator(tmp_path):
     assert json.loads((out / "run.json").read_text())["config"]["fault_acceleration"] == 50
 
 
+@pytest.mark.parametrize(("profile", "windows"), [("default", True), ("off", False)])
+def test_the_confounder_profile_reaches_the_simulator(tmp_path, profile, windows):
+    out = tmp_path / "run"
+    arguments = ["simulate", "--controllers", "60", "--hours", "12", "--confounders", profile, "--out", str(out)]
+    assert main(arguments) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["confounders"]["profile"] == profile
+    assert (run["rows"]["maintenance"] > 0) is windows
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
@@ -37,6 +47,7 @@ def test_fault_acceleration_reaches_the_simulator(tmp_path):
         (["--hours", "-2"], "must be a number above 0 and at most 8784"),
         (["--hours", "99999999999"], "at most 8784"),
         (["--controllers", "ten"], "whole number"),
+        (["--confounders", "loud"], "invalid choice: 'loud' (choose from 'off', 'default', 'heavy')"),
         (["--controllers", "٣"], "whole number"),  # int() reads Arabic-Indic digits; the CLI does not
         (["--controllers", "999999999999"], "from 1 to 1,000,000"),
         (["--controllers", "100000", "--hours", "8784"], "too much to simulate at once"),

@@ -17,15 +17,17 @@ import pyarrow.compute as pc
 import pytest
 
 from ingest.sim.config import SECONDS_PER_YEAR, SimConfig
+from ingest.sim.confounders import confounder_knobs
 from ingest.sim.simulator import Simulation
 
 SIGMAS = 4.0
+OFF = confounder_knobs("off")  # statistics of the fault model itself; maintenance resets would add planned ones
 
 
 @pytest.fixture(scope="module")
 def big_schedule():
     """40k controllers x 24 h of fault schedule (no telemetry): thousands of resets, drops and UEs."""
-    return Simulation(SimConfig(controllers=40_000, hours=24.0, seed=21))
+    return Simulation(SimConfig(controllers=40_000, hours=24.0, seed=21, confounders=OFF))
 
 
 def truth_of(sim: Simulation, kind: str) -> pa.Table:
@@ -84,7 +86,7 @@ def test_most_controller_failures_have_a_precursor_days_ahead_but_not_all():
     non-rack resets, drops) the share with a precursor must sit in a 55-90 % band, and the precursor must lead
     by many hours (median at least 12 h, at most the 7-day window) rather than minutes. At an acceleration up to
     the precursor reference (50) durations are physical; above it they are compressed."""
-    config = SimConfig(controllers=40_000, hours=48.0, seed=24, fault_acceleration=50)
+    config = SimConfig(controllers=40_000, hours=48.0, seed=24, fault_acceleration=50, confounders=OFF)
     assert config.precursor_time_scale == 1.0
     truth = Simulation(config).truth.table
     kinds = truth.column("kind").to_pylist()
@@ -147,7 +149,7 @@ def test_precursor_free_ue_share_is_within_30_to_45_percent(big_schedule):
 
 @pytest.fixture(scope="module")
 def telemetry():
-    sim = Simulation(SimConfig(controllers=2000, hours=4.0, seed=22))
+    sim = Simulation(SimConfig(controllers=2000, hours=4.0, seed=22, confounders=OFF))
     con = duckdb.connect()
     chunks = list(sim.chunks())
     con.register("errors", pa.concat_tables(c.errors for c in chunks))
