@@ -362,7 +362,8 @@ def where_to_look(data_dir: Path, span: Window, console: Console, settings: Sett
         "               the `html` link of reports/slo_report and of each partition of it)",
         f"               files: {report.with_suffix('.html')}, summary {report}, CSV tables and charts alongside",
         f"               any other day, week or month: {env} {leo_fleet} report --date D --period week",
-        f'  SQL:         {env} {leo_fleet} sql -c "FROM sre.fleet_health ORDER BY health LIMIT 10"',
+        f'  SQL:         {env} {leo_fleet} sql -c "SELECT controller_id, health, top_reasons[1].reason AS reason, '
+        'top_reasons[1].why AS why FROM sre.fleet_health ORDER BY health LIMIT 10"',
         "               or interactively: leo-fleet sql; the views and questions answered in SQL: docs/sql.md",
     ]
     if settings.lake_catalog and mask_secrets(settings.lake_catalog) != settings.lake_catalog:

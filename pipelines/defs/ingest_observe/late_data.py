@@ -51,7 +51,7 @@ def late_data(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.Sen
         partition = hour.strftime(HOUR_FORMAT)
         stale = [key for key in hourly if _computed_before(context.instance, key, partition, landed)]
         if stale:
-            selection = dg.AssetSelection.keys(*stale).required_multi_asset_neighbors().resolve(graph)
+            selection = dg.AssetSelection.assets(*stale).required_multi_asset_neighbors().resolve(graph)
             requests.append(
                 dg.RunRequest(
                     run_key=f"late-{partition}-{last}",
