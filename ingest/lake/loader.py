@@ -149,6 +149,7 @@ class Loader:
         self._topic_ids: dict[str, str | None] = {}  # the incarnation being read, per topic
         self._seen_ends: dict[tuple[str, int], int] = {}  # last end offset seen per partition, for resets
         self._newly_assigned: set[TopicPartition] = set()  # end offsets checked after the poll that assigned them
+        self._ids_unconfirmed = False  # an assignment came since the last metadata fetch
         self._expected_first: dict[TopicPartition, int] = {}  # offset the first fetch after a seek should start at
         self._anomalies: list[OffsetAnomaly] = []  # found while polling or in the rebalance callback
         self._logged: set[tuple[PartitionKey, str]] = set()
@@ -208,6 +209,8 @@ class Loader:
         last_record = time.monotonic()
         while not self._stop.is_set():
             polled = self._consumer.poll(timeout_ms=200)
+            if self._ids_unconfirmed:
+                self._confirm_topic_ids()
             now = time.monotonic()
             recreated = self._recreated_topics()
             for tp, records in polled.items():
@@ -309,6 +312,14 @@ class Loader:
             if mark is not None:
                 self._marks[(tp.topic, tp.partition)] = mark
 
+    def _confirm_topic_ids(self) -> None:
+        """An assignment can rest on metadata cached from before the broker lost its topics (the local broker's restart
+        recreates them under new ids), and kafka-python refreshes it only every metadata_max_age_ms (5 minutes). Fetch
+        it now, before any record of the new assignment is stored, so `_recreated_topics` sees the new ids and the
+        loader reads those topics from their beginning rather than after the old incarnation's watermark."""
+        self._consumer.topics()  # always a request to the broker
+        self._ids_unconfirmed = False
+
     def _recreated_topics(self) -> set[str]:
         """Subscribed topics whose id changed since the last poll."""
         ids = {topic: self._topic_id(topic) for topic in TELEMETRY_TOPICS}
@@ -377,10 +388,6 @@ class Loader:
             for tp, end in ends.items()
             if end < (mark := self._marks[(tp.topic, tp.partition)]) + 1
         ]
-        if below:
-            # Often a recreated topic whose new id the cached metadata does not show yet: fetch it now, so the
-            # next poll sees the new id and rewinds, instead of waiting up to metadata_max_age_ms (5 minutes).
-            self._consumer.topics()
         self._anomalies.extend(below)
 
     def _check_first_fetch(self, tp: TopicPartition, first_offset: int) -> None:
@@ -403,6 +410,7 @@ class Loader:
         """Resume each partition after its watermark under the topic's current id; a partition with watermarks only
         under older ids belongs to a recreated topic and is read from its beginning."""
         self.assigned_at = self.assigned_at or time.monotonic()
+        self._ids_unconfirmed = True
         # drain() emptied the buffer before the rebalance, so the new assignment starts unpaused; kafka-python keeps
         # the paused flag of partitions that stay assigned, so resume them explicitly or they never fetch again.
         self._consumer.resume(*assigned)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -40,6 +40,7 @@ pytestmark = pytest.mark.kafka
 # Short enough that the producer gives up while the broker is down, long enough to ride out a blip.
 PRODUCER_TIMEOUTS = {"request_timeout_ms": 1500, "delivery_timeout_ms": 3000, "max_block_ms": 3000}
 OUTAGE_S = 6.0
+AFTER_MESSAGES = 30  # messages per partition after the restart: more than the old incarnation's watermark
 
 
 @pytest.fixture
@@ -52,11 +53,11 @@ def own_broker(tmp_path: Path) -> Iterator[Settings]:
     broker.stop(settings)
 
 
-def _wait_for(condition, timeout_s: float, what: str) -> float:
-    """Seconds until `condition()` held."""
+def _wait_for(condition, timeout_s: float, what: str, state: Callable[[], object] = lambda: "") -> float:
+    """Seconds until `condition()` held; on a time-out the message shows `state()`, what was seen instead."""
     started = time.monotonic()
     while not condition():
-        assert time.monotonic() - started < timeout_s, f"timed out waiting for {what}"
+        assert time.monotonic() - started < timeout_s, f"timed out waiting for {what}: {state()}"
         time.sleep(0.2)
     return time.monotonic() - started
 
@@ -71,10 +72,18 @@ def test_a_broker_restart_mid_stream_loses_nothing_it_did_not_report(own_broker:
     ensure_tables(con)  # so the test can count rows before the loader or producer has created the tables
     con.close()
     loader = Loader(settings, LoaderOptions(follow=True, flush_interval_s=0.5))
-    loader_thread = threading.Thread(target=loader.run, name="loader")
+    outcome: dict[str, object] = {}
+
+    def load() -> None:
+        try:
+            loader.run()
+        except BaseException as error:  # shown by the time-out below, which would otherwise only say "no rows"
+            outcome["loader_error"] = error
+            raise
+
+    loader_thread = threading.Thread(target=load, name="loader")
     loader_thread.start()
     before = Simulation(SimConfig(controllers=150, hours=2, seed=3))
-    outcome: dict[str, object] = {}
 
     def produce_live() -> None:
         try:
@@ -110,9 +119,19 @@ def test_a_broker_restart_mid_stream_loses_nothing_it_did_not_report(own_broker:
     after = Simulation(SimConfig(controllers=150, hours=1, seed=4, start=before.config.start + timedelta(days=1)))
     streams = simulated_streams(after)
     with TelemetryProducer(settings) as producer:
-        for topic in STREAMS:
-            producer.send(topic, streams[topic])
-    _wait_for(lambda: stored_rows(settings) == stored_before + producer.rows, 90, "the new topics' rows in the lake")
+        for part in range(AFTER_MESSAGES):  # each flush ends a message per partition: the new logs outgrow the old
+            for topic in STREAMS:  # watermarks, so a loader that kept the old topic ids would skip their beginning
+                rows = streams[topic].num_rows
+                start, stop = rows * part // AFTER_MESSAGES, rows * (part + 1) // AFTER_MESSAGES
+                producer.send(topic, streams[topic].slice(start, stop - start))
+            producer.flush()
+    expected = stored_before + producer.rows
+    _wait_for(
+        lambda: stored_rows(settings) == expected,
+        90,
+        "the new topics' rows in the lake",
+        lambda: f"{stored_rows(settings):,} of {expected:,} rows; loader {loader.totals}, {outcome}",
+    )
     recovered_s = time.monotonic() - restarted
     loader.stop()
     loader_thread.join(timeout=60)
