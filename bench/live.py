@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import json
 import os
 import signal
 import subprocess
@@ -44,6 +45,7 @@ from ingest import contract, lake
 from ingest.kafka import broker, codec
 from ingest.kafka.topics import key_partition, reset_topics
 from ingest.settings import ENV_PREFIX, KafkaSettings, Settings, restrict_new_files
+from ingest.sim.fault_schedule import MAINTENANCE, RESET_CAUSES
 from models.incidents import DROP, RESET
 from models.series import NS_PER_S
 from pipelines.defs.slo.slo_assets import SLI_LATENCY_COLUMNS
@@ -58,6 +60,7 @@ from tests.ingest.kafka.helpers import CLI
 TOLERANCE = timedelta(minutes=5)
 TARGET_S = 60.0  # the issue's acceptance: p95 publish -> webhook
 HOURLY_DELAY = timedelta(minutes=10)  # pipelines.lib.assets.AFTER_LOAD: "10 * * * *"
+PLANNED_CAUSE = RESET_CAUSES[MAINTENANCE]  # truth details.cause of a reset in a declared maintenance window
 EVIDENCE_TOPICS = {
     RESET: (contract.TOPIC_ERRORS, contract.TOPIC_LINK),
     DROP: (contract.TOPIC_LINK,),
@@ -272,13 +275,25 @@ def _commit_times(con, rows: list[tuple]) -> dict[tuple[str, int], float]:
     return found
 
 
-def _truth_match(
-    truth, incidents: list[Incident], data_end_ns: int
-) -> dict[str, tuple[int, int, list[str], int, int, int]]:
-    """Per kind: truth events, those with an alert, the onsets (data time) of those without, those with more than
-    one alert, alerts matching no truth event, and the events left out: onsets less than SETTLE before the end of
-    the data, whose controllers stopped reporting (the simulation ended) before any detector could confirm them; in
-    a fleet that keeps reporting they would be confirmed SETTLE later."""
+@dataclass(frozen=True)
+class TruthMatch:
+    """One kind's alerts against the injected truth."""
+
+    judged: int  # truth events with at least SETTLE of data after their onset
+    alerted: int
+    missed: list[str]  # onsets (data time) of judged events without an alert
+    multiple: int  # judged events with more than one alert
+    unmatched: list[tuple[str, int]]  # (controller, start ns) of alerts matching no truth event
+    late: int  # events left out: less than SETTLE of data after their onset
+    planned: int  # resets inside a declared maintenance window: no fault, alerted ones are in `unmatched`
+
+
+def _truth_match(truth, incidents: list[Incident], data_end_ns: int) -> dict[str, TruthMatch]:
+    """Per kind, the injected events against the alerts (same controller, alert start within TOLERANCE of the
+    onset). Left out of the judging: onsets less than SETTLE before the end of the data, whose controllers stopped
+    reporting (the simulation ended) before any detector could confirm them (in a fleet that keeps reporting they
+    would be confirmed SETTLE later); and resets inside a declared maintenance window (truth cause `maintenance`),
+    which are planned, not faults: an alert on one is an alert matching no fault."""
     kinds = {"link_drop": DROP, "controller_reset": RESET}
     judged_until = data_end_ns - int(SETTLE.total_seconds()) * NS_PER_S
     by_subject: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -288,35 +303,63 @@ def _truth_match(
     out = {}
     for truth_kind, kind in kinds.items():
         events = truth.filter(pc.equal(truth["kind"].cast("string"), truth_kind))
-        injected = list(
-            zip(events["controller_id"].to_pylist(), events["onset_ts"].cast("int64").to_pylist(), strict=True)
-        )
+        planned = [json.loads(d).get("cause") == PLANNED_CAUSE for d in events["details"].to_pylist()]
+        injected = [
+            (controller, onset)
+            for controller, onset, is_planned in zip(
+                events["controller_id"].to_pylist(), events["onset_ts"].cast("int64").to_pylist(), planned, strict=True
+            )
+            if not is_planned
+        ]
         judged = [(controller, onset) for controller, onset in injected if onset <= judged_until]
-        onsets = [onset for _, onset in judged]
         hits = [
             sum(abs(start - onset) <= tolerance for start in by_subject[(kind, controller)])
             for controller, onset in judged
         ]
         matched = {
-            (kind, controller, start)
+            (controller, start)
             for controller, onset in injected
             for start in by_subject[(kind, controller)]
             if abs(start - onset) <= tolerance
         }
-        alerts = sum(len(v) for (k, _), v in by_subject.items() if k == kind)
-        out[kind] = (
-            len(hits),
-            sum(h > 0 for h in hits),
-            [
-                datetime.fromtimestamp(onset / 1e9, UTC).strftime("%H:%M:%S")
-                for onset, h in zip(onsets, hits, strict=True)
-                if h == 0
-            ],
-            sum(h > 1 for h in hits),
-            alerts - len(matched),
-            events.num_rows - len(judged),
+        unmatched = sorted(
+            (controller, start)
+            for (k, controller), starts in by_subject.items()
+            if k == kind
+            for start in starts
+            if (controller, start) not in matched
+        )
+        out[kind] = TruthMatch(
+            judged=len(hits),
+            alerted=sum(h > 0 for h in hits),
+            missed=[_clock(onset) for (_, onset), h in zip(judged, hits, strict=True) if h == 0],
+            multiple=sum(h > 1 for h in hits),
+            unmatched=unmatched,
+            late=len(injected) - len(judged),
+            planned=sum(planned),
         )
     return out
+
+
+def _nearest_truth(truth, controller: str, at_ns: int) -> str:
+    """The truth row of any kind (faults, confounders, delivery faults) on `controller` nearest to `at_ns`: the
+    one whose [onset, end] lies closest (0 when inside), in words."""
+    rows = truth.filter(pc.equal(truth["controller_id"], controller))
+    if not rows.num_rows:
+        return "no truth row on this controller"
+    onsets = rows["onset_ts"].cast("int64").to_pylist()
+    ends = [e if e is not None else at_ns for e in rows["end_ts"].cast("int64").to_pylist()]
+    distance = [max(onset - at_ns, at_ns - end, 0) for onset, end in zip(onsets, ends, strict=True)]
+    i = min(range(rows.num_rows), key=distance.__getitem__)
+    end = rows["end_ts"][i].as_py()
+    return (
+        f"{rows['kind'][i].as_py()} {_clock(onsets[i])}-{f'{end:%H:%M:%S}' if end else 'end'} "
+        f"{rows['details'][i].as_py()} ({distance[i] / NS_PER_S:.0f} s away)"
+    )
+
+
+def _clock(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%H:%M:%S")
 
 
 def _percentiles(values: list[float]) -> str:
@@ -378,13 +421,17 @@ def _report(settings, args, receiver, log, published_s, load_before, load_after)
                 f"  {kind:9s} p95 {np.percentile(live, 95):.1f} s against the {TARGET_S:.0f} s target: "
                 f"{np.percentile(live, 95) / TARGET_S:.2f}x"
             )
-    for kind, (events, alerted, missed, multiple, unmatched, late) in _truth_match(truth, incidents, high).items():
+    for kind, match in _truth_match(truth, incidents, high).items():
         print(
-            f"  truth {kind}: {events} injected and judged, {alerted} alerted, {len(missed)} missed "
-            f"(onsets {', '.join(missed) or 'none'}), {multiple} with >1 alert; "
-            f"{unmatched} alerts matching no injected fault; {late} more injected less than {SETTLE} before the data "
-            "ends, not judged (their controllers stopped reporting before any detector could confirm them)"
+            f"  truth {kind}: {match.judged} injected and judged, {match.alerted} alerted, {len(match.missed)} missed "
+            f"(onsets {', '.join(match.missed) or 'none'}), {match.multiple} with >1 alert; "
+            f"{len(match.unmatched)} alerts matching no injected fault; {match.late} more injected less than {SETTLE} "
+            "before the data ends, not judged (their controllers stopped reporting before any detector could confirm "
+            f"them); {match.planned} planned (in a declared maintenance window), not faults"
         )
+        for controller, start in match.unmatched:
+            nearest = _nearest_truth(truth, controller, start)
+            print(f"    {kind} alert {controller} at {_clock(start)}: nearest truth {nearest}")
     slos = live_slos(load(), SLO_CONTEXT - CONTEXT)
     reference = fast_burn_pages(latency, inventory, slos, high)
     got = {i.incident_id for i in incidents if i.kind == SLO_PAGE}
