@@ -34,8 +34,9 @@ from models.incidents import DROP, RESET, incidents
 from models.series import NS_PER_S, Controllers, timestamps_ns
 from models.slo.spec import AlertTier, Slo
 from pipelines.defs.slo.slo_assets import SLI_LATENCY_COLUMNS
+from pipelines.lib.partitions import Window
 from pipelines.lib.slos import load
-from pipelines.lib.telemetry import raw_table, read_inventory
+from pipelines.lib.telemetry import raw_table, read_inventory, read_maintenance
 from pipelines.live.alerts import Alert, record
 from pipelines.live.burn import SLO_PAGE, fast_burn_pages, live_slos
 from pipelines.live.tables import LIVE_INCIDENTS, LIVE_INCIDENTS_SCHEMA, POSITION, POSITION_SCHEMA, append
@@ -245,7 +246,9 @@ class LiveDetector:
             errors.column("controller_id"),
             link.column("controller_id"),
         )
-        found = Detections.from_tables(errors, link, controllers)
+        # Planned resets (inside a declared maintenance window) are no incidents, as in the hourly marts.
+        maintenance = read_maintenance(self.con, Window(_from_ns(buffer_from), _from_ns(max(seen.values()))))
+        found = Detections.from_tables(errors, link, controllers, maintenance)
         # SLO pages are evaluated up to the whole steps every controller has had SETTLE to report.
         until = max(seen.values()) - _ns(SETTLE)
         pages = fast_burn_pages(rows[TOPIC_LATENCY], inventory, self.slos, until)
