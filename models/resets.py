@@ -280,7 +280,8 @@ def _lasting(sorted_codes: np.ndarray, values: np.ndarray, decreased: np.ndarray
     previous = np.roll(values, 1)
     for ahead in range(1, rows + 1):
         later = np.full(n, -np.inf)
-        later[: n - ahead] = np.where(sorted_codes[ahead:] == sorted_codes[: n - ahead], values[ahead:], -np.inf)
+        head = max(n - ahead, 0)  # fewer rows than `ahead` (a live round's first minutes): none has a later row
+        later[:head] = np.where(sorted_codes[ahead:] == sorted_codes[:head], values[ahead:], -np.inf)
         lasting &= later < previous
     return lasting
 
