@@ -21,6 +21,9 @@ TOPIC_LATENCY = "leo.latency"
 # The fleet tool's device inventory travels on its own topic, keyed by controller, so the loader needs no
 # side channel for it. Ground truth never travels on any topic.
 TOPIC_INVENTORY = "leo.inventory"
+# Declared maintenance windows (the change calendar), keyed by controller like the inventory: the detectors read
+# them to tell a planned reset from a failure.
+TOPIC_MAINTENANCE = "leo.maintenance"
 
 # Kafka header names and the two accepted payload encodings.
 HEADER_SCHEMA = "leo-schema"
@@ -606,14 +609,25 @@ TRUTH_FAULTS_SCHEMA = _schema(
     ],
 )
 
-# Declared maintenance windows (the change calendar): a reset inside one on its host is planned, not a failure.
+# Declared maintenance windows (the change calendar): a reset inside one is planned, not a failure. A window is
+# declared for a host and published once per controller on it, so that it travels keyed by controller like every
+# other stream (one controller's rows share a partition).
 MAINTENANCE_SCHEMA = _schema(
-    "maintenance",
+    TOPIC_MAINTENANCE,
     [
+        described(
+            "controller_id", pa.string(), "a controller the window covers: its device serial in hex", nullable=False
+        ),
         described("host", pa.string(), "the host whose maintenance was declared", nullable=False),
         described("start_ts", TS, "start of the window (UTC)", nullable=False),
         described("end_ts", TS, "end of the window (UTC)", nullable=False),
-        described("reason", pa.string(), "why: host_reboot or fw_activate", nullable=False),
+        described(
+            "purpose",
+            pa.string(),
+            "why it was declared: host_maintenance (the host drains; its controllers take a firmware activation or "
+            "warm reset)",
+            nullable=False,
+        ),
     ],
 )
 
@@ -633,6 +647,7 @@ TELEMETRY_SCHEMAS: dict[str, pa.Schema] = {
     TOPIC_LINK: LINK_SCHEMA,
     TOPIC_LATENCY: LATENCY_SCHEMA,
     TOPIC_INVENTORY: INVENTORY_SCHEMA,
+    TOPIC_MAINTENANCE: MAINTENANCE_SCHEMA,
 }
 
 # Name of each stream's raw table in the lake and file stem in a Parquet run directory.
@@ -641,6 +656,7 @@ TABLE_NAMES: dict[str, str] = {
     TOPIC_LINK: "link",
     TOPIC_LATENCY: "latency",
     TOPIC_INVENTORY: "inventory",
+    TOPIC_MAINTENANCE: "maintenance",
 }
 
 # The column that places each telemetry stream's rows in time (and in an hourly partition).
@@ -677,7 +693,8 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 # The simulator's run directory (`leo-fleet simulate --out DIR`, sample_data/): one Parquet file per table (errors,
-# link, latency, inventory, truth_faults; latency_samples in raw-samples mode) and a JSON description of the run.
+# link, latency, inventory, maintenance, truth_faults; latency_samples in raw-samples mode) and a JSON description
+# of the run.
 RUN_DESCRIPTION = "run.json"
 
 

@@ -28,7 +28,7 @@ from ingest.contract import (
     run_table_file,
 )
 from models.link_events import link_incidents, without_reset_downtime
-from models.resets import detect_resets, maintenance_windows
+from models.resets import detect_resets
 from models.series import (
     NS_PER_HOUR,
     NS_PER_S,
@@ -192,10 +192,7 @@ class Detections:
 
     @classmethod
     def of(cls, telemetry: Telemetry, controllers: Controllers) -> Detections:
-        maintenance = telemetry.maintenance
-        if maintenance is not None:
-            maintenance = maintenance_windows(maintenance, telemetry.inventory)
-        return cls.from_tables(telemetry.errors, telemetry.link, controllers, maintenance)
+        return cls.from_tables(telemetry.errors, telemetry.link, controllers, telemetry.maintenance)
 
     @classmethod
     def from_tables(
@@ -203,7 +200,7 @@ class Detections:
     ) -> Detections:
         """Link incidents and resets explain each other: a proven drop re-enumerates the device (a new counter
         epoch that is not a reset), and a reset takes the link down (a down state that is not a drop). Resets
-        inside a declared maintenance window (`maintenance`, see models.resets.maintenance_windows) are planned."""
+        inside a declared maintenance window (`maintenance`, contract.MAINTENANCE_SCHEMA rows) are planned."""
         incidents = link_incidents(link, controllers)
         resets = detect_resets(errors, link, controllers, link_drops=incidents, maintenance=maintenance)
         return cls(resets=resets, incidents=without_reset_downtime(incidents, resets))

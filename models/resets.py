@@ -125,8 +125,8 @@ def detect_resets(
 
     `link_drops` (link_events.INCIDENTS_SCHEMA) explain traces: re-enumeration after a drop also opens a new
     counter epoch, so an inferred reset whose traces coincide with a drop's start or link-up is that drop.
-    `maintenance` (`maintenance_windows`: controller_id, start_ts, end_ts) are declared maintenance windows: a
-    reset inside one is planned, not a failure.
+    `maintenance` (contract.MAINTENANCE_SCHEMA: controller_id, start_ts, end_ts) are declared maintenance windows:
+    a reset inside one of its controller's is planned, not a failure.
     """
     config = config or ResetConfig()
     evidence = _Evidence([])
@@ -144,15 +144,6 @@ def detect_resets(
     return resets.set_column(
         resets.schema.get_field_index("planned"), RESETS_SCHEMA.field("planned"), pa.array(planned)
     )
-
-
-def maintenance_windows(maintenance: pa.Table, inventory: pa.Table) -> pa.Table:
-    """Declared host windows (contract.MAINTENANCE_SCHEMA) as (controller_id, start_ts, end_ts) for every
-    controller the inventory places on the host."""
-    hosts = inventory.select(["controller_id", "host"]).cast(
-        pa.schema([("controller_id", pa.string()), ("host", pa.string())])
-    )
-    return maintenance.join(hosts, "host").select(["controller_id", "start_ts", "end_ts"])
 
 
 def _in_maintenance(resets: pa.Table, windows: pa.Table) -> np.ndarray:
@@ -289,7 +280,8 @@ def _lasting(sorted_codes: np.ndarray, values: np.ndarray, decreased: np.ndarray
     previous = np.roll(values, 1)
     for ahead in range(1, rows + 1):
         later = np.full(n, -np.inf)
-        later[: n - ahead] = np.where(sorted_codes[ahead:] == sorted_codes[: n - ahead], values[ahead:], -np.inf)
+        head = max(n - ahead, 0)  # fewer rows than `ahead` (a live round's first minutes): none has a later row
+        later[:head] = np.where(sorted_codes[ahead:] == sorted_codes[:head], values[ahead:], -np.inf)
         lasting &= later < previous
     return lasting
 

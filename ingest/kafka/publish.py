@@ -1,11 +1,11 @@
 """`simulate --to-kafka`: stream a simulation to the telemetry topics, as fast as possible or at wall-clock pace.
 
-The inventory goes first on its own topic. Ground truth never travels on a topic: each chunk's injected faults
-are written straight to `raw.truth_faults` in the lake. In live mode (`speed`) every chunk is cut into ticks
-of simulated time and each tick is sent when the wall clock reaches it (speed 60 = one simulated hour per
-minute), so a loader in --follow mode sees telemetry arrive as it would from a fleet. A delivery plan
-(ingest/kafka/delivery_faults.py) holds some hosts' batches back or sends them twice; its truth rows go to
-`raw.truth_faults` before any telemetry.
+The inventory goes first on its own topic, then the declared maintenance windows on theirs. Ground truth never
+travels on a topic: each chunk's injected faults are written straight to `raw.truth_faults` in the lake. In live
+mode (`speed`) every chunk is cut into ticks of simulated time and each tick is sent when the wall clock reaches it
+(speed 60 = one simulated hour per minute), so a loader in --follow mode sees telemetry arrive as it would from a
+fleet. A delivery plan (ingest/kafka/delivery_faults.py) holds some hosts' batches back or sends them twice; its
+truth rows go to `raw.truth_faults` before any telemetry.
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ def publish_simulation(
             truth_rows += faults.num_rows
         with TelemetryProducer(settings, config=producer_config) as producer:
             producer.send(contract.TOPIC_INVENTORY, simulation.inventory)
+            producer.send(contract.TOPIC_MAINTENANCE, simulation.maintenance)
             producer.flush()
 
             def send(moment: datetime | None, tables: dict[str, pa.Table]) -> None:

@@ -219,6 +219,24 @@ def stored_schemas() -> dict[str, pa.Schema]:
     return {name: row_table_schema(name) for name in ROW_SCHEMAS} | BOOKKEEPING_SCHEMAS
 
 
+def table_columns(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, set[str]]:
+    """The column names of every table in `schema` of the lake, by table."""
+    columns: dict[str, set[str]] = defaultdict(set)
+    for table, column in con.execute(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = ?", [schema]
+    ).fetchall():
+        columns[table].add(column)
+    return columns
+
+
+def add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, shape: str, existing: set[str]) -> None:
+    """Add to `table` (which has the columns `existing`) every column of the relation `shape` it lacks: a column a
+    newer version defined, on a table an older one created. The rows stored before read NULL in it."""
+    for column, kind, *_ in con.execute(f"DESCRIBE SELECT * FROM {shape}").fetchall():
+        if column not in existing:
+            con.execute(f'ALTER TABLE {table} ADD COLUMN IF NOT EXISTS "{column}" {kind}')
+
+
 def ensure_tables(con: duckdb.DuckDBPyConnection, attempts: int = 5) -> None:
     """Create the `raw` schema and its tables if missing, and add columns a newer version defined to tables an
     older one created; retried because DDL from two processes can conflict."""
@@ -226,20 +244,14 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, attempts: int = 5) -> None:
     for attempt in range(attempts):
         try:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW}")
-            existing: dict[str, set[str]] = defaultdict(set)
-            for table, column in con.execute(
-                "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = ?", [RAW]
-            ).fetchall():
-                existing[table].add(column)
+            existing = table_columns(con, RAW)
             for name, schema in shapes.items():
                 con.register("empty_shape", schema.empty_table())
                 try:
                     if name not in existing:
                         con.execute(f"CREATE TABLE IF NOT EXISTS {RAW}.{name} AS SELECT * FROM empty_shape")
                         continue
-                    for column, kind, *_ in con.execute("DESCRIBE SELECT * FROM empty_shape").fetchall():
-                        if column not in existing[name]:
-                            con.execute(f'ALTER TABLE {RAW}.{name} ADD COLUMN IF NOT EXISTS "{column}" {kind}')
+                    add_missing_columns(con, f"{RAW}.{name}", "empty_shape", existing[name])
                 finally:
                     con.unregister("empty_shape")
             return

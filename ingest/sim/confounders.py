@@ -149,21 +149,21 @@ class Confounders:
 
 
 def maintenance_table(c: Confounders | None, fleet: Fleet, start_ns: int) -> pa.Table:
-    """The declared maintenance windows, one row per host window (what a change calendar publishes)."""
+    """The declared maintenance windows as a change calendar publishes them: each host window once per controller
+    on the host (the confounder events are already expanded so), sorted by host, start and controller."""
     if c is None:
         return MAINTENANCE_SCHEMA.empty_table()
     ctrl, start, end, _ = c.of("maintenance")
     host = fleet.host[ctrl]
-    _, first = np.unique(np.stack([host, np.rint(start * 1e3).astype(np.int64)]), axis=1, return_index=True)
-    host, start, end = host[first], start[first], end[first]
-    order = np.lexsort((start, host))
-    host, start, end = host[order], start[order], end[order]
+    order = np.lexsort((ctrl, start, host))
+    ctrl, host, start, end = ctrl[order], host[order], start[order], end[order]
     return pa.table(
         {
+            "controller_id": fleet.controller_ids.take(pa.array(ctrl, pa.int64())).cast(pa.string()),
             "host": fleet.host_names.take(pa.array(host, pa.int64())).cast(pa.string()),
             "start_ts": timestamps(start_ns + np.rint(start * 1e9).astype(np.int64)),
             "end_ts": timestamps(start_ns + np.rint(end * 1e9).astype(np.int64)),
-            "reason": pa.array(["host_maintenance"] * host.size, pa.string()),
+            "purpose": pa.array(["host_maintenance"] * ctrl.size, pa.string()),
         },
         schema=MAINTENANCE_SCHEMA,
     )

@@ -47,18 +47,27 @@ def latency_series(latency: pa.Table, slo: Slo, step_s: int = 60) -> pa.Table:
     return summed.rename_columns([*slo.group_columns, "ts", "good", "total"])
 
 
-def events_query(slo: Slo, relation: str, inventory: str, step_s: int = 60) -> str:
+def events_query(slo: Slo, relation: str, inventory: str, step_s: int = 60, maintenance: str | None = None) -> str:
     """DuckDB SQL for an events SLO's series (same columns as latency_series) over `relation`.
 
     The predicates see only the event table's columns; group columns come from `inventory` (one row per
-    controller, e.g. the latest inventory row), joined by controller_id.
+    controller, e.g. the latest inventory row), joined by controller_id. Events of a controller inside one of its
+    declared `maintenance` windows (contract.MAINTENANCE_SCHEMA rows) are neither good nor bad: planned downtime
+    spends no error budget.
     """
     if not isinstance(slo.sli, EventsSli):
         raise ValueError(f"SLO {slo.name!r} is not an events SLO")
     groups = "".join(f"i.{c}, " for c in slo.group_columns)
+    ts = f"r.{slo.sli.timestamp}"
+    planned = (
+        f" AND NOT EXISTS (SELECT 1 FROM {maintenance} m"
+        f" WHERE m.controller_id = r.controller_id AND {ts} BETWEEN m.start_ts AND m.end_ts)"
+        if maintenance
+        else ""
+    )
     return (
-        f"WITH events AS (SELECT controller_id, {slo.sli.timestamp} AS ts, coalesce(({slo.sli.bad}), false) AS bad"
-        f" FROM {relation} WHERE {slo.sli.total})\n"
+        f"WITH events AS (SELECT controller_id, {ts} AS ts, coalesce(({slo.sli.bad}), false) AS bad"
+        f" FROM {relation} r WHERE ({slo.sli.total}){planned})\n"
         f"SELECT {groups}time_bucket(INTERVAL '{int(step_s)} seconds', e.ts) AS ts,"
         " (count(*) - count(*) FILTER (WHERE e.bad))::BIGINT AS good, count(*)::BIGINT AS total\n"
         f"FROM events e JOIN {inventory} i USING (controller_id) GROUP BY ALL"

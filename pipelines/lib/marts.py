@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from ingest.lake import lake_cursor
 from ingest.lake.fault_injection import MART_STAGE, CrashPoints
+from ingest.lake.raw_tables import add_missing_columns, table_columns
 from pipelines.lib.partitions import Window
 
 MARTS = "marts"
@@ -175,13 +176,15 @@ def replace_window(
     """Make `marts.<name>` hold exactly `rows` (`window_rows` of a step's result) for `window`. `crash_points`
     (reliability tests only) may end the process between the DELETE and the INSERT.
 
-    The table is created from the first result's schema; later writes insert by column name, so a model that adds a
-    column fails loudly instead of shifting values.
+    The table is created from the first result's schema; later writes insert by column name, so values never shift.
+    A column the rows have and the table lacks (a table an older version created) is added first; the rows stored
+    before read NULL in it.
     """
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {MARTS}")
     con.register("incoming", rows)
     try:
         con.execute(f"CREATE TABLE IF NOT EXISTS {MARTS}.{name} AS SELECT * FROM incoming LIMIT 0")
+        add_missing_columns(con, f"{MARTS}.{name}", "incoming", table_columns(con, MARTS)[name])
         lower, upper = _bounds(closed)
         con.execute("BEGIN TRANSACTION")
         try:

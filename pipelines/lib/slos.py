@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
-from ingest.contract import TABLE_NAMES, TIME_COLUMNS, TS, described
+from ingest.contract import TABLE_NAMES, TIME_COLUMNS, TOPIC_MAINTENANCE, TS, described
 from models.health import HealthPolicy
 from models.rollup import with_inventory
 from models.slo.sli import events_query, latency_series
@@ -124,11 +124,13 @@ def sli_series(
     con: duckdb.DuckDBPyConnection, slo: Slo, latency: pa.Table, window: Window, inventory: pa.Table
 ) -> pa.Table:
     """Good/total events of `slo` per group and STEP_S step in `window`: a latency SLO from the window's `latency`
-    rows, an events SLO in DuckDB from its raw table."""
+    rows, an events SLO in DuckDB from its raw table, without the events inside declared maintenance windows."""
     if isinstance(slo.sli, EventsSli):
         con.register("sli_inventory", latest_inventory(inventory))
         try:
-            query = events_query(slo, _raw_rows(slo.sli.table), "sli_inventory", STEP_S)
+            query = events_query(
+                slo, _raw_rows(slo.sli.table), "sli_inventory", STEP_S, maintenance=raw_table(TOPIC_MAINTENANCE)
+            )
             series = con.execute(query, {"start": window.start, "end": window.end}).to_arrow_table()
         finally:
             con.unregister("sli_inventory")

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from ingest.contract import (
     INVENTORY_SCHEMA,
     LATENCY_OPS,
+    MAINTENANCE_SCHEMA,
     NATURAL_KEYS,
     TABLE_NAMES,
     TELEMETRY_SCHEMAS,
@@ -29,6 +30,7 @@ from ingest.contract import (
     TOPIC_INVENTORY,
     TOPIC_LATENCY,
     TOPIC_LINK,
+    TOPIC_MAINTENANCE,
     TRUTH_FAULTS_SCHEMA,
     conform,
 )
@@ -191,6 +193,16 @@ def read_inventory(con: duckdb.DuckDBPyConnection) -> pa.Table:
     """Every inventory row (re-deployments included): small, and not partitioned by time."""
     sql = f"SELECT {_columns(INVENTORY_SCHEMA)} FROM {raw_table(TOPIC_INVENTORY)}"
     return conform(con.execute(sql).to_arrow_table(), INVENTORY_SCHEMA)
+
+
+def read_maintenance(con: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:
+    """The declared maintenance windows that overlap `window`, each once (a calendar published twice is one)."""
+    sql = (
+        f"SELECT DISTINCT {_columns(MAINTENANCE_SCHEMA)} FROM {raw_table(TOPIC_MAINTENANCE)} "
+        "WHERE end_ts >= $start AND start_ts <= $end ORDER BY ALL"
+    )
+    rows = con.execute(sql, {"start": window.start, "end": window.end}).to_arrow_table()
+    return conform(rows, MAINTENANCE_SCHEMA)
 
 
 def telemetry_by_group(

@@ -11,7 +11,8 @@ ts >= the stored `buffer_from` (per stream, see `_topic_from`) as of the stored 
 back with time travel and resumes where the last commit left off, neither repeating nor skipping an alert.
 
 An incident is recorded once its controller's rows reach `SETTLE` past its first evidence, so that evidence that
-follows at once (the next health snapshot) can still explain it away; its start and end are updated while it is
+follows at once (the next health snapshot) can still explain it away (`COUNTER_SETTLE` for a reset seen only in
+falling counters, which the detector confirms only after several rows); its start and end are updated while it is
 open (its id, from the first evidence, stays).
 """
 
@@ -31,11 +32,13 @@ from ingest.lake.fault_injection import CrashPoints
 from ingest.lake.raw_tables import RAW, TS_US, retry_transaction
 from models.features import ERRORS_COLUMNS, LINK_COLUMNS, Detections
 from models.incidents import DROP, RESET, incidents
+from models.resets import ResetConfig
 from models.series import NS_PER_S, Controllers, timestamps_ns
 from models.slo.spec import AlertTier, Slo
 from pipelines.defs.slo.slo_assets import SLI_LATENCY_COLUMNS
+from pipelines.lib.partitions import Window
 from pipelines.lib.slos import load
-from pipelines.lib.telemetry import raw_table, read_inventory
+from pipelines.lib.telemetry import raw_table, read_inventory, read_maintenance
 from pipelines.live.alerts import Alert, record
 from pipelines.live.burn import SLO_PAGE, fast_burn_pages, live_slos
 from pipelines.live.tables import LIVE_INCIDENTS, LIVE_INCIDENTS_SCHEMA, POSITION, POSITION_SCHEMA, append
@@ -45,9 +48,16 @@ CONTEXT = timedelta(hours=1)
 # Incidents whose first evidence lies this close to the carried rows' start may lack the evidence before it; they
 # were recorded by an earlier round, when they were well inside.
 EDGE = timedelta(minutes=10)
-# Data time of a controller's rows past an incident's first evidence before it is recorded: two snapshot intervals
-# of the simulated fleet.
-SETTLE = timedelta(minutes=2)
+# The simulated fleet's link-snapshot interval, in which the settling times below are counted.
+SNAPSHOT = timedelta(minutes=1)
+# Data time of a controller's rows past an incident's first evidence before it is recorded: two snapshot intervals.
+SETTLE = 2 * SNAPSHOT
+# A reset seen only in counters that fell (and holes) is one once they stayed down for the detector's
+# counter_confirm_rows link snapshots; until those rows exist, rows a host clock step put out of order look the same
+# (models.resets._lasting). One more interval: the newest row seen may be another stream's.
+COUNTER_SETTLE = (ResetConfig().counter_confirm_rows + 1) * SNAPSHOT
+# Reset evidence that is final when it arrives.
+_AT_ONCE = frozenset({"row", "uptime", "epoch"})
 # A reset is an instant: its alert resolves once the controller has reported this long after it came back.
 RESET_HOLD = timedelta(minutes=5)
 SEVERITY = "page"
@@ -245,7 +255,9 @@ class LiveDetector:
             errors.column("controller_id"),
             link.column("controller_id"),
         )
-        found = Detections.from_tables(errors, link, controllers)
+        # Planned resets (inside a declared maintenance window) are no incidents, as in the hourly marts.
+        maintenance = read_maintenance(self.con, Window(_from_ns(buffer_from), _from_ns(max(seen.values()))))
+        found = Detections.from_tables(errors, link, controllers, maintenance)
         # SLO pages are evaluated up to the whole steps every controller has had SETTLE to report.
         until = max(seen.values()) - _ns(SETTLE)
         pages = fast_burn_pages(rows[TOPIC_LATENCY], inventory, self.slos, until)
@@ -268,7 +280,7 @@ class LiveDetector:
         for row in current:
             detected = _to_ns(row["detected_ts"])
             high = until if row["kind"] == SLO_PAGE else seen.get(row["subject"], 0)
-            if detected < edges[row["kind"]] or (row["kind"] != SLO_PAGE and high < detected + _ns(SETTLE)):
+            if detected < edges[row["kind"]] or (row["kind"] != SLO_PAGE and high < detected + _ns(_settle(row))):
                 continue
             previous = stored.pop(row["incident_id"], None)
             if row["incident_id"] not in known:
@@ -289,6 +301,13 @@ class LiveDetector:
                 withdrawn = {**previous, "evidence": f"{previous['evidence']},withdrawn"}
                 changed.append(_Change(withdrawn, seen.get(previous["subject"], 0)))
         return fired, changed
+
+
+def _settle(incident: dict) -> timedelta:
+    """How far a controller's rows must reach past an incident's first evidence before it is recorded."""
+    if incident["kind"] == RESET and not _AT_ONCE & set((incident["evidence"] or "").split(",")):
+        return COUNTER_SETTLE
+    return SETTLE
 
 
 def _microseconds(table: pa.Table) -> pa.Table:

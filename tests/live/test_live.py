@@ -1,7 +1,8 @@
 """The live detector on a real lake fed the way the loader feeds it: sample_data/'s errors and link rows committed
 ten minutes at a time, a round after each commit, the process restarted half-way (its state read back from the
 lake). Its incidents are the hourly marts' (the `live_matches_hourly` check on the real `detections` asset), and
-every incident fired and resolved exactly one alert."""
+every incident fired and resolved exactly one alert. Some of the sample's resets fall inside maintenance windows
+declared for the run: planned, they raise no incident, live or hourly."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from ingest.contract import TOPIC_ERRORS, TOPIC_LATENCY, TOPIC_LINK
+from ingest.contract import MAINTENANCE_SCHEMA, TOPIC_ERRORS, TOPIC_LATENCY, TOPIC_LINK, conform
 from ingest.lake import lake_cursor
 from ingest.lake.raw_tables import Batch, Rows, commit_batch, ensure_tables
+from models.incidents import RESET, incident_id
+from models.series import timestamps_ns
 from pipelines.defs.live.reconciliation import live_matches_hourly
 from pipelines.lib.marts import mart_key
 from pipelines.lib.resources import LakeResource
@@ -25,6 +28,33 @@ from pipelines.live.tables import ensure_live_tables
 from tests.sample_lake import SAMPLE_DIR, SAMPLE_SPAN
 
 SLICE = timedelta(minutes=10)
+# Declared windows: around every third explicit reset of the sample (rack events aside) in the hours reconciled.
+WINDOW = timedelta(minutes=5)
+
+
+def _calendar() -> pa.Table:
+    """Maintenance windows (contract.MAINTENANCE_SCHEMA) of WINDOW either side of some of the sample's resets."""
+    inventory = pq.read_table(SAMPLE_DIR / "inventory.parquet").to_pylist()
+    hosts = {row["controller_id"]: row["host"] for row in inventory}
+    resets = [
+        row
+        for row in pq.read_table(SAMPLE_DIR / "truth_faults.parquet").to_pylist()
+        if row["kind"] == "controller_reset"
+        and '"silent": false' in row["details"]
+        and '"rack_event"' not in row["details"]
+        and SAMPLE_SPAN.start + WINDOW < row["onset_ts"] < SAMPLE_SPAN.end - timedelta(hours=1)
+    ][::3]
+    rows = [
+        {
+            "controller_id": row["controller_id"],
+            "host": hosts[row["controller_id"]],
+            "start_ts": row["onset_ts"] - WINDOW,
+            "end_ts": row["onset_ts"] + WINDOW,
+            "purpose": "host_maintenance",
+        }
+        for row in resets
+    ]
+    return conform(pa.Table.from_pylist(rows), MAINTENANCE_SCHEMA)
 
 
 def _slice(table: pa.Table, start, end, column: str = "ts") -> pa.Table:
@@ -44,7 +74,8 @@ def live_lake(tmp_path_factory: pytest.TempPathFactory) -> LakeResource:
     with lake.connection() as con:
         ensure_tables(con)
         ensure_live_tables(con)
-        commit_batch(con, Batch(rows=[Rows("inventory", pq.read_table(SAMPLE_DIR / "inventory.parquet"))]))
+        inventory = pq.read_table(SAMPLE_DIR / "inventory.parquet")
+        commit_batch(con, Batch(rows=[Rows("inventory", inventory), Rows("maintenance", _calendar())]))
         detector = LiveDetector(lake_cursor(con))
         start, restarted = SAMPLE_SPAN.start, False
         while start < SAMPLE_SPAN.end:
@@ -126,3 +157,24 @@ def test_every_incident_fired_once_and_resolved_once(live_lake: LakeResource) ->
         (i, "resolved") for i, done in incidents if done
     }
     assert alerts == {i: "resolved" if done else "firing" for i, done in incidents}
+
+
+def test_resets_in_a_declared_window_raise_no_incident(
+    live_lake: LakeResource, checks: dict[str, dg.AssetCheckEvaluation]
+) -> None:
+    # Each declared window holds one of the sample's resets: the marts find it planned, and the live path, which
+    # reconciles with them (above), recorded no incident for it.
+    windows = _calendar()
+    with live_lake.connection(read_only=True) as con:
+        planned = con.execute("SELECT controller_id, detected_ts FROM marts.resets WHERE planned").to_arrow_table()
+        live = {i for (i,) in con.execute("SELECT incident_id FROM sre.live_incidents").fetchall()}
+        (unplanned,) = con.execute("SELECT count(*) FROM marts.resets WHERE NOT planned").fetchone()
+    assert planned.num_rows == windows.num_rows > 0
+    assert unplanned > 0
+    ids = {
+        incident_id(RESET, controller, int(t))
+        for controller, t in zip(
+            planned["controller_id"].to_pylist(), timestamps_ns(planned["detected_ts"]).tolist(), strict=True
+        )
+    }
+    assert not ids & live

@@ -32,6 +32,7 @@ from pipelines.lib.telemetry import (
     by_controller_group,
     raw_key,
     read_inventory,
+    read_maintenance,
     stream_controllers,
 )
 
@@ -107,8 +108,9 @@ def _input_checks(con: duckdb.DuckDBPyConnection, window: Window) -> tuple[Findi
 
 def detect(con: duckdb.DuckDBPyConnection, wide: Window, group_size: int = CONTROLLERS_PER_GROUP) -> Detections:
     """Both detectors over `wide`, a group of controllers at a time (each controller's own sequence is all they
-    read): memory bounded by the group, not by the fleet."""
+    read): memory bounded by the group, not by the fleet. Resets inside a declared maintenance window are planned."""
     topics = [TOPIC_ERRORS, TOPIC_LINK]
+    maintenance = read_maintenance(con, wide)
     controllers = Controllers.of(read_inventory(con).column("controller_id"), stream_controllers(con, topics, wide))
     reads = [StreamRead(TOPIC_ERRORS, ERRORS_COLUMNS), StreamRead(TOPIC_LINK, LINK_COLUMNS)]
     resets, incidents = [RESETS_SCHEMA.empty_table()], [INCIDENTS_SCHEMA.empty_table()]
@@ -116,7 +118,7 @@ def detect(con: duckdb.DuckDBPyConnection, wide: Window, group_size: int = CONTR
         errors, link = tables[TOPIC_ERRORS], tables[TOPIC_LINK]
         # No telemetry at all around the window (e.g. the loader stalled): nothing to detect from.
         if errors.num_rows or link.num_rows:
-            found = Detections.from_tables(errors, link, group)
+            found = Detections.from_tables(errors, link, group, maintenance)
             resets.append(found.resets)
             incidents.append(found.incidents)
     return Detections(pa.concat_tables(resets), pa.concat_tables(incidents))
@@ -127,10 +129,10 @@ def detect(con: duckdb.DuckDBPyConnection, wide: Window, group_size: int = CONTR
     mart_spec(
         RESETS,
         group="resets",
-        description="Controller resets in the hour, explicit and silent, with the evidence that revealed each and "
-        "when the first evidence arrived.",
+        description="Controller resets in the hour, explicit and silent, with the evidence that revealed each, "
+        "when the first evidence arrived, and whether it was planned (inside a declared maintenance window).",
         schema=RESETS_SCHEMA,
-        deps=[raw_key("errors"), raw_key("link"), raw_key("inventory")],
+        deps=[raw_key("errors"), raw_key("link"), raw_key("inventory"), raw_key("maintenance")],
         automation_condition=AFTER_LOAD,
     ),
     mart_spec(

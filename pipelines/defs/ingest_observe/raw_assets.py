@@ -18,6 +18,7 @@ from ingest.contract import (
     TOPIC_INVENTORY,
     TOPIC_LATENCY,
     TOPIC_LINK,
+    TOPIC_MAINTENANCE,
     TRUTH_FAULTS_SCHEMA,
 )
 from ingest.lake.raw_tables import STATUS_SCHEMA, STATUS_TABLE
@@ -56,6 +57,14 @@ raw_tables = [
     *(
         _spec(TABLE_NAMES[topic], _DESCRIPTIONS[topic], TELEMETRY_SCHEMAS[topic], RAW_FRESHNESS)
         for topic in (TOPIC_ERRORS, TOPIC_LINK, TOPIC_LATENCY, TOPIC_INVENTORY)
+    ),
+    # A change calendar stays quiet for days: no freshness policy.
+    _spec(
+        TABLE_NAMES[TOPIC_MAINTENANCE],
+        "Declared maintenance windows, one row per controller of the host (topic leo.maintenance): a reset inside "
+        "one is planned, and its downtime does not count against the availability SLO.",
+        TELEMETRY_SCHEMAS[TOPIC_MAINTENANCE],
+        None,
     ),
     _spec(
         TRUTH_TABLE,

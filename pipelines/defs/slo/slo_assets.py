@@ -94,9 +94,10 @@ def _read_latency(con: duckdb.DuckDBPyConnection, window: Window, slos: tuple[Sl
     SLI,
     group=GROUP,
     description="SLI event series of every SLO in slos.yaml: good and total events per group and 5-minute step "
-    "(latency SLOs from the exact over-threshold counters, event SLOs from link or error rows).",
+    "(latency SLOs from the exact over-threshold counters, event SLOs from link or error rows outside declared "
+    "maintenance windows).",
     schema=spec.SLI_SCHEMA,
-    deps=[raw_key("latency"), raw_key("link"), raw_key("errors"), raw_key("inventory")],
+    deps=[raw_key("latency"), raw_key("link"), raw_key("errors"), raw_key("inventory"), raw_key("maintenance")],
     automation_condition=AFTER_LOAD,
     check_specs=[mart_check(SLI, HISTOGRAM_CHECK, HISTOGRAM_CHECK_DESCRIPTION, blocking=True)],
 )

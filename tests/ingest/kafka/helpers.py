@@ -24,11 +24,24 @@ STREAMS = (contract.TOPIC_ERRORS, contract.TOPIC_LINK, contract.TOPIC_LATENCY)
 NATURAL_KEYS = {
     **{contract.TABLE_NAMES[topic]: keys for topic, keys in contract.NATURAL_KEYS.items()},
     "inventory": ("controller_id",),
+    "maintenance": ("controller_id", "start_ts"),
 }
 
 
-def simulation(controllers: int, hours: float, seed: int = 7) -> Simulation:
-    return Simulation(SimConfig(controllers=controllers, hours=hours, seed=seed))
+# Maintenance windows per host-day that make an hour-long run declare some (the default rate declares one per host
+# every ten days): for tests of the maintenance stream itself.
+BUSY_CALENDAR = 24.0
+
+
+def simulation(
+    controllers: int, hours: float, seed: int = 7, maintenance_per_host_day: float | None = None
+) -> Simulation:
+    """A seeded run with the default confounders (at `maintenance_per_host_day`, when given)."""
+    config = SimConfig(controllers=controllers, hours=hours, seed=seed)
+    if maintenance_per_host_day is not None:
+        knobs = replace(config.confounders, maintenance_per_host_day=maintenance_per_host_day)
+        config = replace(config, confounders=knobs)
+    return Simulation(config)
 
 
 def simulated_streams(sim: Simulation) -> dict[str, pa.Table]:
@@ -36,6 +49,11 @@ def simulated_streams(sim: Simulation) -> dict[str, pa.Table]:
     chunks = list(sim.chunks())
     streams = {topic: pa.concat_tables([getattr(c, contract.TABLE_NAMES[topic]) for c in chunks]) for topic in STREAMS}
     return {**streams, contract.TOPIC_INVENTORY: sim.inventory}
+
+
+def every_stream(sim: Simulation) -> dict[str, pa.Table]:
+    """`simulated_streams` and the declared maintenance windows: every topic's rows."""
+    return {**simulated_streams(sim), contract.TOPIC_MAINTENANCE: sim.maintenance}
 
 
 def create_tables(settings: Settings) -> None:

@@ -7,14 +7,14 @@ import pytest
 
 from ingest import contract
 from ingest.kafka import codec
-from tests.ingest.kafka.helpers import simulated_streams, simulation, without_dictionaries
+from tests.ingest.kafka.helpers import BUSY_CALENDAR, every_stream, simulation, without_dictionaries
 from tests.ingest.kafka.jsonl import to_jsonl
 from tests.ingest.kafka.malformed import bad_messages
 
 
 @pytest.fixture(scope="module")
 def streams():
-    return simulated_streams(simulation(controllers=12, hours=1))
+    return every_stream(simulation(controllers=12, hours=1, maintenance_per_host_day=BUSY_CALENDAR))
 
 
 @pytest.mark.parametrize("topic", list(contract.TELEMETRY_SCHEMAS))

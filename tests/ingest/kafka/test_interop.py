@@ -15,7 +15,15 @@ from ingest import contract
 from ingest.kafka import codec
 from ingest.kafka.producer import TelemetryProducer
 from ingest.kafka.topics import key_partition
-from tests.ingest.kafka.helpers import NATURAL_KEYS, lake_rows, run_loader, simulated_streams, simulation, sorted_by
+from tests.ingest.kafka.helpers import (
+    BUSY_CALENDAR,
+    NATURAL_KEYS,
+    every_stream,
+    lake_rows,
+    run_loader,
+    simulation,
+    sorted_by,
+)
 from tests.ingest.kafka.jsonl import to_jsonl
 from tests.sample_lake import REPO
 
@@ -23,8 +31,8 @@ pytestmark = pytest.mark.kafka
 
 
 def test_json_lines_from_confluent_kafka_land_like_our_arrow_messages(settings):
-    streams = simulated_streams(simulation(controllers=8, hours=1, seed=11))
-    controller = streams[contract.TOPIC_LATENCY]["controller_id"][0].as_py()
+    streams = every_stream(simulation(controllers=8, hours=1, seed=11, maintenance_per_host_day=BUSY_CALENDAR))
+    controller = streams[contract.TOPIC_MAINTENANCE]["controller_id"][0].as_py()  # one with rows on every topic
     mine = {topic: rows.filter(pc.equal(rows["controller_id"], controller)) for topic, rows in streams.items()}
     # Java's default partitioner (murmur2), which our producer mirrors; librdkafka's own default differs.
     theirs = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "partitioner": "murmur2_random"})
