@@ -10,7 +10,8 @@ link incidents and maintenance calendar it reads, as `Detections` runs it) and t
 `leo-fleet evaluate`'s protocol and scoring (models.holdout.false_silent_resets): the held-out controllers (hash
 bucket) after the split. The run's errors and link rows are split once into one Parquet file per group of
 controllers; each group is then detected and scored alone, so memory follows the group, not the fleet. Prints the
-count, the controller-days, the rate and its one-sided 95 % upper bound (exact Poisson; 0 events: the rule of three).
+count, the controller-days, the rate and its one-sided 95 % upper bound (exact Poisson; 0 events: the rule of three),
+and which confounder (models.evaluation.false_alarm_causes, as `leo-fleet evaluate`'s confounder section) caused them.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import pyarrow.parquet as pq
 from rich.console import Console
 
 from ingest.contract import (
+    CONFOUNDER_KINDS,
     ERRORS_SCHEMA,
     LINK_SCHEMA,
     NATURAL_KEYS,
@@ -41,7 +43,7 @@ from ingest.contract import (
     conform,
     run_table_file,
 )
-from models.evaluation import NS_PER_DAY, held_out_controllers
+from models.evaluation import NS_PER_DAY, false_alarm_causes, held_out_controllers
 from models.features import ERRORS_COLUMNS, LINK_COLUMNS, Detections
 from models.holdout import Protocol, false_silent_resets
 from models.series import NS_PER_HOUR, Controllers
@@ -113,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     maintenance = pq.read_table(run_table_file(args.run, "maintenance"))
     truth = pq.read_table(run_table_file(args.run, "truth_faults"))
     false_episodes, controller_days, silent_found, held = 0, 0.0, 0, 0
+    causes = dict.fromkeys((*CONFOUNDER_KINDS, "none"), 0)
     with tempfile.TemporaryDirectory(prefix="leo-fleet-fsr-") as spill:
         into = Path(spill)
         _split(args.run, fleet, args.group_size, into)
@@ -130,6 +133,19 @@ def main(argv: list[str] | None = None) -> int:
                 controller_days += score.controller_days
                 silent_found += score.episodes
                 held += int(in_scope.sum())
+                silent = resets.filter(resets.column("silent"))
+                for kind, count in false_alarm_causes(
+                    truth,
+                    controllers,
+                    "controller_reset",
+                    silent,
+                    period=period,
+                    in_scope=in_scope,
+                    kinds=CONFOUNDER_KINDS,
+                    detection_budget_s=protocol.detection_budget_s,
+                    clock_tolerance_s=protocol.detection_clock_tolerance_s,
+                ).items():
+                    causes[kind] += count
         finally:
             con.close()
     seconds = time.perf_counter() - started
@@ -144,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
         f"false silent resets per 10,000 controller-days: {false_episodes / exposure:.3f}; one-sided 95 % upper "
         f"bound {upper / exposure:.3f} ({upper:.3f} events); target ≤ {TARGET_PER_10K:g}: "
         f"{'met' if upper / exposure <= TARGET_PER_10K else 'not shown'}"
+    )
+    console.print(
+        "false silent resets (alarms, before merging) by the confounder whose window holds them: "
+        + ", ".join(f"{kind} {count}" for kind, count in causes.items() if count)
     )
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     console.print(
