@@ -223,11 +223,11 @@ def _within(codes: np.ndarray, ts: np.ndarray, controllers: np.ndarray, period: 
     return (codes >= 0) & controllers[np.maximum(codes, 0)] & (ts >= period[0]) & (ts <= period[1])
 
 
-def _windows(test: Split, period: tuple[int, int], protocol: Protocol) -> dict:
+def _windows(in_scope: np.ndarray, period: tuple[int, int], protocol: Protocol) -> dict:
     """The event windows every detection figure is scored with: period, held-out controllers, budget, clock."""
     return {
         "period": period,
-        "in_scope": test.controllers,
+        "in_scope": in_scope,
         "detection_budget_s": protocol.detection_budget_s,
         "clock_tolerance_s": protocol.detection_clock_tolerance_s,
     }
@@ -237,7 +237,7 @@ def _detection(report: Report, run: Run, test: Split, period: tuple[int, int], p
     """Event-window scoring of the after-the-fact detectors (resets, link drops) beside their baselines."""
 
     def scored(truth_kind: str, alarms: pa.Table, silent: bool | None = None) -> EventScore:
-        windows = _windows(test, period, protocol)
+        windows = _windows(test.controllers, period, protocol)
         return score_detections(
             run.truth,
             run.controllers,
@@ -255,8 +255,9 @@ def _detection(report: Report, run: Run, test: Split, period: tuple[int, int], p
         report.add("resets", f"{label} resets: events", detector.events, baseline.events)
         report.add("resets", f"{label} resets: recall", detector.recall, baseline.recall)
         report.add("resets", f"{label} resets: median delay (s)", detector.median_delay_s, baseline.median_delay_s)
-    inferred = [table.filter(table.column("silent")) for table in resets]
-    false_silent = [scored("controller_reset", table) for table in inferred]
+    false_silent = [
+        false_silent_resets(run.truth, run.controllers, table, test.controllers, period, protocol) for table in resets
+    ]
     report.add(
         "resets",
         "false silent (inferred) resets per 10,000 controller-days",
@@ -272,6 +273,26 @@ def _detection(report: Report, run: Run, test: Split, period: tuple[int, int], p
     report.events("link drops", *(scored("link_drop", a) for a in drops))
     _outages(report, run, test.controllers, period)
     _confounders(report, run, test, period, protocol, resets, drops)
+
+
+def false_silent_resets(
+    truth: pa.Table,
+    controllers: Controllers,
+    resets: pa.Table,
+    in_scope: np.ndarray,
+    period: tuple[int, int],
+    protocol: Protocol,
+) -> EventScore:
+    """The silent (inferred) resets among `resets` scored against every true reset, in the event windows of every
+    detection figure: its false episodes are the false silent resets, over its controller-days."""
+    return score_detections(
+        truth,
+        controllers,
+        "controller_reset",
+        resets.filter(resets.column("silent")),
+        cooldown_s=protocol.detection_cooldown_s,
+        **_windows(in_scope, period, protocol),
+    )
 
 
 # A controller's false event-rate anomaly: no true event of these kinds in the day its window counts.
@@ -296,7 +317,7 @@ def _confounders(
     def causes(
         truth_kind, alarms: pa.Table, budget_s: float = protocol.detection_budget_s, exclude: tuple[str, ...] = ()
     ) -> dict[str, int]:
-        windows = _windows(test, period, protocol) | {"detection_budget_s": budget_s}
+        windows = _windows(test.controllers, period, protocol) | {"detection_budget_s": budget_s}
         return false_alarm_causes(
             run.truth, run.controllers, truth_kind, alarms, kinds=CONFOUNDER_KINDS, exclude_causes=exclude, **windows
         )
