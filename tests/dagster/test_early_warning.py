@@ -86,6 +86,8 @@ def test_every_controller_hour_is_scored_ranked_and_alarmed_at_the_trained_thres
         """,
     )[0]
     assert bad == 0
+    (bases,) = rows(fleet, "SELECT list(DISTINCT basis) FROM marts.early_warning")[0]
+    assert bases == [f"model v{stored['version']} fitted on this lake's {stored['training_span']}"]
     (hours, controllers, alarms, alerts) = rows(
         fleet,
         "SELECT count(DISTINCT window_end), count(DISTINCT controller_id), count(*) FILTER (WHERE alarm), "
@@ -161,14 +163,27 @@ def test_the_sre_view_and_the_report_show_the_controllers_at_risk(fleet: Materia
     assert "healthiest in training" in metadata["top_controllers"].value
 
 
-def test_early_warning_is_empty_and_says_why_without_a_model(materialized: Materialized) -> None:
-    """The shared six-hour sample cannot label a 24 h horizon: no model, so no risk, and both say so."""
+def test_without_a_model_of_its_own_the_lake_is_scored_by_the_shipped_one(materialized: Materialized) -> None:
+    """The shared six-hour sample cannot label a 24 h horizon, so it fits no model and says why; its every
+    controller-hour is still scored, ranked and alarmed by the shipped model, and each row says so."""
     event = materialized.instance.get_latest_materialization_event(MODEL_KEY).asset_materialization
     assert event.metadata["fitted"].value is False and "more than a day" in event.metadata["reason"].value
     assert not Path(model_dir(materialized.lake)).exists()
-    assert rows(materialized, "SELECT count(*) FROM marts.early_warning") == [(0,)]
+    shipped, stored = load_versioned(SHIPPED_DIR, MODEL_PREFIX)
+    (scored, hours, controllers, features, wrong, bases) = rows(
+        materialized,
+        f"""SELECT count(*), count(DISTINCT window_end), count(DISTINCT controller_id),
+                   (SELECT count(*) FROM marts.features f WHERE f.window_end IN
+                       (SELECT DISTINCT window_end FROM marts.early_warning)),
+                   count(*) FILTER (WHERE alarm <> (risk >= threshold) OR threshold <> {shipped.threshold!r}
+                                    OR model_version <> {stored["version"]} OR NOT risk BETWEEN 0 AND 1),
+                   list(DISTINCT basis)
+            FROM marts.early_warning""",
+    )[0]
+    assert scored > 0 and scored == features == hours * controllers and wrong == 0
+    assert len(bases) == 1 and bases[0].startswith(f"shipped model v{stored['version']} fitted on a simulated fleet")
     scores = materialized.instance.get_latest_materialization_event(dg.AssetKey(["marts", "early_warning"]))
-    assert scores.asset_materialization.metadata["model"].value.startswith("none yet")
+    assert scores.asset_materialization.metadata["basis"].value == bases[0]
 
 
 def test_the_shipped_model_fits_the_feature_mart_and_was_held_out_on_another_fleet() -> None:

@@ -5,12 +5,12 @@ The model learns from what the lake observed, never from the simulator's truth (
 positive when a memory UE, an unplanned reset or a link drop the detections marts hold begins 15 min to 24 h
 after its end (models.early_warning.observed_failures, labelled by models.evaluation.failure_labels with the
 offline protocol's horizon and minimum lead). Only windows whose whole 24 h horizon lies in the lake are labelled,
-on the controllers outside the held-out bucket. Too little history to fit is said in the model's metadata, and
-the hourly asset then writes no rows and says why.
+on the controllers outside the held-out bucket. Too little history to fit is said in the model's metadata.
 
 The package also ships one early-warning model (`SHIPPED_DIR`), fitted once on a simulated training fleet by
-`leo-fleet evaluate --save-model` and described by that fleet and its held-out figures: the health score rests on
-it until the lake has a model of its own (`health_model`), so every lake has a health score.
+`leo-fleet evaluate --save-model` and described by that fleet and its held-out figures: the hourly risk and the
+health score rest on it until the lake has a model of its own (`scoring_model`), so every lake has both, and every
+row says which model it rests on (`basis`).
 """
 
 import json
@@ -90,6 +90,12 @@ SCHEMA = pa.schema(
             nullable=False,
         ),
         described("model_version", pa.int64(), "version of the model that scored the hour", nullable=False),
+        described(
+            "basis",
+            pa.string(),
+            "the model the risk rests on: this lake's own, or the shipped one and why",
+            nullable=False,
+        ),
     ]
 )
 
@@ -252,9 +258,9 @@ def ship_model(
     )
 
 
-def health_model(lake: LakeResource, con: duckdb.DuckDBPyConnection) -> tuple[EarlyWarningModel, dict, str]:
-    """(model, its metadata, what the health score rests on in words): the lake's latest early-warning model, or
-    before one is fitted the shipped one, which was fitted on a simulated fleet and never on this lake."""
+def scoring_model(lake: LakeResource, con: duckdb.DuckDBPyConnection) -> tuple[EarlyWarningModel, dict, str]:
+    """(model, its metadata, what the risk and the health score rest on in words): the lake's latest early-warning
+    model, or before one is fitted the shipped one, which was fitted on a simulated fleet and never on this lake."""
     loaded = load_model(lake)
     if loaded is not None:
         model, stored = loaded
@@ -273,7 +279,7 @@ def health_model(lake: LakeResource, con: duckdb.DuckDBPyConnection) -> tuple[Ea
     )
 
 
-def _scores(model: EarlyWarningModel, stored: dict, features: WindowFeatures, window: Window) -> pa.Table:
+def _scores(model: EarlyWarningModel, stored: dict, basis: str, features: WindowFeatures, window: Window) -> pa.Table:
     """Risk, rank, alarm, alert and reasons of every controller for the hours of `window`; `features` also hold
     the hour before it, so an alarm that started then is not a new alert."""
     risk = model.risk(features)
@@ -293,6 +299,7 @@ def _scores(model: EarlyWarningModel, stored: dict, features: WindowFeatures, wi
             "expected_lead_h": pa.array([stored["expected_lead_h"]] * n, pa.float64()),
             "reasons": pa.array(explained, pa.list_(REASON)),
             "model_version": np.full(n, stored["version"]),
+            "basis": pa.array([basis] * n, pa.string()),
         },
         schema=SCHEMA,
     )
@@ -336,24 +343,21 @@ def _describe(status: dict[str, object]):
     group=GROUP,
     description="Risk of a UE, unplanned reset or link drop 15 min to 24 h ahead, per controller at the end of "
     "each hour, from the latest early-warning model: rank, alarm (risk >= the threshold chosen in training), alert "
-    "(newly in alarm) with the expected lead time, and the features pushing the risk up, in words.",
+    "(newly in alarm) with the expected lead time, and the features pushing the risk up, in words; from the lake's "
+    "own model, or before one is fitted the model shipped with the package, as each row's basis says.",
     schema=SCHEMA,
     deps=[mart_key(FEATURES), MODEL_KEY],
     automation_condition=FOLLOW_INPUTS,
 )
 def early_warning(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     window = Window.of(context)
-    loaded = load_model(lake)
     with lake.connection() as con:
-        if loaded is None:
-            status = {"model": f"none yet: materialize {MODEL_KEY.to_user_string()} (see its metadata for why not)"}
-            rows = SCHEMA.empty_table()
-        else:
-            model, stored = loaded
-            status = {
-                "model_version": stored["version"],
-                "threshold": model.threshold,
-                "expected_lead_h": stored["expected_lead_h"],
-            }
-            rows = _scores(model, stored, read_features(con, window.widened(HOUR)), window)
+        model, stored, basis = scoring_model(lake, con)
+        status = {
+            "basis": basis,
+            "model_version": stored["version"],
+            "threshold": model.threshold,
+            "expected_lead_h": stored["expected_lead_h"],
+        }
+        rows = _scores(model, stored, basis, read_features(con, window.widened(HOUR)), window)
         return publish(lake, SCORES, rows, window, "window_end", con=con, closed="right", describe=_describe(status))

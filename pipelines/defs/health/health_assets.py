@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 from matplotlib.axes import Axes
 
 from models.health import HEALTH_SCHEMA, health_table, score_health
-from pipelines.defs.early_warning.early_warning_assets import MODEL_KEY, health_model
+from pipelines.defs.early_warning.early_warning_assets import MODEL_KEY, scoring_model
 from pipelines.lib.assets import FOLLOW_INPUTS, mart_asset, publish
 from pipelines.lib.feature_mart import FEATURES, read_features
 from pipelines.lib.marts import mart_key
@@ -70,7 +70,7 @@ def _describe(status: dict[str, object]):
 def health_scores(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     window = Window.of(context)
     with lake.connection() as con:
-        model, _, basis = health_model(lake, con)
+        model, _, basis = scoring_model(lake, con)
         status = {"basis": basis, "alarm_below": 100 * (1 - model.threshold)}
         features = read_features(con, window)
         rows = health_table(model, features, score_health(model, features), basis)
