@@ -21,7 +21,7 @@ from kafka.partitioner.default import murmur2
 from ingest import contract
 from ingest.settings import Settings
 
-TELEMETRY_TOPICS = (contract.TOPIC_ERRORS, contract.TOPIC_LINK, contract.TOPIC_LATENCY, contract.TOPIC_INVENTORY)
+TELEMETRY_TOPICS = tuple(contract.TELEMETRY_SCHEMAS)
 # Alerts of the live path (pipelines/live/delivery.py), keyed by the alert's fingerprint so consumers can dedupe.
 ALERTS_TOPIC = "leo.alerts"
 

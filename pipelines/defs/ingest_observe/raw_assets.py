@@ -16,6 +16,7 @@ from ingest.contract import (
     TELEMETRY_SCHEMAS,
     TOPIC_ERRORS,
     TOPIC_INVENTORY,
+    TOPIC_JOBS,
     TOPIC_LATENCY,
     TOPIC_LINK,
     TRUTH_FAULTS_SCHEMA,
@@ -34,6 +35,7 @@ _DESCRIPTIONS = {
     TOPIC_LINK: "CXL/PCIe link state changes and counter snapshots per port (topic leo.link).",
     TOPIC_LATENCY: "Per-window base-2 exponential latency histograms with exact SLO counters (topic leo.latency).",
     TOPIC_INVENTORY: "Fleet inventory: region, rack, host, SKU, firmware per controller (topic leo.inventory).",
+    TOPIC_JOBS: "The pilot's jobs on CXL-expanded and baseline hosts, one row when each ends (topic leo.jobs).",
 }
 
 
@@ -55,7 +57,7 @@ def _spec(name: str, description: str, schema, freshness: dg.FreshnessPolicy | N
 raw_tables = [
     *(
         _spec(TABLE_NAMES[topic], _DESCRIPTIONS[topic], TELEMETRY_SCHEMAS[topic], RAW_FRESHNESS)
-        for topic in (TOPIC_ERRORS, TOPIC_LINK, TOPIC_LATENCY, TOPIC_INVENTORY)
+        for topic in TELEMETRY_SCHEMAS
     ),
     _spec(
         TRUTH_TABLE,
