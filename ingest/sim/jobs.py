@@ -14,6 +14,7 @@ reported.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -127,7 +128,13 @@ class JobTable:
         return self.table.slice(lo, hi - lo)
 
 
-def _back_to_back(rng, span, footprint, duration, slowdown_of):
+def _back_to_back(
+    rng: np.random.Generator,
+    span: float,
+    footprint: tuple[np.ndarray, np.ndarray],
+    duration: tuple[np.ndarray, np.ndarray],
+    slowdown_of: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Jobs per slot one after another from a random offset until the span is covered: (start, planned end,
     footprint, slot) per job, drawn a block of rounds at a time for every slot still inside the span."""
     slots = duration[0].size
@@ -151,7 +158,9 @@ def _back_to_back(rng, span, footprint, duration, slowdown_of):
     return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
 
 
-def _first_kill(schedule: FaultSchedule, fleet: Fleet, cxl: np.ndarray, host, start, end):
+def _first_kill(
+    schedule: FaultSchedule, fleet: Fleet, cxl: np.ndarray, host: np.ndarray, start: np.ndarray, end: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Time and outcome of the first fault in [start, end) that takes each job's memory (inf, completed: none)."""
     resets, drops = schedule.resets, schedule.drops
     t = np.concatenate([resets.t, drops.down])
