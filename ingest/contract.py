@@ -24,6 +24,8 @@ TOPIC_INVENTORY = "leo.inventory"
 # Declared maintenance windows (the change calendar), keyed by controller like the inventory: the detectors read
 # them to tell a planned reset from a failure.
 TOPIC_MAINTENANCE = "leo.maintenance"
+# The pilot's job records (docs/pilot.md): one row per job when it ends, on CXL-expanded and baseline hosts.
+TOPIC_JOBS = "leo.jobs"
 
 # Kafka header names and the two accepted payload encodings.
 HEADER_SCHEMA = "leo-schema"
@@ -214,6 +216,10 @@ DRAM_TYPE = "DDR5-5600"
 # Latency.
 LATENCY_OPS = ("read", "write")
 MEMORY_TIERS = ("cxl", "local_dram")  # local-DRAM rows are the per-host baseline for comparison
+
+# Jobs (the pilot, docs/pilot.md). A job's memory_tier is MEMORY_TIERS: cxl = CXL-expanded, local_dram = local only.
+JOB_WORKLOADS = ("in_memory_db", "llm_kv_cache", "analytics")
+JOB_OUTCOMES = ("completed", "failed", "killed_reset", "killed_link_drop")
 
 # Ground truth (never on a telemetry topic).
 # Delivery confounders (ingest/kafka/delivery_faults.py): not device faults, the telemetry's way to the lake.
@@ -631,6 +637,42 @@ MAINTENANCE_SCHEMA = _schema(
     ],
 )
 
+JOBS_SCHEMA = _schema(
+    TOPIC_JOBS,
+    [
+        described("job_id", pa.string(), "unique id of the job", nullable=False),
+        described(
+            "controller_id",
+            pa.string(),
+            "the partition key: the host's name (a job uses its whole host's memory, like local-DRAM latency rows)",
+            nullable=False,
+        ),
+        described("host", DICT, "the host the job ran on", nullable=False),
+        described("workload", DICT, "the workload class: in_memory_db, llm_kv_cache or analytics", nullable=False),
+        described(
+            "memory_tier",
+            DICT,
+            "the host's memory: cxl (local DRAM expanded with CXL memory) or local_dram (local DRAM only: baseline)",
+            nullable=False,
+        ),
+        described("footprint_gb", pa.float32(), "memory the job needed, GB", nullable=False),
+        described(
+            "host_memory_gb",
+            pa.float32(),
+            "memory its host offers jobs: local DRAM plus any CXL expansion, GB",
+            nullable=False,
+        ),
+        described("start_ts", TS, "when the job started (UTC)", nullable=False),
+        described("end_ts", TS, "when the job ended, whatever the outcome (UTC)", nullable=False),
+        described(
+            "outcome",
+            DICT,
+            "completed, failed (the job's own error), killed_reset or killed_link_drop (its host's memory went away)",
+            nullable=False,
+        ),
+    ],
+)
+
 # Debug stream of raw per-access samples: only the simulator's test mode writes it (telemetry.md §6.3).
 LATENCY_SAMPLES_SCHEMA = _schema(
     "latency_samples",
@@ -648,6 +690,7 @@ TELEMETRY_SCHEMAS: dict[str, pa.Schema] = {
     TOPIC_LATENCY: LATENCY_SCHEMA,
     TOPIC_INVENTORY: INVENTORY_SCHEMA,
     TOPIC_MAINTENANCE: MAINTENANCE_SCHEMA,
+    TOPIC_JOBS: JOBS_SCHEMA,
 }
 
 # Name of each stream's raw table in the lake and file stem in a Parquet run directory.
@@ -657,16 +700,24 @@ TABLE_NAMES: dict[str, str] = {
     TOPIC_LATENCY: "latency",
     TOPIC_INVENTORY: "inventory",
     TOPIC_MAINTENANCE: "maintenance",
+    TOPIC_JOBS: "jobs",
 }
 
 # The column that places each telemetry stream's rows in time (and in an hourly partition).
-TIME_COLUMNS: dict[str, str] = {TOPIC_ERRORS: "ts", TOPIC_LINK: "ts", TOPIC_LATENCY: "window_start"}
+# (A job is reported when it ends.)
+TIME_COLUMNS: dict[str, str] = {
+    TOPIC_ERRORS: "ts",
+    TOPIC_LINK: "ts",
+    TOPIC_LATENCY: "window_start",
+    TOPIC_JOBS: "end_ts",
+}
 # What identifies one telemetry row, whatever message carried it: two rows with the same key are copies of one
 # (a batch an agent sent twice), and readers keep the first stored (docs/reliability.md, "Late and duplicate").
 NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     TOPIC_ERRORS: ("event_id",),
     TOPIC_LINK: ("controller_id", "port", "ts", "event"),
     TOPIC_LATENCY: ("controller_id", "window_start", "memory_tier", "head_or_ld", "op"),
+    TOPIC_JOBS: ("job_id",),
 }
 
 

@@ -31,6 +31,7 @@ from pipelines.lib.resources import LakeResource
 from pipelines.lib.stream_status import raw_events, read_loader, read_streams
 from pipelines.materialize import QUIET_RUN, Stage, StageRun, materialize_span, stages
 from pipelines.reports import period_window, report_directory
+from pipelines.reports.pilot import PILOT_HTML
 from pipelines.reports.serve import report_url
 
 # A catalog outside the data directory (LEO_FLEET_LAKE_CATALOG: a PostgreSQL database, or a SQLite file elsewhere)
@@ -362,6 +363,8 @@ def where_to_look(data_dir: Path, span: Window, console: Console, settings: Sett
         "               the `html` link of reports/slo_report and of each partition of it)",
         f"               files: {report.with_suffix('.html')}, summary {report}, CSV tables and charts alongside",
         f"               any other day, week or month: {env} {leo_fleet} report --date D --period week",
+        f"  Pilot:       {report_url(settings, settings.reports_dir / PILOT_HTML)} (CXL against local DRAM, by class;",
+        f"               reports/pilot_report in the UI; again: {env} {leo_fleet} report --pilot; docs/pilot.md)",
         f'  SQL:         {env} {leo_fleet} sql -c "SELECT controller_id, health, top_reasons[1].reason AS reason, '
         'top_reasons[1].why AS why FROM sre.fleet_health ORDER BY health LIMIT 10"',
         "               or interactively: leo-fleet sql; the views and questions answered in SQL: docs/sql.md",

@@ -43,6 +43,8 @@ ENUM_COLUMNS: dict[str, tuple[str, ...]] = {
     "memory_tier": contract.MEMORY_TIERS,
     "op": contract.LATENCY_OPS,
     "sku": contract.SKUS,
+    "workload": contract.JOB_WORKLOADS,
+    "outcome": contract.JOB_OUTCOMES,
 }
 
 

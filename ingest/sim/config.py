@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ingest.sim.confounders import ConfounderKnobs
+from ingest.sim.job_model import JobKnobs
 
 SECONDS_PER_YEAR = 365.25 * 86400.0
 # Controller-intervals per chunk when `chunk_intervals` is 0 (auto): bounds memory and keeps per-chunk work
@@ -236,6 +237,7 @@ class SimConfig:
     racks: RackKnobs = field(default_factory=RackKnobs)
     # Telemetry confounders; `confounder_knobs(profile)` builds them (default profile: "default").
     confounders: ConfounderKnobs = field(default_factory=ConfounderKnobs)
+    jobs: JobKnobs = field(default_factory=JobKnobs)  # the pilot's A/B cohorts (ingest/sim/job_model.py)
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -255,7 +257,7 @@ class SimConfig:
             found.append(f"chunk_intervals must be 0 (auto) or positive, got {self.chunk_intervals}")
         if not 0 < self.fault_acceleration < float("inf"):
             found.append(f"fault_acceleration must be positive and finite, got {self.fault_acceleration}")
-        return found
+        return found + self.jobs.problems()
 
     @property
     def n_intervals(self) -> int:

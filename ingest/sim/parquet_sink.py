@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ingest.contract import (
     ERRORS_SCHEMA,
     INVENTORY_SCHEMA,
+    JOBS_SCHEMA,
     LATENCY_SAMPLES_SCHEMA,
     LATENCY_SCHEMA,
     LINK_SCHEMA,
@@ -37,6 +38,7 @@ CHUNK_TABLES: dict[str, tuple[pa.Schema, str]] = {
     "link": (LINK_SCHEMA, "link"),
     "latency": (LATENCY_SCHEMA, "latency"),
     "truth_faults": (TRUTH_FAULTS_SCHEMA, "truth"),
+    "jobs": (JOBS_SCHEMA, "jobs"),
 }
 SAMPLES_TABLE = "latency_samples"
 MAINTENANCE_TABLE = "maintenance"  # declared maintenance windows, written whole like the inventory

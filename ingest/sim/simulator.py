@@ -21,6 +21,7 @@ from ingest.sim.controller_traits import draw_traits
 from ingest.sim.error_rows import error_rows
 from ingest.sim.fault_schedule import draw_schedule
 from ingest.sim.fleet import build_fleet
+from ingest.sim.jobs import JobTable
 from ingest.sim.latency_model import TemplateBank
 from ingest.sim.latency_rows import latency_rows
 from ingest.sim.link_rows import link_rows
@@ -38,6 +39,7 @@ class SimChunk:
     latency: pa.Table  # LATENCY_SCHEMA
     truth: pa.Table  # TRUTH_FAULTS_SCHEMA rows for faults that begin in this chunk (end_ts filled in if known)
     samples: pa.Table | None  # LATENCY_SAMPLES_SCHEMA in raw_samples mode, else None
+    jobs: pa.Table  # JOBS_SCHEMA rows of the pilot's jobs that ended in this chunk
 
 
 class Simulation:
@@ -56,6 +58,7 @@ class Simulation:
         self.schedule = draw_schedule(config, self.fleet, self.traits, confounders)
         self.truth = TruthTable(config, self.schedule, self.fleet, confounders)
         self.maintenance = maintenance_table(confounders, self.fleet, self._start_ns)
+        self.jobs = JobTable(config, self.fleet, self.schedule)
         self.templates = TemplateBank(config.latency, rng_for(config.seed, "templates"))
         self.chunk_intervals = config.resolved_chunk_intervals
         self.n_chunks = math.ceil(config.n_intervals / self.chunk_intervals)
@@ -95,4 +98,5 @@ class Simulation:
             latency=histograms,
             truth=truth,
             samples=latency.samples,
+            jobs=self.jobs.between(grid.t0, grid.t_end),  # every job reported ended within the span
         )

@@ -1,2 +1,2 @@
-"""One subfolder per domain (ingest_observe, latency, detections, features, slo, health, anomaly, quality, reports);
-loaded by definitions.py."""
+"""One subfolder per domain (ingest_observe, latency, detections, features, slo, health, anomaly, quality, reports,
+pilot); loaded by definitions.py."""

@@ -29,6 +29,8 @@ from pipelines.lib.telemetry import first_copies, raw_table
 SLO_SPEC = files("pipelines.lib") / "slos.yaml"
 HEALTH_SECTION = "health"
 HEALTH_COSTS = ("missed_failure", "false_alarm")
+RECOVERY_SECTION = "recovery"
+RECOVERY_OBJECTIVES = ("reset_detection_s", "link_recovery_s")
 # SLI series resolution: divides every burn window (5m … 4d) and keeps a fleet-day of per-controller series small.
 STEP_S = 300
 FLEET = "fleet"
@@ -58,7 +60,7 @@ def load_slos(path: Path | Traversable) -> tuple[Slo, ...]:
     """Read and validate a spec file; SpecError names the file on an unreadable or malformed one."""
     document = _document(path)
     if isinstance(document, dict):  # the health section is the health score's policy, not an SLO
-        document = {key: value for key, value in document.items() if key != HEALTH_SECTION}
+        document = {key: value for key, value in document.items() if key not in (HEALTH_SECTION, RECOVERY_SECTION)}
     return parse_slos(document, str(path))
 
 
@@ -78,6 +80,20 @@ def load_health_policy(path: Path | Traversable = SLO_SPEC) -> HealthPolicy:
     if not (missed > 0 and false > 0):
         raise costs.error("missed_failure", "costs must be positive numbers")
     return HealthPolicy(missed_failure_cost=missed, false_alarm_cost=false)
+
+
+def load_recovery_objectives(path: Path | Traversable = SLO_SPEC) -> dict[str, float]:
+    """The spec file's `recovery` section: seconds within which a reset must be detected and a dropped link be
+    back at full speed and width (the pilot report measures against them)."""
+    document = _document(path)
+    if not isinstance(document, dict) or RECOVERY_SECTION not in document:
+        raise SpecError(f"{path}: no '{RECOVERY_SECTION}' section ({', '.join(RECOVERY_OBJECTIVES)})")
+    section = _Fields(document[RECOVERY_SECTION], f"{path}: {RECOVERY_SECTION}", RECOVERY_OBJECTIVES)
+    objectives = {name: float(section.get(name, (int, float))) for name in RECOVERY_OBJECTIVES}
+    for name, seconds in objectives.items():
+        if seconds <= 0:
+            raise section.error(name, "must be a positive number of seconds")
+    return objectives
 
 
 def lookback(slos: tuple[Slo, ...]) -> timedelta:

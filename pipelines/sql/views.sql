@@ -183,3 +183,36 @@ FROM (SELECT d.*, i.pci_bdf FROM sre.link_events d LEFT JOIN sre.inventory i USI
 LEFT JOIN raw.link l ON l.controller_id = e.controller_id AND l.event NOT IN ('snapshot', 'link_down', 'link_up')
      AND l.ts BETWEEN e.start_ts - INTERVAL 1 MINUTE AND e.start_ts + INTERVAL 1 MINUTE
 GROUP BY ALL;
+
+-- The pilot (docs/pilot.md): one row per job of the A/B cohorts (raw.jobs, a re-sent batch's copies dropped) with
+-- its time to solution and whether it completed or was lost when its host's memory went away (a reset, a link
+-- drop). memory_tier: cxl (the host's DRAM expanded with CXL memory) or local_dram (the baseline).
+CREATE OR REPLACE VIEW sre.pilot_jobs AS
+SELECT job_id, host, workload, memory_tier, footprint_gb, host_memory_gb, start_ts, end_ts,
+       epoch(end_ts - start_ts) AS duration_s, outcome, outcome = 'completed' AS completed,
+       outcome IN ('killed_reset', 'killed_link_drop') AS lost
+FROM raw.jobs
+QUALIFY row_number() OVER (PARTITION BY job_id ORDER BY rowid) = 1;
+
+-- Per workload class and memory tier over the whole pilot: hosts, jobs by outcome, the mean time to solution of the
+-- completed jobs, host-hours (the cohort's hosts x the pilot's span, first start to last end), completed jobs per
+-- host-hour, memory per host and the GB-hours the jobs used. The pilot report adds intervals, verdicts and cost.
+CREATE OR REPLACE VIEW sre.pilot_summary AS
+WITH span AS (SELECT epoch(max(end_ts) - min(start_ts)) / 3600 AS hours FROM sre.pilot_jobs),
+hosts AS (
+    SELECT workload, memory_tier, count(*) AS hosts, avg(memory_gb) AS memory_per_host_gb
+    FROM (SELECT workload, memory_tier, host, max(host_memory_gb) AS memory_gb FROM sre.pilot_jobs GROUP BY ALL)
+    GROUP BY ALL),
+jobs AS (
+    SELECT workload, memory_tier, count(*) AS jobs, count(*) FILTER (WHERE completed) AS completed,
+           count(*) FILTER (WHERE outcome = 'failed') AS failed,
+           count(*) FILTER (WHERE outcome = 'killed_reset') AS killed_reset,
+           count(*) FILTER (WHERE outcome = 'killed_link_drop') AS killed_link_drop,
+           avg(duration_s) FILTER (WHERE completed) AS mean_time_to_solution_s,
+           sum(footprint_gb * duration_s) / 3600 AS gb_hours
+    FROM sre.pilot_jobs GROUP BY ALL)
+SELECT j.workload, j.memory_tier, h.hosts, j.jobs, j.completed, j.failed, j.killed_reset, j.killed_link_drop,
+       j.mean_time_to_solution_s, h.hosts * s.hours AS host_hours, j.completed / (h.hosts * s.hours) AS completed_per_host_hour,
+       h.memory_per_host_gb, j.gb_hours
+FROM jobs j JOIN hosts h USING (workload, memory_tier), span s
+ORDER BY j.workload, j.memory_tier;

@@ -16,7 +16,7 @@ from pipelines.lib.resources import LakeResource
 from pipelines.lib.telemetry import raw_key
 from tests.sample_lake import Materialized
 
-RAW_STREAMS = ("errors", "link", "latency", "inventory")
+RAW_STREAMS = ("errors", "link", "latency", "inventory", "jobs")
 FIRST_LEVEL = ("latency_rollups", "link_events", "resets", "slo_sli")
 FOLLOWERS = ("slo_compliance", "slo_breaches", "features", "event_anomalies")
 

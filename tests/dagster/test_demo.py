@@ -30,6 +30,8 @@ def test_demo_runs_end_to_end(demo_run: DemoRun) -> None:
     assert str(report) in out and report.read_text().startswith("# SLO report 2026-01-05")
     # The report's http link, as the UI's link to it names it (`leo-fleet ui` serves the reports).
     assert f"http://127.0.0.1:{Settings.from_env().reports_port}/slo/2026-01-05/report.html" in out
+    pilot = data_dir / "reports" / "pilot" / "report.md"  # and the CXL pilot's report (docs/pilot.md)
+    assert "/pilot/report.html" in out and pilot.read_text().startswith("# CXL pilot report")
     settings = Settings.from_env().with_data_dir(data_dir)
     assert not broker.status(settings).running  # the demo started the broker, so it stopped it
     con = connect(settings, read_only=True)

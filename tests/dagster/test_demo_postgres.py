@@ -82,10 +82,11 @@ def test_demo_runs_twice_on_a_postgres_catalog(postgres: PostgresServer, tmp_pat
             for name in RAW
         }
         (scored,) = con.execute("SELECT count(DISTINCT controller_id) FROM marts.health_scores").fetchone()
+        (jobs,) = con.execute("SELECT count(*) FROM raw.jobs").fetchone()  # the pilot's jobs: keyed by host
         (snapshots,) = con.execute("SELECT count(*) FROM ducklake_snapshots('lake')").fetchone()
     finally:
         con.close()
-    assert sum(rows for rows, _ in stored.values()) == loaded
+    assert sum(rows for rows, _ in stored.values()) + jobs == loaded
     assert {name: controllers for name, (_, controllers) in stored.items()} == dict.fromkeys(RAW, 6)
     assert scored == 6
     listed, on_disk = _lake_files(settings)

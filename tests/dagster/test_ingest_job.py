@@ -44,7 +44,7 @@ def test_ingest_until_idle_job_loads_and_reports(
     )
     assert result.success
     materialized = {e.asset_key.path[-1]: e for e in result.get_asset_materialization_events()}
-    assert set(materialized) == {"errors", "link", "latency", "inventory"}
+    assert set(materialized) == {"errors", "link", "latency", "inventory", "jobs"}
     loaded = sum(e.materialization.metadata["new_rows"].value for e in materialized.values())
     assert loaded == summary.rows  # every published row, exactly once
 

@@ -64,7 +64,7 @@ def test_views_over_missing_marts_are_skipped(tmp_path: Path) -> None:
         installed = install_views(con)
     finally:
         con.close()
-    assert installed.views == ["burn_rate", "inventory"]
+    assert installed.views == ["burn_rate", "inventory", "pilot_jobs", "pilot_summary"]  # raw tables only
     assert installed.skipped["fleet_health"] == ["sre.health_history"]
     assert installed.skipped["slo_status"] == ["marts.slo_compliance"]
     assert "leo_quantiles" in installed.macros

@@ -16,6 +16,7 @@ from ingest.contract import (
     TELEMETRY_SCHEMAS,
     TOPIC_ERRORS,
     TOPIC_INVENTORY,
+    TOPIC_JOBS,
     TOPIC_LATENCY,
     TOPIC_LINK,
     TOPIC_MAINTENANCE,
@@ -35,6 +36,7 @@ _DESCRIPTIONS = {
     TOPIC_LINK: "CXL/PCIe link state changes and counter snapshots per port (topic leo.link).",
     TOPIC_LATENCY: "Per-window base-2 exponential latency histograms with exact SLO counters (topic leo.latency).",
     TOPIC_INVENTORY: "Fleet inventory: region, rack, host, SKU, firmware per controller (topic leo.inventory).",
+    TOPIC_JOBS: "The pilot's jobs on CXL-expanded and baseline hosts, one row when each ends (topic leo.jobs).",
 }
 
 
@@ -56,7 +58,7 @@ def _spec(name: str, description: str, schema, freshness: dg.FreshnessPolicy | N
 raw_tables = [
     *(
         _spec(TABLE_NAMES[topic], _DESCRIPTIONS[topic], TELEMETRY_SCHEMAS[topic], RAW_FRESHNESS)
-        for topic in (TOPIC_ERRORS, TOPIC_LINK, TOPIC_LATENCY, TOPIC_INVENTORY)
+        for topic in TELEMETRY_SCHEMAS
     ),
     # A change calendar stays quiet for days: no freshness policy.
     _spec(

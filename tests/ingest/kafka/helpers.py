@@ -19,7 +19,7 @@ from ingest.settings import ENV_PREFIX, S3Settings, Settings
 from ingest.sim.config import SimConfig
 from ingest.sim.simulator import Simulation
 
-STREAMS = (contract.TOPIC_ERRORS, contract.TOPIC_LINK, contract.TOPIC_LATENCY)
+STREAMS = tuple(contract.TIME_COLUMNS)  # every stream placed in time
 # Natural key of each raw table: what "no duplicates" means for the data, independent of Kafka offsets.
 NATURAL_KEYS = {
     **{contract.TABLE_NAMES[topic]: keys for topic, keys in contract.NATURAL_KEYS.items()},

@@ -72,5 +72,5 @@ def test_live_mode_sends_each_tick_when_the_wall_clock_reaches_it(settings):
     span_s = (sim.config.hours * 3600) / 3600  # two simulated hours at 3600x: two wall seconds
     assert clock["now"] == pytest.approx(span_s)
     assert len(waits) == pytest.approx(span_s / 1.0, abs=1)  # one send per wall second (MIN_TICK_WALL_S)
-    telemetry = sum(c.errors.num_rows + c.link.num_rows + c.latency.num_rows for c in sim.chunks())
+    telemetry = sum(c.errors.num_rows + c.link.num_rows + c.latency.num_rows + c.jobs.num_rows for c in sim.chunks())
     assert published.rows == telemetry + sim.inventory.num_rows

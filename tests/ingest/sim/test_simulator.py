@@ -38,6 +38,7 @@ def test_same_seed_gives_identical_files_and_another_seed_different_ones(tmp_pat
     assert names == [
         "errors.parquet",
         "inventory.parquet",
+        "jobs.parquet",
         "latency.parquet",
         "link.parquet",
         "maintenance.parquet",
