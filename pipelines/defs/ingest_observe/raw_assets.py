@@ -59,6 +59,7 @@ raw_tables = [
     *(
         _spec(TABLE_NAMES[topic], _DESCRIPTIONS[topic], TELEMETRY_SCHEMAS[topic], RAW_FRESHNESS)
         for topic in TELEMETRY_SCHEMAS
+        if topic != TOPIC_MAINTENANCE
     ),
     # A change calendar stays quiet for days: no freshness policy.
     _spec(
