@@ -553,7 +553,8 @@ class RunDirectoryError(ValueError):
 
 
 def run_directory_files(directory: Path) -> dict[str, Path]:
-    """Raw table name -> Parquet file; the four telemetry streams are required, truth is optional."""
+    """Raw table name -> Parquet file; every stream of the contract is required (a run directory written before a
+    stream was added must be simulated again), truth is optional."""
     files = {name: contract.run_table_file(directory, name) for name in ROW_SCHEMAS}
     missing = [path.name for name, path in files.items() if name != TRUTH_TABLE and not path.is_file()]
     if missing:

@@ -115,7 +115,7 @@ def duplicates(settings: Settings) -> dict[str, int]:
 
 
 def stored_rows(settings: Settings) -> int:
-    """Telemetry rows in the lake, all four streams."""
+    """Telemetry rows in the lake, every stream of the contract."""
     return sum(lake_count(settings, f"SELECT count(*) FROM raw.{name}") for name in contract.TABLE_NAMES.values())
 
 
