@@ -105,9 +105,13 @@ class JobTable:
         job_host = job_host[index]
         sequence = np.arange(start.size)[index]  # unique per run: drawn in one sequence over slots and rounds
         names = strings(job_host, fleet.host_names)
+        start_epoch_s = int(config.start.timestamp()) + np.floor(start[index]).astype(np.int64)
+        start_s = pc.cast(pa.array(start_epoch_s), pa.string())
         tier = np.where(cohorts.cxl[job_host], CXL, LOCAL_DRAM).astype(np.int16)
         columns = {
-            "job_id": pc.binary_join_element_wise(names, pc.cast(pa.array(sequence), pa.string()), "/"),
+            # host/start epoch second/sequence: unique across runs too, as a scheduler's id is across days (the
+            # natural key of raw.jobs: two fleet runs in one lake share host names)
+            "job_id": pc.binary_join_element_wise(names, start_s, pc.cast(pa.array(sequence), pa.string()), "/"),
             "controller_id": names,
             "host": dictionary(job_host, fleet.host_names),
             "workload": dictionary(cohorts.workload[job_host], JOB_WORKLOADS),

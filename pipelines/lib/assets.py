@@ -14,18 +14,22 @@ import dagster as dg
 import duckdb
 import pyarrow as pa
 
+from ingest.contract import TABLE_NAMES, TOPIC_MAINTENANCE
 from pipelines.lib.marts import Closed, in_background, in_window, mart_key, replace_window, window_rows
 from pipelines.lib.metadata import column_schema
 from pipelines.lib.partitions import DAILY, HOURLY, SINGLE_RUN, Window
 from pipelines.lib.resources import LakeResource
-from pipelines.lib.telemetry import RAW
+from pipelines.lib.telemetry import RAW, raw_key
 
 # Writers of the lake share this pool; dagster.yaml limits every pool to one step at a time.
 LAKE_WRITE_POOL = "lake_write"
 ANALYTICS_OWNERS = ("team:fleet-analytics",)
 # Marts over raw telemetry: ten minutes past each hour, once the loader has reported new rows since then (so
-# late telemetry of the hour has landed), the hour that just closed is computed.
-AFTER_LOAD = dg.AutomationCondition.on_cron("10 * * * *")
+# late telemetry of the hour has landed), the hour that just closed is computed. The maintenance calendar changes
+# rarely, so the hour does not wait for it: its marts read whatever windows it declares by then.
+AFTER_LOAD = dg.AutomationCondition.on_cron("10 * * * *").ignore(
+    dg.AssetSelection.assets(raw_key(TABLE_NAMES[TOPIC_MAINTENANCE]))
+)
 # Automation is on from the start: every schedule and sensor of the location runs as soon as a daemon serves it
 # (`leo-fleet ui`, so after `make demo` too). The one switch: set these to STOPPED to start with all of it off.
 SENSORS_DEFAULT = dg.DefaultSensorStatus.RUNNING

@@ -28,7 +28,7 @@ from ingest import lake
 from ingest.kafka.publish import publish_simulation
 from ingest.settings import ENV_PREFIX, Settings
 from pipelines.sql import install_views
-from tests.ingest.kafka.helpers import cli_env, duplicates, lake_count, simulation, stored_rows
+from tests.ingest.kafka.helpers import NATURAL_KEYS, cli_env, duplicates, lake_count, simulation, stored_rows
 from tests.reliability.first_start_worker import race_worker
 from tests.sample_lake import REPO
 
@@ -137,7 +137,7 @@ def test_loaders_dagster_and_sql_starting_together_on_a_fresh_lake_all_come_up(
 
     # Every produced row exactly once, whoever loaded it; the loaders' own counts add up to it too.
     assert stored_rows(fresh_lake) == produced
-    assert duplicates(fresh_lake) == {"errors": 0, "link": 0, "latency": 0, "inventory": 0}
+    assert duplicates(fresh_lake) == dict.fromkeys(NATURAL_KEYS, 0)
     final = [json.loads(outputs[name].splitlines()[-1]) for name in loaders]
     assert sum(status["rows_total"] for status in final) == produced
     assert all(status["state"] == "stopped" for status in final)

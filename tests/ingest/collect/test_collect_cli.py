@@ -19,7 +19,16 @@ from ingest.collect.sysfs import devices_by_function
 from ingest.kafka.broker import free_port
 from tests.ingest.collect import fixtures as fx
 from tests.ingest.collect import rasdaemon_db as db
-from tests.ingest.kafka.helpers import as_stored, duplicates, lake_count, lake_rows, run_cli, run_main, sorted_by
+from tests.ingest.kafka.helpers import (
+    NATURAL_KEYS,
+    as_stored,
+    duplicates,
+    lake_count,
+    lake_rows,
+    run_cli,
+    run_main,
+    sorted_by,
+)
 
 
 @pytest.mark.kafka
@@ -61,7 +70,7 @@ def test_collect_then_ingest_exactly_once_with_the_bad_line_quarantined(settings
     assert lake_count(settings, "SELECT count(*) FROM raw.errors WHERE record_type = 'poison' AND dpa = 128") == 1
     assert lake_count(settings, "SELECT count(*) FROM raw.link") == 4
     assert lake_count(settings, "SELECT count(*) FROM raw.inventory WHERE firmware_version = '1.4.2'") == 1
-    assert duplicates(settings) == {"errors": 0, "link": 0, "latency": 0, "inventory": 0}
+    assert duplicates(settings) == dict.fromkeys(NATURAL_KEYS, 0)
     quarantined = lake_rows(settings, "quarantine", ["kafka_topic", "reason_code", "reason", "raw_bytes"]).to_pylist()
     assert len(quarantined) == 1
     assert quarantined[0]["kafka_topic"] == "leo.errors" and quarantined[0]["raw_bytes"] == fx.MALFORMED
