@@ -33,24 +33,19 @@ from rich.console import Console
 
 from ingest.contract import (
     CONFOUNDER_KINDS,
-    ERRORS_SCHEMA,
-    LINK_SCHEMA,
-    NATURAL_KEYS,
     RUN_DESCRIPTION,
-    TIME_COLUMNS,
     TOPIC_ERRORS,
     TOPIC_LINK,
-    conform,
     run_table_file,
 )
 from models.evaluation import NS_PER_DAY, false_alarm_causes, held_out_controllers
 from models.features import ERRORS_COLUMNS, LINK_COLUMNS, Detections
 from models.holdout import Protocol, false_silent_resets
 from models.series import NS_PER_HOUR, Controllers
-from pipelines.lib.telemetry import CONTROLLERS_PER_GROUP
+from pipelines.lib.telemetry import CONTROLLERS_PER_GROUP, read_spilled_group, stream_schema
 
 console = Console(width=160)
-STREAMS = {TOPIC_ERRORS: ("errors", ERRORS_SCHEMA, ERRORS_COLUMNS), TOPIC_LINK: ("link", LINK_SCHEMA, LINK_COLUMNS)}
+STREAMS = {TOPIC_ERRORS: ("errors", ERRORS_COLUMNS), TOPIC_LINK: ("link", LINK_COLUMNS)}  # raw table, columns read
 TARGET_PER_10K = 1.0  # the issue's acceptance
 
 
@@ -75,7 +70,7 @@ def _split(run: Path, controllers: Controllers, group_size: int, into: Path) -> 
     try:
         con.execute("SET preserve_insertion_order = false")
         con.register("groups", groups)
-        for topic, (name, _, columns) in STREAMS.items():
+        for topic, (name, columns) in STREAMS.items():
             selected = ", ".join(f's."{c}"' for c in columns)
             con.execute(
                 f"COPY (SELECT {selected}, g.grp FROM read_parquet('{run_table_file(run, name)}') s "
@@ -87,15 +82,9 @@ def _split(run: Path, controllers: Controllers, group_size: int, into: Path) -> 
 
 def _group_rows(con: duckdb.DuckDBPyConnection, into: Path, topic: str, group: int) -> pa.Table:
     """One group's rows of a stream in time and natural-key order, in the contract's types."""
-    _, schema, columns = STREAMS[topic]
-    path = into / topic / f"grp={group}"
-    subset = pa.schema([schema.field(c) for c in columns], metadata=schema.metadata)
-    if not path.exists():
-        return subset.empty_table()
-    keys = ", ".join(dict.fromkeys([TIME_COLUMNS[topic], *NATURAL_KEYS[topic]]))
-    listed = ", ".join(f'"{c}"' for c in columns)
-    rows = con.execute(f"SELECT {listed} FROM read_parquet('{path}/*.parquet') ORDER BY {keys}").to_arrow_table()
-    return conform(rows, subset)
+    _, columns = STREAMS[topic]
+    path, schema = into / topic / f"grp={group}", stream_schema(topic, columns)
+    return read_spilled_group(con, f"{path}/*.parquet", topic, schema) if path.exists() else schema.empty_table()
 
 
 def main(argv: list[str] | None = None) -> int:

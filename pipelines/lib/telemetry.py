@@ -69,7 +69,7 @@ def read_stream(
     of it, if given): what a reader does not need is never read. A row stored again (a batch re-sent in a new
     Kafka message) is read once (`first_copies`), and rows come in time and natural-key order, not in the order
     they landed: a late batch gives the same input, down to the order of float sums, as an on-time one."""
-    schema = _stream_schema(topic, columns)
+    schema = stream_schema(topic, columns)
     where = f"({where}) AND {first_copies(topic)}"
     rows = read_window(
         con, raw_table(topic), TIME_COLUMNS[topic], window, _columns(schema), where=where, order_by=_order(topic)
@@ -86,7 +86,8 @@ def _order(topic: str) -> str:
     return ", ".join(_order_keys(topic))
 
 
-def _stream_schema(topic: str, columns: Sequence[str] | None) -> pa.Schema:
+def stream_schema(topic: str, columns: Sequence[str] | None) -> pa.Schema:
+    """A stream's contract schema, or the part of it that holds `columns`."""
     schema = TELEMETRY_SCHEMAS[topic]
     if columns is None:
         return schema
@@ -131,9 +132,9 @@ def by_controller_group(
             tables = {}
             for read in reads:
                 path = Path(spill, read.topic, f"{index}.parquet")
-                schema = _stream_schema(read.topic, read.columns)
+                schema = stream_schema(read.topic, read.columns)
                 tables[read.topic] = (
-                    _read_group(con, path, read.topic, schema) if path.exists() else schema.empty_table()
+                    read_spilled_group(con, str(path), read.topic, schema) if path.exists() else schema.empty_table()
                 )
             yield group, tables
 
@@ -148,7 +149,7 @@ def _split(
 ) -> None:
     """One stream's rows of `window`, a batch at a time, into one Parquet file per controller group under `into`."""
     into.mkdir()
-    schema = _stream_schema(read.topic, read.columns)
+    schema = stream_schema(read.topic, read.columns)
     missing = [key for key in _order_keys(read.topic) if key not in schema.names]  # kept to sort each group by
     columns = ", ".join([_columns(schema), *(f'"{key}"' for key in missing)])
     where = f"({read.where}) AND {first_copies(read.topic)}"
@@ -170,8 +171,9 @@ def _split(
             writer.close()
 
 
-def _read_group(con: duckdb.DuckDBPyConnection, path: Path, topic: str, schema: pa.Schema) -> pa.Table:
-    """One group's rows of a stream back from its spill file, in the order `read_stream` gives them."""
+def read_spilled_group(con: duckdb.DuckDBPyConnection, path: str, topic: str, schema: pa.Schema) -> pa.Table:
+    """One group's rows of a stream back from its spill file(s) (`path`, a glob too), in the order `read_stream`
+    gives them and in `schema`'s types."""
     sql = f"SELECT {_columns(schema)} FROM read_parquet('{path}') ORDER BY {_order(topic)}"
     return conform(con.execute(sql).to_arrow_table(), schema)
 
