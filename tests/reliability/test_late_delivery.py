@@ -25,13 +25,13 @@ from ingest.kafka.topics import reset_topics
 from ingest.settings import Settings
 from ingest.sim.config import SimConfig
 from ingest.sim.simulator import Simulation
-from pipelines.defs.ingest_observe.late_data import late_data
 from pipelines.lib.instance import install_instance_config
 from pipelines.lib.marts import MARTS
 from pipelines.lib.partitions import HOURLY, Window
 from pipelines.lib.resources import LakeResource
-from pipelines.materialize import QUIET_RUN, run_stage, stages
+from pipelines.materialize import run_stage, stages
 from tests.ingest.kafka.helpers import lake_count, run_loader
+from tests.sensor_runs import execute, tick_late_data
 
 START = SimConfig.start
 HOUR = START + timedelta(hours=1)  # the hour the faulty batches belong to
@@ -75,26 +75,10 @@ class _Run:
             assert run.result is not None and run.result.success
 
     def tick_late_data(self) -> list[dg.RunRequest]:
-        context = dg.build_sensor_context(
-            instance=self.instance,
-            resources={"lake": self.lake},
-            repository_def=self.definitions.get_repository_def(),
-        )
-        result = late_data(context)
-        return [] if isinstance(result, dg.SkipReason) else list(result.run_requests or [])
+        return tick_late_data(self.definitions, self.instance, self.lake)
 
     def execute(self, request: dg.RunRequest) -> None:
-        """What the daemon does with the sensor's request: one run of the selected marts for the partition."""
-        job = dg.define_asset_job("late_data_revision", selection=request.asset_selection)
-        resolved = dg.Definitions.merge(self.definitions, dg.Definitions(jobs=[job])).resolve_job_def(job.name)
-        result = resolved.execute_in_process(
-            instance=self.instance,
-            partition_key=request.partition_key,
-            resources={"lake": self.lake},
-            tags=request.tags,
-            run_config=QUIET_RUN,
-        )
-        assert result.success
+        execute(self.definitions, self.instance, self.lake, request)
 
     def marts(self) -> dict[str, pa.Table]:
         """Every hourly mart of the stage, whole (only the hours computed so far are in it), in a fixed order."""

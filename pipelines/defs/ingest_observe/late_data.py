@@ -7,6 +7,9 @@ outage) would otherwise never reach the marts. DuckLake records every insert in 
 rows inserted since the last snapshot it saw (`table_changes`, the time column only), and for each hour they belong
 to it compares when they landed with the start of the run that last materialized each hourly mart's partition. The
 marts computed before the rows landed are requested again for that hour, in one run, in dependency order.
+
+A maintenance window declared late (the change calendar caught up after the fact) revises every hour it covers:
+a reset in it becomes planned and its downtime leaves the availability SLI, as if the window had come on time.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import duckdb
 
-from ingest.contract import TABLE_NAMES, TIME_COLUMNS
+from ingest.contract import TABLE_NAMES, TIME_COLUMNS, TOPIC_MAINTENANCE
 from ingest.lake import LAKE_ALIAS
 from ingest.lake.raw_tables import RAW
 from pipelines.defs.ingest_observe.observe import OBSERVE_EVERY_S
@@ -28,6 +31,11 @@ from pipelines.lib.resources import LakeResource
 # On its first tick the sensor looks this far back for rows that landed late (later ticks resume from its cursor).
 FIRST_LOOKBACK = timedelta(hours=6)
 HOUR_S = 3600
+# The time span each stream's row bears on, (first, last): a telemetry row on its own hour, a window on every hour
+# it covers.
+ROW_SPANS: dict[str, tuple[str, str]] = {topic: (column, column) for topic, column in TIME_COLUMNS.items()} | {
+    TOPIC_MAINTENANCE: ("start_ts", "end_ts")
+}
 
 
 @dg.sensor(
@@ -36,7 +44,8 @@ HOUR_S = 3600
     default_status=SENSORS_DEFAULT,
     target=HOURLY_MARTS,
     description="Finds raw telemetry rows that landed after their hour's marts were computed (late or re-sent "
-    "batches, a loader catching up) in the lake's snapshots, and requests those hours' marts again.",
+    "batches, a loader catching up) and maintenance windows declared after the hours they cover, in the lake's "
+    "snapshots, and requests those hours' marts again.",
 )
 def late_data(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult | dg.SkipReason:
     try:
@@ -86,13 +95,17 @@ def landed_since(con: duckdb.DuckDBPyConnection, seen: int | None) -> tuple[int,
 
 
 def _hours(con: duckdb.DuckDBPyConnection, snapshots: str, first: int, last: int) -> Iterable[tuple[int, datetime]]:
-    """(hour since the epoch, latest landing time) of the rows each telemetry table gained in [first, last]."""
-    for topic, column in TIME_COLUMNS.items():
+    """(hour since the epoch, latest landing time) of the hours the rows each raw table gained in [first, last]
+    bear on."""
+    for topic, (begins, ends) in ROW_SPANS.items():
         sql = f"""
-            SELECT floor(epoch(c.{column}) / {HOUR_S})::BIGINT AS hour, max(s.snapshot_time) AS landed
-            FROM ducklake_table_changes('{LAKE_ALIAS}', '{RAW}', '{TABLE_NAMES[topic]}', $first, $last) c
-            JOIN {snapshots} s USING (snapshot_id)
-            WHERE c.change_type = 'insert'
+            SELECT hour, max(landed) FROM (
+                SELECT unnest(range(floor(epoch(c.{begins}) / {HOUR_S})::BIGINT,
+                                    floor(epoch(c.{ends}) / {HOUR_S})::BIGINT + 1)) AS hour,
+                       s.snapshot_time AS landed
+                FROM ducklake_table_changes('{LAKE_ALIAS}', '{RAW}', '{TABLE_NAMES[topic]}', $first, $last) c
+                JOIN {snapshots} s USING (snapshot_id)
+                WHERE c.change_type = 'insert')
             GROUP BY hour"""
         yield from con.execute(sql, {"first": first, "last": last}).fetchall()
 
