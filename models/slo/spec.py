@@ -162,7 +162,7 @@ class SpecError(ValueError):
 _REQUIRED = object()
 
 
-class _Fields:
+class SpecFields:
     """Typed access to one mapping of the spec, rejecting unknown keys so that typos are caught."""
 
     def __init__(self, value: object, where: str, allowed: tuple[str, ...]):
@@ -204,11 +204,11 @@ class _Fields:
 
 
 def _parse_sli(value: object, where: str) -> LatencySli | EventsSli:
-    fields = _Fields(value, where, ("latency", "events"))
+    fields = SpecFields(value, where, ("latency", "events"))
     if len(fields.value) != 1:
         raise SpecError(f"{where}: give exactly one of 'latency' or 'events'")
     if "latency" in fields.value:
-        latency = _Fields(fields.value["latency"], f"{where}.latency", ("op", "threshold_ns"))
+        latency = SpecFields(fields.value["latency"], f"{where}.latency", ("op", "threshold_ns"))
         threshold = latency.get("threshold_ns", int)
         if threshold < 1 or threshold & (threshold - 1):
             raise latency.error(
@@ -216,7 +216,7 @@ def _parse_sli(value: object, where: str) -> LatencySli | EventsSli:
                 f"must be a power of two (an exact histogram bucket boundary, like 512, 1024, 2048), got {threshold}",
             )
         return LatencySli(latency.choice("op", LATENCY_OPS), threshold)
-    events = _Fields(fields.value["events"], f"{where}.events", ("table", "total", "bad", "timestamp", "label"))
+    events = SpecFields(fields.value["events"], f"{where}.events", ("table", "total", "bad", "timestamp", "label"))
     predicates = {name: events.get(name, str).strip() for name in ("total", "bad")}
     for name, text in predicates.items():
         if not text or ";" in text:
@@ -232,7 +232,7 @@ def _parse_sli(value: object, where: str) -> LatencySli | EventsSli:
 def _parse_slo(value: object, source: str, index: int) -> Slo:
     allowed = ("name", "description", "objective", "window", "group_by", "sli", "alerting", "labels")
     named = isinstance(value, Mapping) and isinstance(value.get("name"), str)
-    fields = _Fields(value, f"{source}: SLO {value['name']!r}" if named else f"{source}: slos[{index}]", allowed)
+    fields = SpecFields(value, f"{source}: SLO {value['name']!r}" if named else f"{source}: slos[{index}]", allowed)
     name = fields.get("name", str)
     if not _NAME.match(name):
         raise fields.error("name", f"must be lower-case letters, digits and dashes, got {name!r}")
@@ -245,7 +245,7 @@ def _parse_slo(value: object, source: str, index: int) -> Slo:
             raise fields.error("group_by", f"unknown dimension {dimension!r} (allowed: {', '.join(DIMENSIONS)})")
     if len(set(group_by)) != len(group_by):
         raise fields.error("group_by", f"lists a dimension twice: {group_by}")
-    alerting = _Fields(
+    alerting = SpecFields(
         fields.get("alerting", Mapping, {}),
         f"{fields.where}: alerting",
         ("page", "ticket", "min_bad_events", "absent_after"),
@@ -271,7 +271,7 @@ def _parse_slo(value: object, source: str, index: int) -> Slo:
 
 def parse_slos(document: object, source: str = "SLO spec") -> tuple[Slo, ...]:
     """Validate a parsed spec document; SpecError names the source, the SLO and the field on any problem."""
-    top = _Fields(document, source, ("version", "service", "slos"))
+    top = SpecFields(document, source, ("version", "service", "slos"))
     if top.get("version", int) != 1:
         raise top.error("version", "only version 1 is known")
     top.get("service", str)

@@ -7,8 +7,8 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from models.pilot import PilotSpec, PriceScenario
-from models.slo.spec import _Fields
-from pipelines.lib.slos import _document  # the one reader of YAML spec files
+from models.slo.spec import SpecFields
+from pipelines.lib.slos import read_spec_document  # the one reader of YAML spec files
 
 PILOT_SPEC = files("pipelines.lib") / "pilot.yaml"
 _SCENARIO_FIELDS = ("name", "instance_per_hour", "cxl_premium", "cxl_overhead_per_hour", "rollback")
@@ -17,16 +17,16 @@ _NUMBER = (int, float)
 
 def load_pilot_spec(path: Path | Traversable = PILOT_SPEC) -> PilotSpec:
     """SpecError names the file and the field on anything malformed."""
-    top = _Fields(_document(path), str(path), ("version", "bootstrap", "scenarios"))
+    top = SpecFields(read_spec_document(path), str(path), ("version", "bootstrap", "scenarios"))
     if top.get("version", int) != 1:
         raise top.error("version", "only version 1 is known")
-    boot = _Fields(top.get("bootstrap", dict), f"{path}: bootstrap", ("resamples", "confidence", "seed"))
+    boot = SpecFields(top.get("bootstrap", dict), f"{path}: bootstrap", ("resamples", "confidence", "seed"))
     resamples, confidence = boot.get("resamples", int), float(boot.get("confidence", _NUMBER))
     if resamples < 100 or not 0.5 <= confidence < 1:
         raise boot.error("resamples", "needs at least 100 resamples and a confidence in [0.5, 1)")
     scenarios = []
     for index, entry in enumerate(top.get("scenarios", list)):
-        fields = _Fields(entry, f"{path}: scenarios[{index}]", _SCENARIO_FIELDS)
+        fields = SpecFields(entry, f"{path}: scenarios[{index}]", _SCENARIO_FIELDS)
         scenario = PriceScenario(
             name=fields.get("name", str),
             instance_per_hour=float(fields.get("instance_per_hour", _NUMBER)),

@@ -21,7 +21,7 @@ from ingest.contract import TABLE_NAMES, TIME_COLUMNS, TOPIC_MAINTENANCE, TS, de
 from models.health import HealthPolicy
 from models.rollup import with_inventory
 from models.slo.sli import events_query, latency_series
-from models.slo.spec import EventsSli, Slo, SpecError, _Fields, duration_s, parse_slos
+from models.slo.spec import EventsSli, Slo, SpecError, SpecFields, duration_s, parse_slos
 from pipelines.lib.partitions import Window
 from pipelines.lib.telemetry import first_copies, raw_table
 
@@ -47,7 +47,8 @@ SLI_SCHEMA = pa.schema(
 )
 
 
-def _document(path: Path | Traversable) -> object:
+def read_spec_document(path: Path | Traversable) -> object:
+    """The YAML document of a spec file (slos.yaml, pilot.yaml); SpecError names the file on a read or YAML error."""
     try:
         return yaml.safe_load(path.read_text())
     except OSError as exc:
@@ -58,7 +59,7 @@ def _document(path: Path | Traversable) -> object:
 
 def load_slos(path: Path | Traversable) -> tuple[Slo, ...]:
     """Read and validate a spec file; SpecError names the file on an unreadable or malformed one."""
-    document = _document(path)
+    document = read_spec_document(path)
     if isinstance(document, dict):  # the health section is the health score's policy, not an SLO
         document = {key: value for key, value in document.items() if key not in (HEALTH_SECTION, RECOVERY_SECTION)}
     return parse_slos(document, str(path))
@@ -71,11 +72,11 @@ def load() -> tuple[Slo, ...]:
 
 def load_health_policy(path: Path | Traversable = SLO_SPEC) -> HealthPolicy:
     """The spec file's `health` section: the alarm costs behind the health score's and early warning's alarm line."""
-    document = _document(path)
+    document = read_spec_document(path)
     if not isinstance(document, dict) or HEALTH_SECTION not in document:
         raise SpecError(f"{path}: no '{HEALTH_SECTION}' section (the health score's alarm_costs)")
-    section = _Fields(document[HEALTH_SECTION], f"{path}: {HEALTH_SECTION}", ("alarm_costs",))
-    costs = _Fields(section.get("alarm_costs", dict), f"{path}: {HEALTH_SECTION}.alarm_costs", HEALTH_COSTS)
+    section = SpecFields(document[HEALTH_SECTION], f"{path}: {HEALTH_SECTION}", ("alarm_costs",))
+    costs = SpecFields(section.get("alarm_costs", dict), f"{path}: {HEALTH_SECTION}.alarm_costs", HEALTH_COSTS)
     missed, false = (float(costs.get(name, (int, float))) for name in HEALTH_COSTS)
     if not (missed > 0 and false > 0):
         raise costs.error("missed_failure", "costs must be positive numbers")
@@ -85,10 +86,10 @@ def load_health_policy(path: Path | Traversable = SLO_SPEC) -> HealthPolicy:
 def load_recovery_objectives(path: Path | Traversable = SLO_SPEC) -> dict[str, float]:
     """The spec file's `recovery` section: seconds within which a reset must be detected and a dropped link be
     back at full speed and width (the pilot report measures against them)."""
-    document = _document(path)
+    document = read_spec_document(path)
     if not isinstance(document, dict) or RECOVERY_SECTION not in document:
         raise SpecError(f"{path}: no '{RECOVERY_SECTION}' section ({', '.join(RECOVERY_OBJECTIVES)})")
-    section = _Fields(document[RECOVERY_SECTION], f"{path}: {RECOVERY_SECTION}", RECOVERY_OBJECTIVES)
+    section = SpecFields(document[RECOVERY_SECTION], f"{path}: {RECOVERY_SECTION}", RECOVERY_OBJECTIVES)
     objectives = {name: float(section.get(name, (int, float))) for name in RECOVERY_OBJECTIVES}
     for name, seconds in objectives.items():
         if seconds <= 0:
