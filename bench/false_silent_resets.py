@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     console.print(
         f"of the {false_episodes} false, {false_episodes - unexplained} are true resets detected late (their reset_ts "
         f"is a true reset's, their evidence arrived past the {protocol.detection_budget_s:g} s budget); "
-        f"{unexplained} are no reset at all"
+        f"{unexplained} have no true reset at their reset_ts either"
     )
     console.print(
         "false silent resets (alarms, before merging) by the confounder whose window holds them: "
