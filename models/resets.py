@@ -72,6 +72,9 @@ class ResetConfig:
     merge_slack_s: float = 2.0
     # Longest time from a reset (its row) to the device counting uptime again (media ready: up to 60 s).
     max_downtime_s: float = 120.0
+    # How far the host's clock, which stamps the snapshots an uptime restart is timed from, may sit from the
+    # device's, which stamps the reset row: NTP steps a clock off by seconds to minutes (issue 14's clock steps).
+    host_clock_offset_s: float = 300.0
     # Count a telemetry gap without any other trace as a reset.
     gap_alone_is_reset: bool = False
     # A counter that falls must stay below its old value for this many rows: rows a host clock step put out
@@ -223,15 +226,35 @@ def _health_snapshots(errors: pa.Table, controllers: Controllers) -> tuple[np.nd
     ts = timestamps_ns(snaps.column("ts"))
     order = order_by_controller_time(codes, ts)
     order = order[codes[order] >= 0]
+    order = order[_first_sending(codes[order], snaps.take(pa.array(order)))]
     return codes[order], ts[order], snaps.take(pa.array(order))
+
+
+def _first_sending(sorted_codes: np.ndarray, snaps: pa.Table) -> np.ndarray:
+    """Mask of the snapshots that are not a re-send: an agent that restarts sends its last snapshot again, later
+    and unchanged (the same uptime and counters). Out of order behind newer snapshots its stale uptime would look
+    like a restart; the device's uptime never repeats within an epoch, so an equal payload is that copy."""
+    uptime = numbers(snaps.column("uptime_s"))
+    keys = np.stack(
+        [
+            sorted_codes,
+            numbers(snaps.column("counter_epoch"), 0).astype(np.int64),
+            np.nan_to_num(uptime, nan=-1).astype(np.int64),
+            numbers(snaps.column("cor_vol_err_cnt"), -1).astype(np.int64),
+        ],
+        axis=1,
+    )
+    first = np.zeros(len(keys), dtype=bool)
+    first[np.unique(keys, axis=0, return_index=True)[1]] = True  # rows are in time order: the original is first
+    return first | np.isnan(uptime)
 
 
 def _health_restarts(errors: pa.Table, controllers: Controllers, config: ResetConfig, evidence: _Evidence) -> None:
     """Uptime restarts, corrected-error counters starting again, and telemetry gaps in the health snapshots."""
     codes, ts, snaps = _health_snapshots(errors, controllers)
-    if len(ts) < 2:
-        return
     cont = ~group_starts(codes)[1:]  # row i+1 continues row i's controller
+    if not cont.any():  # at most one snapshot per controller: nothing restarts, no interval to measure
+        return
     prev_ts, cur_ts, cur_codes = ts[:-1][cont], ts[1:][cont], codes[1:][cont]
     uptime = numbers(snaps.column("uptime_s"))
     expected = uptime[:-1][cont] + (cur_ts - prev_ts) / NS_PER_S
@@ -242,8 +265,13 @@ def _health_restarts(errors: pa.Table, controllers: Controllers, config: ResetCo
     sel = np.flatnonzero(restarted)
     # The uptime pins the moment to within polling jitter, clamped to the interval it must lie in.
     moment = np.clip(went_down[sel], prev_ts[sel], cur_ts[sel])
-    epoch = numbers(snaps.column("counter_epoch"), 0)[1:][cont][sel]
-    evidence.add("uptime", cur_codes[sel], moment, moment, cur_ts[sel], epoch=epoch)
+    epochs = numbers(snaps.column("counter_epoch"), 0).astype(np.int64)
+    epoch, before = epochs[1:][cont][sel], epochs[:-1][cont][sel]
+    # The reset opened one of the epochs after the previous snapshot's (a link drop in between opens another);
+    # an epoch that did not move says nothing more than the epoch itself.
+    evidence.add(
+        "uptime", cur_codes[sel], moment, moment, cur_ts[sel], epoch=epoch, epoch_lo=np.minimum(before + 1, epoch)
+    )
 
     counts = numbers(snaps.column("cor_vol_err_cnt"), 0)
     deltas = epoch_deltas(codes, numbers(snaps.column("counter_epoch"), 0), counts)
@@ -334,11 +362,13 @@ def _clusters(ev: dict[str, np.ndarray], idx: np.ndarray, config: ResetConfig) -
     """One controller's evidence (sorted by lo) grouped into resets.
 
     Every row is a reset (rows are de-duplicated upstream), and so is every uptime restart; an uptime restart
-    belongs to a row of the same counter epoch when the device came back within `max_downtime_s` of it.
-    Interval evidence then joins the first reset it is consistent with (time, and epoch when known), or forms
-    resets from overlapping intervals.
+    belongs to the nearest row of a counter epoch it may have opened when the device came back within
+    `max_downtime_s` of it, give or take the host's clock offset (the row is timed by the device, the uptime
+    restart by the host's snapshots). Interval evidence then joins the first reset it is consistent with (time,
+    and epoch when known), or forms resets from overlapping intervals.
     """
     slack = int(config.merge_slack_s * NS_PER_S)
+    offset = slack + int(config.host_clock_offset_s * NS_PER_S)
     downtime = int(config.max_downtime_s * NS_PER_S)
     kinds = ev["kind"][idx]
     anchors: list[list[int]] = [[i] for i in idx[kinds == EVIDENCE.index("row")].tolist()]
@@ -348,12 +378,13 @@ def _clusters(ev: dict[str, np.ndarray], idx: np.ndarray, config: ResetConfig) -
             j
             for j, a in enumerate(anchors[: len(taken)])
             if not taken[j]
-            and ev["epoch_hi"][a[0]] == ev["epoch_hi"][i]
-            and ev["lo"][i] - downtime <= ev["lo"][a[0]] <= ev["lo"][i] + slack
+            and ev["epoch_lo"][i] <= ev["epoch_hi"][a[0]] <= ev["epoch_hi"][i]
+            and ev["lo"][i] - downtime - offset <= ev["lo"][a[0]] <= ev["lo"][i] + offset
         ]
         if match:
-            anchors[match[-1]].append(i)
-            taken[match[-1]] = True
+            nearest = min(match, key=lambda j: abs(int(ev["lo"][anchors[j][0]]) - int(ev["lo"][i])))
+            anchors[nearest].append(i)
+            taken[nearest] = True
         else:
             anchors.append([i])
     anchors.sort(key=lambda members: int(ev["lo"][members[0]]))
@@ -363,9 +394,11 @@ def _clusters(ev: dict[str, np.ndarray], idx: np.ndarray, config: ResetConfig) -
     loose: list[list[int]] = []
     reach = np.iinfo(np.int64).min
     for i in idx[~np.isin(kinds, _PRECISE)].tolist():
-        fits = (last >= ev["lo"][i] - slack) & (first <= ev["hi"][i] + slack)
+        margin, fits = slack, np.ones(len(anchors), dtype=bool)
         if ev["epoch_hi"][i] != UNKNOWN_EPOCH:
-            fits &= (epoch >= ev["epoch_lo"][i]) & (epoch <= ev["epoch_hi"][i])
+            # The epoch names the reset, so the rows' host clock may be as far off as for an uptime restart.
+            margin, fits = offset, (epoch >= ev["epoch_lo"][i]) & (epoch <= ev["epoch_hi"][i])
+        fits &= (last >= ev["lo"][i] - margin) & (first <= ev["hi"][i] + margin)
         if fits.any():
             anchors[int(np.argmax(fits))].append(i)
         elif loose and ev["lo"][i] <= reach:
@@ -393,7 +426,12 @@ def _reset_row(ev: dict[str, np.ndarray], members: list[int], config: ResetConfi
     strongest = members[np.argmin(kinds)]
     # A precise moment when there is one; else the middle of the interval every trace agrees on.
     moment = int(ev["lo"][strongest]) if kinds.min() in _PRECISE else (lo + max(hi, lo)) // 2
-    detected = int(ev["detected"][members].min())
+    arrivals = ev["detected"][members]
+    if kinds.min() in _PRECISE:
+        # A row stamped before the moment it reveals came from a host clock stepped back: it was not the first news.
+        after = arrivals[arrivals >= moment - int(config.merge_slack_s * NS_PER_S)]
+        arrivals = after if len(after) else arrivals
+    detected = int(arrivals.min())
     return (
         # Uptime-based estimates are whole seconds; a reset cannot postdate the evidence that revealed it.
         min(moment, detected),

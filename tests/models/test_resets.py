@@ -1,9 +1,11 @@
 import uuid
+import warnings
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from models.features import Detections
 from models.resets import ResetConfig, detect_resets
 from models.series import Controllers
 from tests.models.tables import at, errors, link
@@ -122,3 +124,70 @@ def test_no_reset_is_stamped_after_its_own_detection():
 def test_a_window_without_telemetry_has_no_resets():
     controllers = Controllers.of(pa.array(["0xa", "0xb"]))
     assert detect_resets(errors(), link(), controllers).num_rows == 0
+
+
+def _reset_row(controller: str, device_s: float, epoch: int) -> dict:
+    return {
+        "event_id": uuid.uuid4().bytes,
+        "ts": at(device_s + 1),
+        "device_ts": at(device_s),
+        "controller_id": controller,
+        "record_type": "controller_reset",
+        "reset_kind": "warm",
+        "counter_epoch": epoch,
+    }
+
+
+def test_an_agents_re_sent_snapshot_is_not_a_restart():
+    """An agent restart sends its last snapshot again, unchanged, when it is back: late behind a newer snapshot, or
+    as the snapshot before a reset's first one (it made a second, silent reset of issue 14's agent restarts)."""
+    (copy,) = _health("g", range(300, 301))
+    alone = errors(*_health("g", range(0, 1200, 60), errors_cnt=500), {**copy, "ts": at(430), "cor_vol_err_cnt": 500})
+    assert _resets(alone) == []
+
+    after_reset = errors(
+        *_health("h", range(0, 301, 60), errors_cnt=500),
+        _reset_row("h", 305, epoch=1),
+        {**copy, "controller_id": "h", "ts": at(450), "cor_vol_err_cnt": 500},
+        *_health("h", range(540, 1200, 60), booted_at=305, epoch=1),
+    )
+    (reset,) = _resets(after_reset)
+    assert (reset["reset_ts"], reset["silent"], reset["evidence"]) == (at(305), False, "row,uptime,epoch,gap")
+
+
+def test_a_reset_row_keeps_its_uptime_restart_when_the_host_clock_steps_forward():
+    """The row is timed by the device, the uptime restart by the host's snapshots: 200 s ahead, the restart looked
+    like a second reset after the row (issue 14's rack resets beside a clock step)."""
+    stepped = [
+        {**row, "ts": row["ts"] + (at(200) - at(0))} for row in _health("i", range(360, 1200, 60), booted_at=300)
+    ]
+    table = errors(
+        *_health("i", range(0, 301, 60)), _reset_row("i", 300, epoch=1), *[{**r, "counter_epoch": 1} for r in stepped]
+    )
+    (reset,) = _resets(table)
+    assert (reset["reset_ts"], reset["detected_ts"], reset["silent"]) == (at(300), at(301), False)
+
+
+def test_a_reset_row_keeps_its_uptime_restart_when_a_link_drop_opened_another_epoch_before_it_was_seen():
+    """Health snapshots missing (partial telemetry) while a link drop re-enumerates the device: the first snapshot
+    after the reset already carries the drop's epoch, one past the row's."""
+    table = errors(
+        *_health("j", range(0, 301, 60)),
+        _reset_row("j", 305, epoch=1),
+        *_health("j", range(1500, 2000, 60), booted_at=305, epoch=2),
+    )
+    links = link(
+        *({"ts": at(s), "controller_id": "j", "counter_epoch": int(s > 305)} for s in range(0, 961, 60)),
+        {"ts": at(1000), "controller_id": "j", "event": "link_up", "down_ms": 2_000, "counter_epoch": 2},
+        *({"ts": at(s), "controller_id": "j", "counter_epoch": 2, "link_down_count": 1} for s in range(1020, 2000, 60)),
+    )
+    controllers = Controllers.of(table.column("controller_id"))
+    (reset,) = Detections.from_tables(table, links, controllers).resets.to_pylist()
+    assert (reset["reset_ts"], reset["silent"]) == (at(305), False)
+
+
+def test_one_snapshot_per_controller_is_no_interval_and_no_warning():
+    """A live round's first minutes: no controller has two snapshots yet (numpy warned "Mean of empty slice")."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _resets(errors(*_health("k", range(0, 1)), *_health("l", range(0, 1)))) == []
