@@ -259,8 +259,13 @@ def _health_restarts(errors: pa.Table, controllers: Controllers, config: ResetCo
     uptime = numbers(snaps.column("uptime_s"))
     expected = uptime[:-1][cont] + (cur_ts - prev_ts) / NS_PER_S
     # Uptime is the device's own clock: it only falls when the device restarts. Measured against the host's
-    # clock alone, a host clock step forward would look like a restart.
-    restarted = (uptime[1:][cont] + config.uptime_tolerance_s < expected) & (uptime[1:][cont] < uptime[:-1][cont])
+    # clock alone, a host clock step forward would look like a restart, so a shortfall needs the uptime to fall
+    # or to exceed any clock offset: across a collector outage of hours a restarted device's uptime can end
+    # above the last one seen, yet far below the time that passed.
+    current = uptime[1:][cont]
+    restarted = (current + config.uptime_tolerance_s < expected) & (
+        (current < uptime[:-1][cont]) | (current + config.host_clock_offset_s < expected)
+    )
     went_down = cur_ts - (uptime[1:][cont] * NS_PER_S).astype(np.int64)
     sel = np.flatnonzero(restarted)
     # The uptime pins the moment to within polling jitter, clamped to the interval it must lie in.

@@ -186,6 +186,25 @@ def test_a_reset_row_keeps_its_uptime_restart_when_a_link_drop_opened_another_ep
     assert (reset["reset_ts"], reset["silent"]) == (at(305), False)
 
 
+def test_a_silent_reset_inside_a_long_outage_is_timed_by_the_uptime_even_when_it_ends_above_the_last_seen():
+    """A collector outage of two hours with a reset 40 minutes in: the uptime after it (80 min) is above the last
+    one seen before (about 17 min), but an hour below the time that passed (issue 14: timed from the gap instead,
+    33 minutes off, it was a false silent reset)."""
+    table = errors(
+        *_health("m", range(0, 601, 60), errors_cnt=500),
+        *_health("m", range(7800, 8400, 60), booted_at=3000, epoch=1, errors_cnt=2),
+    )
+    (reset,) = _resets(table)
+    assert (reset["reset_ts"], reset["detected_ts"], reset["silent"]) == (at(3000), at(7800), True)
+
+
+def test_a_host_clock_step_forward_within_the_offset_is_not_a_restart():
+    """The host's clock jumps 4 minutes ahead (the largest `heavy` step): the uptime is short of the host's
+    elapsed time by as much, but it did not fall and the shortfall is within `host_clock_offset_s`."""
+    stepped = [{**row, "ts": row["ts"] + (at(240) - at(0))} for row in _health("n", range(660, 1200, 60))]
+    assert _resets(errors(*_health("n", range(0, 601, 60)), *stepped)) == []
+
+
 def test_one_snapshot_per_controller_is_no_interval_and_no_warning():
     """A live round's first minutes: no controller has two snapshots yet (numpy warned "Mean of empty slice")."""
     with warnings.catch_warnings():
