@@ -102,7 +102,7 @@ SERIES_MEANINGS = {
     "cxl_crc_thresh_hits": "CXL CRC threshold hits (counter deltas, summed over ports)",
     "cxl_retry_thresh_hits": "CXL retry threshold hits (counter deltas, summed over ports)",
     "recovery_entries": "entries into LTSSM Recovery (counter deltas, summed over ports)",
-    "resets": "controller resets detected",
+    "resets": "controller resets detected outside declared maintenance windows",
     "link_drops": "link drops detected",
     "link_retrains": "link retrains detected",
 }
@@ -372,8 +372,9 @@ def build_features(
     _link_features(telemetry.link, controllers, grid, per_window, state)
     _latency_features(telemetry.latency, controllers, grid, per_window, latency_op)
 
-    reset_codes = controllers.codes(detections.resets.column("controller_id"))
-    reset_ts = timestamps_ns(detections.resets.column("detected_ts"))
+    resets = detections.resets.filter(pa.array(~planned_resets(detections.resets)))
+    reset_codes = controllers.codes(resets.column("controller_id"))
+    reset_ts = timestamps_ns(resets.column("detected_ts"))
     per_window["resets"] = grid.total(reset_codes, reset_ts)
     incidents = detections.incidents
     inc_codes = controllers.codes(incidents.column("controller_id"))
@@ -414,6 +415,14 @@ def build_features(
     names = tuple(features)
     values = np.stack([features[n] for n in names], axis=2) if names else np.empty((len(controllers), n_w, 0))
     return WindowFeatures(controllers, window_ends, names, values, inventory["firmware"])
+
+
+def planned_resets(resets: pa.Table) -> np.ndarray:
+    """Mask of the resets (models.resets.RESETS_SCHEMA) inside a declared maintenance window. A host's window
+    resets every controller on it: counted as resets, they raised the reset and cohort features of whole hosts and,
+    as observed failures, taught the lake's early-warning model which hosts were serviced. Neither feature nor
+    label counts them (the truth label leaves maintenance out too)."""
+    return numbers(resets.column("planned"), 0) > 0
 
 
 def _health_features(errors: pa.Table, controllers: Controllers, grid: _Grid, per_window: dict, state: dict) -> None:
