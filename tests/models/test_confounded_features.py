@@ -12,12 +12,13 @@ import pyarrow as pa
 import pytest
 
 from ingest.sim.config import SimConfig
+from ingest.sim.confounders import confounder_knobs
 from ingest.sim.parquet_sink import write_run
 from ingest.sim.simulator import Simulation
 from models.early_warning import observed_failures
-from models.features import Detections, Telemetry, build_features, planned_resets
+from models.features import Detections, Telemetry, WindowFeatures, build_features, planned_resets
 from models.link_events import INCIDENTS_SCHEMA
-from models.series import NS_PER_HOUR, equals, timestamps_ns
+from models.series import NS_PER_HOUR, NS_PER_S, equals, timestamps_ns
 
 # About two declared windows per host in the run, with the default confounders' other faults around them.
 CONFIG = SimConfig(controllers=60, hours=12, seed=23)
@@ -61,3 +62,45 @@ def test_a_reset_in_a_declared_window_is_no_observed_failure(serviced: tuple[Tel
     failed = ~planned_resets(resets) & ~equals(resets.column("reset_kind"), "fw_activate")
     assert sorted(times.tolist()) == sorted(timestamps_ns(resets.column("reset_ts"))[failed].tolist())
     assert len(times) < resets.num_rows
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory: pytest.TempPathFactory) -> Telemetry:
+    out: Path = tmp_path_factory.mktemp("clean")
+    write_run(Simulation(replace(CONFIG, confounders=confounder_knobs("off"))), out, progress=False)
+    return Telemetry.from_run_dir(out)
+
+
+def _features(telemetry: Telemetry) -> WindowFeatures:
+    controllers = telemetry.controllers()
+    start, end = telemetry.span_ns()
+    start -= start % NS_PER_HOUR
+    detections = Detections.of(telemetry, controllers)
+    return build_features(telemetry, detections, controllers, start_ns=start, end_ns=end + 1)
+
+
+def test_a_collector_outage_reads_as_the_rate_it_hid_not_as_a_burst(clean: Telemetry) -> None:
+    """No health snapshot for hours 7-10 (the collector down, the counters running on): the first snapshot after
+    it holds four hours of corrected errors, which are the rate of those hours, not a burst in the one it arrived
+    in (that would read log(4) higher), and no rise of the last 6 h over the 18 h before."""
+    before = _features(clean)
+    start = before.window_ends[0] - NS_PER_HOUR
+    ts = timestamps_ns(clean.errors.column("ts"))
+    gap = equals(clean.errors.column("record_type"), "health_snapshot") & (ts >= start + 7 * NS_PER_HOUR)
+    gap &= ts < start + 10 * NS_PER_HOUR + 30 * NS_PER_S  # the first snapshot after it lands past hour 10
+    after = _features(replace(clean, errors=clean.errors.filter(pa.array(~gap))))
+    hour = int(np.searchsorted(before.window_ends, start + 11 * NS_PER_HOUR))  # the hour the outage ends in
+    hidden = np.expm1(before.column("ce_1h")[:, hour - 3 : hour + 1]).mean(axis=1)  # per hour of hours 7-10
+    busy = hidden >= 5
+    assert busy.sum() >= 5
+    # The median: a controller that reset inside the gap restarted its counter, and its lost increments are lost.
+    assert np.median(np.abs(after.column("ce_1h")[busy, hour] - np.log1p(hidden[busy]))) < 0.1
+    assert np.median(np.abs(after.column("ce_trend")[busy, hour] - before.column("ce_trend")[busy, hour])) < 0.1
+
+
+def test_a_missing_history_is_no_rise(clean: Telemetry) -> None:
+    """In a lake's first hours the 18 h before are not quiet but unobserved: no trend until an hour is observed."""
+    features = _features(clean)
+    assert (np.expm1(features.column("ce_1h")[:, 0]) > 0).sum() >= 5  # errors from the first hour on
+    np.testing.assert_array_equal(features.column("ce_trend")[:, :7], 0.0)  # nothing before the last 6 h
+    assert (features.column("ce_trend")[:, 8:] != 0).any()
