@@ -25,7 +25,7 @@ from sklearn.model_selection import GroupKFold
 
 from ingest.contract import TS
 from models.evaluation import score_events
-from models.features import WindowFeatures, describe_feature, memory_ue_rows
+from models.features import WindowFeatures, describe_feature, memory_ue_rows, planned_resets
 from models.series import Controllers, equals, is_in, timestamps_ns
 
 RANKING_SCHEMA = pa.schema(
@@ -217,13 +217,13 @@ def observed_failures(
     ue_rows: pa.Table, resets: pa.Table, incidents: pa.Table, controllers: Controllers
 ) -> tuple[np.ndarray, np.ndarray]:
     """(codes, ns) of the failures the lake observed, the product's stand-in for models.evaluation.failure_events:
-    memory UE records (at their timestamp), detected resets other than a reported firmware activation (at
-    `reset_ts`) and detected link drops (at `start_ts`).
+    memory UE records (at their timestamp), detected resets other than a reported firmware activation or one inside
+    a declared maintenance window (`planned`) (at `reset_ts`), and detected link drops (at `start_ts`).
 
-    Unlike the truth, telemetry cannot tell a silent planned reset or a rack losing power from a controller
-    failure: those are labelled failures here."""
+    Unlike the truth, telemetry cannot tell an undeclared silent planned reset or a rack losing power from a
+    controller failure: those are labelled failures here."""
     ue = memory_ue_rows(ue_rows)
-    planned = is_in(resets.column("reset_kind"), PLANNED_RESET_KINDS)
+    planned = is_in(resets.column("reset_kind"), PLANNED_RESET_KINDS) | planned_resets(resets)
     drops = equals(incidents.column("kind"), "drop")
     codes = np.concatenate(
         [

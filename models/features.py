@@ -3,8 +3,9 @@ warning.
 
 Each window is one hour per controller by default; its features describe what was known at the window's end (the
 prediction time) and use only telemetry received before it, so a model fed these features cannot peek ahead.
-Counters become epoch-aware deltas (telemetry.md §4), discrete event rows are de-duplicated by event_id, and
-trailing sums over 1 h, 6 h and 24 h give short- and long-term context. Ground truth is never an input.
+Counters become epoch-aware deltas (telemetry.md §4) measured against the time their rows cover (a delta read after
+a collector gap spans the gap), discrete event rows are de-duplicated by event_id, and trailing sums over 1 h, 6 h
+and 24 h give short- and long-term context. Ground truth is never an input.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ SERIES_MEANINGS = {
     "cxl_crc_thresh_hits": "CXL CRC threshold hits (counter deltas, summed over ports)",
     "cxl_retry_thresh_hits": "CXL retry threshold hits (counter deltas, summed over ports)",
     "recovery_entries": "entries into LTSSM Recovery (counter deltas, summed over ports)",
-    "resets": "controller resets detected",
+    "resets": "controller resets detected outside declared maintenance windows",
     "link_drops": "link drops detected",
     "link_retrains": "link retrains detected",
 }
@@ -141,7 +142,10 @@ def feature_description(name: str) -> str:
         return f"{SERIES_MEANINGS[match[1]]}: count in the last {match[2]} h, log(1 + count)"
     if match := re.fullmatch(r"(\w+)_trend", name):
         series = next(series for series, feature in TREND_SERIES.items() if feature == match[1])
-        return f"{SERIES_MEANINGS[series]}: per hour in the last 6 h against the 18 h before, log(1 + rate) difference"
+        return (
+            f"{SERIES_MEANINGS[series]}: per hour observed in the last 6 h against the 18 h before, log(1 + rate) "
+            "difference; 0 while under an hour of the 18 h was observed"
+        )
     return FEATURE_MEANINGS[name]
 
 
@@ -312,11 +316,38 @@ def _trailing(per_window: np.ndarray, hours: int, window_h: float) -> np.ndarray
     return cumulative - shifted
 
 
-def _trend(per_window: np.ndarray, window_h: float) -> np.ndarray:
-    """The last 6 h against the 18 h before, both per hour: a log ratio, 0 when both are quiet."""
-    recent = _trailing(per_window, 6, window_h)
-    day = _trailing(per_window, 24, window_h)
-    return np.log1p(recent / 6) - np.log1p((day - recent) / 18)
+def _observed(per_window: np.ndarray, covered: np.ndarray | None, hours: int, window_h: float) -> np.ndarray:
+    """Trailing sum over `hours`; for a counter series (`covered`: the hours its rows arriving in each window cover),
+    scaled down to `hours` where the rows cover more: the first delta read after a collector outage holds the
+    increments of the whole gap, not of the last hour."""
+    total = _trailing(per_window, hours, window_h)
+    if covered is None:
+        return total
+    return total * hours / np.maximum(_trailing(covered, hours, window_h), hours)
+
+
+def _trend(per_window: np.ndarray, covered: np.ndarray, window_h: float) -> np.ndarray:
+    """The last 6 h against the 18 h before, each per hour its counter rows actually covered: a log ratio, 0 when
+    both are quiet, and 0 while the 18 h before cover under an hour (no history yet, or a collector outage): a
+    missing day read as a quiet one made every controller with corrected errors look like a rising ramp in a
+    lake's first day, and the gap's increments, read at its end, like a jump."""
+    recent, recent_h = _trailing(per_window, 6, window_h), _trailing(covered, 6, window_h)
+    before = _trailing(per_window, 24, window_h) - recent
+    before_h = _trailing(covered, 24, window_h) - recent_h
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rise = np.log1p(recent / np.maximum(recent_h, 1)) - np.log1p(before / before_h)
+    return np.where(before_h >= 1, rise, 0.0)
+
+
+def _covered_hours(codes: np.ndarray, ts: np.ndarray, grid: _Grid) -> np.ndarray:
+    """Per [controller, window], the hours since the controller's previous row that its rows arriving in the window
+    cover (0 for its first row): a counter delta spans exactly that time, gaps included."""
+    order = np.lexsort((ts, codes))
+    codes, ts = codes[order], ts[order]
+    spacing = np.zeros(len(ts))
+    same = codes[1:] == codes[:-1]
+    spacing[1:] = np.where(same, (ts[1:] - ts[:-1]) / NS_PER_HOUR, 0.0)
+    return grid.total(codes, ts, spacing)
 
 
 def _hours_since(window_ends: np.ndarray, event_ts: list[np.ndarray]) -> np.ndarray:
@@ -365,15 +396,17 @@ def build_features(
     window_ends = start_ns + window_ns * (np.arange(n_w) + 1)
     window_h = window_s / 3600
     per_window: dict[str, np.ndarray] = {}
+    covered: dict[str, np.ndarray] = {}  # per counter series: the hours its rows cover (_covered_hours)
     state: dict[str, np.ndarray] = {}
 
-    _health_features(telemetry.errors, controllers, grid, per_window, state)
+    _health_features(telemetry.errors, controllers, grid, per_window, covered, state)
     _event_row_features(telemetry.errors, controllers, grid, per_window)
-    _link_features(telemetry.link, controllers, grid, per_window, state)
+    _link_features(telemetry.link, controllers, grid, per_window, covered, state)
     _latency_features(telemetry.latency, controllers, grid, per_window, latency_op)
 
-    reset_codes = controllers.codes(detections.resets.column("controller_id"))
-    reset_ts = timestamps_ns(detections.resets.column("detected_ts"))
+    resets = detections.resets.filter(pa.array(~planned_resets(detections.resets)))
+    reset_codes = controllers.codes(resets.column("controller_id"))
+    reset_ts = timestamps_ns(resets.column("detected_ts"))
     per_window["resets"] = grid.total(reset_codes, reset_ts)
     incidents = detections.incidents
     inc_codes = controllers.codes(incidents.column("controller_id"))
@@ -387,19 +420,20 @@ def build_features(
         if name in ("slo_bad", "slo_total"):
             continue
         for hours in TRAILING_HOURS:
-            features[f"{name}_{hours}h"] = np.log1p(_trailing(values, hours, window_h))
+            features[f"{name}_{hours}h"] = np.log1p(_observed(values, covered.get(name), hours, window_h))
     # Long-run rates tell a lemon or a chronically noisy link from a one-off: a week of history, per day
     # (less while the data is younger than a week).
     observed_days = np.minimum(LONG_RUN_HOURS, window_h * (np.arange(n_w) + 1)) / 24
     for name in LONG_RUN_SERIES:
-        features[f"{name}_per_day_7d"] = np.log1p(_trailing(per_window[name], LONG_RUN_HOURS, window_h) / observed_days)
+        week = _observed(per_window[name], covered.get(name), LONG_RUN_HOURS, window_h)
+        features[f"{name}_per_day_7d"] = np.log1p(week / observed_days)
     for hours in (1, 24):
         bad = _trailing(per_window["slo_bad"], hours, window_h)
         total = _trailing(per_window["slo_total"], hours, window_h)
         features[f"slo_bad_fraction_{hours}h"] = np.where(total > 0, bad / np.maximum(total, 1), 0.0)
     # Trends: a degrading DIMM or link announces itself by a rate that keeps rising over hours to days.
     for name in TREND_SERIES:
-        features[f"{TREND_SERIES[name]}_trend"] = _trend(per_window[name], window_h)
+        features[f"{TREND_SERIES[name]}_trend"] = _trend(per_window[name], covered[name], window_h)
     features.update(state)
     features["hours_since_reset"] = _hours_since(
         window_ends, _per_controller_ts(reset_codes, reset_ts, len(controllers))
@@ -416,7 +450,17 @@ def build_features(
     return WindowFeatures(controllers, window_ends, names, values, inventory["firmware"])
 
 
-def _health_features(errors: pa.Table, controllers: Controllers, grid: _Grid, per_window: dict, state: dict) -> None:
+def planned_resets(resets: pa.Table) -> np.ndarray:
+    """Mask of the resets (models.resets.RESETS_SCHEMA) inside a declared maintenance window. A host's window
+    resets every controller on it: counted as resets, they raised the reset and cohort features of whole hosts and,
+    as observed failures, taught the lake's early-warning model which hosts were serviced. Neither feature nor
+    label counts them (the truth label leaves maintenance out too)."""
+    return numbers(resets.column("planned"), 0) > 0
+
+
+def _health_features(
+    errors: pa.Table, controllers: Controllers, grid: _Grid, per_window: dict, covered: dict, state: dict
+) -> None:
     """Corrected-error deltas, temperature and status bits from the periodic health snapshots."""
     snaps = errors.select(list(HEALTH_COLUMNS)).filter(
         pa.array(equals(errors.column("record_type"), "health_snapshot"))
@@ -427,6 +471,7 @@ def _health_features(errors: pa.Table, controllers: Controllers, grid: _Grid, pe
     snaps, codes, ts = snaps.take(pa.array(order)), codes[order], ts[order]
     deltas = epoch_deltas(codes, numbers(snaps.column("counter_epoch"), 0), numbers(snaps.column("cor_vol_err_cnt"), 0))
     per_window["ce"] = grid.total(codes, ts, deltas.values)
+    covered["ce"] = _covered_hours(codes, ts, grid)
     per_window["snapshots"] = grid.total(codes, ts)
     state["temp_max_c"] = _forward_fill(grid.maximum(codes, ts, numbers(snaps.column("device_temp_c"))))
     status = numbers(snaps.column("health_status"), 0).astype(np.int64)
@@ -488,7 +533,9 @@ def memory_ue_rows(events: pa.Table) -> np.ndarray:
     )
 
 
-def _link_features(link: pa.Table, controllers: Controllers, grid: _Grid, per_window: dict, state: dict) -> None:
+def _link_features(
+    link: pa.Table, controllers: Controllers, grid: _Grid, per_window: dict, covered: dict, state: dict
+) -> None:
     """Link-error counter deltas per port (summed) and whether the link ran degraded at the window's end."""
     columns = [
         "controller_id",
@@ -511,9 +558,11 @@ def _link_features(link: pa.Table, controllers: Controllers, grid: _Grid, per_wi
         return numbers(snaps.column(name), fill)[order]
 
     epochs = ordered("counter_epoch", 0)
+    link_hours = _covered_hours(codes, ts, grid)  # the ports of a controller are read together
     for name in LINK_COUNTERS:
         deltas = epoch_deltas(series, epochs, ordered(name, 0))
         per_window[name] = grid.total(codes, ts, deltas.values)
+        covered[name] = link_hours
     speed_ratio = ordered("cur_speed_gts") / ordered("max_speed_gts")
     width_ratio = ordered("cur_width") / ordered("max_width")
     # Bandwidth lost to a downgrade, 0..1, as last seen (a link that is down reports its last trained values).

@@ -151,13 +151,14 @@ def test_observed_failures_are_memory_ues_unplanned_resets_and_link_drops():
     )
     resets = pa.table(
         {
-            "controller_id": ["a", "b", "zz"],
-            "reset_ts": ts.slice(0, 3),
-            "detected_ts": ts.slice(0, 3),
-            "silent": [False, True, True],
-            "reset_kind": ["fw_activate", None, None],  # planned maintenance; silent; an unknown controller
-            "evidence": ["row", "epoch", "epoch"],
-            "planned": [False, False, False],  # no maintenance calendar
+            "controller_id": ["a", "b", "zz", "b"],
+            "reset_ts": [*ts.slice(0, 3).to_pylist(), ts[4].as_py()],
+            "detected_ts": [*ts.slice(0, 3).to_pylist(), ts[4].as_py()],
+            "silent": [False, True, True, False],
+            # a reported firmware activation; silent; an unknown controller; a warm reset in a declared window
+            "reset_kind": ["fw_activate", None, None, "warm"],
+            "evidence": ["row", "epoch", "epoch", "row"],
+            "planned": [False, False, False, True],
         },
         schema=RESETS_SCHEMA,
     )

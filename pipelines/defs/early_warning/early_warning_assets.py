@@ -227,7 +227,8 @@ def load_model(lake: LakeResource) -> tuple[EarlyWarningModel, dict] | None:
 
 def _fleet(run_dir: Path) -> dict:
     config = json.loads((run_dir / RUN_DESCRIPTION).read_text())["config"]
-    return {key: config[key] for key in ("controllers", "hours", "seed", "fault_acceleration", "interval_s")}
+    fleet = {key: config[key] for key in ("controllers", "hours", "seed", "fault_acceleration", "interval_s")}
+    return {**fleet, "confounders": config["confounders"]["profile"]}
 
 
 def ship_model(
@@ -273,7 +274,8 @@ def scoring_model(lake: LakeResource, con: duckdb.DuckDBPyConnection) -> tuple[E
         model,
         stored,
         f"shipped model v{stored['version']} fitted on a simulated fleet ({fleet['controllers']} controllers × "
-        f"{fleet['hours']:g} h, fault acceleration {fleet['fault_acceleration']:g}): this lake's {hours} h of "
+        f"{fleet['hours']:g} h, fault acceleration {fleet['fault_acceleration']:g}, confounders "
+        f"{fleet['confounders']}): this lake's {hours} h of "
         f"telemetry fit no model of its own (it needs failures observed within {PROTOCOL.horizon_h:g} h of "
         f">= {MIN_POSITIVES} controller-hours on >= {MIN_POSITIVE_CONTROLLERS} controllers)",
     )
