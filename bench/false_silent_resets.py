@@ -10,9 +10,11 @@ link incidents and maintenance calendar it reads, as `Detections` runs it) and t
 `leo-fleet evaluate`'s protocol and scoring (models.holdout.false_silent_resets): the held-out controllers (hash
 bucket) after the split. The run's errors and link rows are split once into one Parquet file per group of
 controllers; each group is then detected and scored alone, so memory follows the group, not the fleet. Prints the
-count, the controller-days, the rate and its one-sided 95 % upper bound (exact Poisson; 0 events: the rule of three),
-how many of those are true resets whose evidence arrived late (timed by their reset_ts they match a true reset),
-and which confounder (models.evaluation.false_alarm_causes, as `leo-fleet evaluate`'s confounder section) caused them.
+count, the controller-days, the rate and its one-sided 95 % upper bound (exact Poisson; 0 events: the rule of three);
+the same count timed by the evidence's arrival, where a true silent reset revealed past the detection budget (a
+collector outage held its evidence back) counts as false too; and which confounder
+(models.evaluation.false_alarm_causes, as `leo-fleet evaluate`'s confounder section) holds the alarms that match no
+true reset in time to be detected, the late revelations included.
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     fleet = Controllers.of(pq.read_table(run_table_file(args.run, "inventory"), columns=["controller_id"])[0])
     maintenance = pq.read_table(run_table_file(args.run, "maintenance"))
     truth = pq.read_table(run_table_file(args.run, "truth_faults"))
-    false_episodes, unexplained, controller_days, silent_found, held = 0, 0, 0.0, 0, 0
+    false_episodes, false_by_arrival, controller_days, silent_found, held = 0, 0, 0.0, 0, 0
     causes = dict.fromkeys((*CONFOUNDER_KINDS, "none"), 0)
     with tempfile.TemporaryDirectory(prefix="leo-fleet-fsr-") as spill:
         into = Path(spill)
@@ -118,15 +120,9 @@ def main(argv: list[str] | None = None) -> int:
                 link = _group_rows(con, into, TOPIC_LINK, group)
                 resets = Detections.from_tables(errors, link, controllers, maintenance).resets
                 in_scope = held_out_controllers(controllers, protocol.test_fraction)
-                score = false_silent_resets(truth, controllers, resets, in_scope, period, protocol)
+                score, arrived = false_silent_resets(truth, controllers, resets, in_scope, period, protocol)
                 false_episodes += score.false_episodes
-                # Timed by when it happened instead of when its evidence arrived: what remains is no true reset.
-                moments = resets.set_column(
-                    resets.schema.get_field_index("detected_ts"), "detected_ts", resets.column("reset_ts")
-                )
-                unexplained += false_silent_resets(
-                    truth, controllers, moments, in_scope, period, protocol
-                ).false_episodes
+                false_by_arrival += arrived.false_episodes
                 controller_days += score.controller_days
                 silent_found += score.episodes
                 held += int(in_scope.sum())
@@ -156,15 +152,17 @@ def main(argv: list[str] | None = None) -> int:
     console.print(
         f"false silent resets per 10,000 controller-days: {false_episodes / exposure:.3f}; one-sided 95 % upper "
         f"bound {upper / exposure:.3f} ({upper:.3f} events); target ≤ {TARGET_PER_10K:g}: "
-        f"{'met' if upper / exposure <= TARGET_PER_10K else 'not shown'}"
+        f"{'met' if false_episodes / exposure <= TARGET_PER_10K else 'NOT met'} by the rate, "
+        f"{'shown' if upper / exposure <= TARGET_PER_10K else 'not shown'} by the bound"
     )
     console.print(
-        f"of the {false_episodes} false, {false_episodes - unexplained} are true resets detected late (their reset_ts "
-        f"is a true reset's, their evidence arrived past the {protocol.detection_budget_s:g} s budget); "
-        f"{unexplained} have no true reset at their reset_ts either"
+        f"timed by their evidence's arrival instead (a true reset revealed past the {protocol.detection_budget_s:g} s "
+        f"budget counts as false): {false_by_arrival} false, {false_by_arrival / exposure:.3f} per 10,000 "
+        "controller-days"
     )
     console.print(
-        "false silent resets (alarms, before merging) by the confounder whose window holds them: "
+        "silent resets matching no true reset within the budget (alarms before merging, late revelations "
+        "included) by the confounder whose window holds them: "
         + ", ".join(f"{kind} {count}" for kind, count in causes.items() if count)
     )
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20

@@ -261,9 +261,14 @@ def _detection(report: Report, run: Run, test: Split, period: tuple[int, int], p
     report.add(
         "resets",
         "false silent (inferred) resets per 10,000 controller-days",
-        *(10_000 * score.false_episodes / score.controller_days for score in false_silent),
+        *(10_000 * named.false_episodes / named.controller_days for named, _ in false_silent),
     )
-    report.add("resets", "controller-days scored", false_silent[0].controller_days)
+    report.add(
+        "resets",
+        "the same, timed by their evidence's arrival (late revelations count)",
+        *(10_000 * arrived.false_episodes / arrived.controller_days for _, arrived in false_silent),
+    )
+    report.add("resets", "controller-days scored", false_silent[0][0].controller_days)
     planned = run.detections.resets.column("planned").to_numpy(zero_copy_only=False)
     codes = run.controllers.codes(run.detections.resets.column("controller_id"))
     moments = timestamps_ns(run.detections.resets.column("detected_ts"))
@@ -282,16 +287,22 @@ def false_silent_resets(
     in_scope: np.ndarray,
     period: tuple[int, int],
     protocol: Protocol,
-) -> EventScore:
-    """The silent (inferred) resets among `resets` scored against every true reset, in the event windows of every
-    detection figure: its false episodes are the false silent resets, over its controller-days."""
-    return score_detections(
-        truth,
-        controllers,
-        "controller_reset",
-        resets.filter(resets.column("silent")),
-        cooldown_s=protocol.detection_cooldown_s,
-        **_windows(in_scope, period, protocol),
+) -> tuple[EventScore, EventScore]:
+    """The silent (inferred) resets among `resets` scored against every true reset in the event windows of every
+    detection figure, (timed by the moment each names, `reset_ts`; by when its evidence arrived, `detected_ts`).
+
+    A false silent reset is one with no true reset at the moment it names. A silent reset inside a collector
+    outage is revealed only when the telemetry comes back, past any detection budget: timed by its arrival it
+    counts as false (and its true reset as missed), though nothing in the fleet was reported that did not happen.
+    The second score counts those late revelations as false too; the recall and delay figures keep them as late."""
+    silent = resets.filter(resets.column("silent"))
+    named = silent.set_column(silent.schema.get_field_index("detected_ts"), "detected_ts", silent.column("reset_ts"))
+    windows = _windows(in_scope, period, protocol)
+    return tuple(
+        score_detections(
+            truth, controllers, "controller_reset", alarms, cooldown_s=protocol.detection_cooldown_s, **windows
+        )
+        for alarms in (named, silent)
     )
 
 

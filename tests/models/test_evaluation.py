@@ -18,6 +18,8 @@ from models.evaluation import (
     score_ranking,
     truth_events,
 )
+from models.holdout import Protocol, false_silent_resets
+from models.resets import RESETS_SCHEMA
 from models.series import NS_PER_HOUR, NS_PER_S, NULL_TS, Controllers
 from tests.models.tables import at, truth
 
@@ -282,7 +284,12 @@ def test_held_out_evaluation_command_reports_every_detector_beside_its_baseline(
     # --save-model stores the model it fitted with the fleet it was fitted on, the protocol and health rows.
     model, stored = load_versioned(shipped, MODEL_PREFIX)
     config = json.loads((fleet_dir / RUN_DESCRIPTION).read_text())["config"]
-    assert stored["training_fleet"] == stored["held_out_fleet"] == {k: config[k] for k in stored["training_fleet"]}
+    described = {k: config[k] for k in stored["training_fleet"] if k != "confounders"}
+    assert (
+        stored["training_fleet"]
+        == stored["held_out_fleet"]
+        == {**described, "confounders": config["confounders"]["profile"]}
+    )
     assert stored["version"] == 1
     shown = ("protocol", health)
     assert stored["held_out"] == {metric: list(table[s, metric]) for s, metric, *_ in rows if s in shown}
@@ -298,3 +305,25 @@ def test_bad_input_is_refused_in_one_line(fleet_run, tmp_path, capsys):
     assert main(["evaluate", "--train", str(tmp_path)]) == 2
     error = capsys.readouterr().err.strip()
     assert "truth_faults.parquet is missing" in error and "\n" not in error
+
+
+def test_a_silent_reset_revealed_after_an_outage_is_late_not_false():
+    """A true silent reset whose evidence a collector outage held back for an hour names the true moment: it is
+    no false silent reset, but timed by its arrival it would be one (the second score). A silent reset where none
+    happened is false either way."""
+    table = truth(
+        {"controller_id": "a", "kind": "controller_reset", "onset_ts": at(3600), "details": '{"silent": true}'}
+    )
+    controllers = Controllers(pa.array(["a", "b"]))
+    resets = pa.Table.from_pylist(
+        [
+            {"controller_id": "a", "reset_ts": at(3600), "detected_ts": at(7200), "silent": True, "evidence": "uptime"},
+            {"controller_id": "b", "reset_ts": at(5000), "detected_ts": at(5060), "silent": True, "evidence": "gap"},
+            {"controller_id": "b", "reset_ts": at(6000), "detected_ts": at(6001), "silent": False, "evidence": "row"},
+        ],
+        schema=RESETS_SCHEMA,
+    )
+    period = (int(at(0).timestamp()) * S, int(at(86_400).timestamp()) * S)
+    named, arrived = false_silent_resets(table, controllers, resets, np.ones(2, dtype=bool), period, Protocol())
+    assert (named.false_episodes, arrived.false_episodes) == (1, 2)
+    assert (named.detected, arrived.detected) == (1, 0)
