@@ -38,7 +38,7 @@ from ingest.lake.raw_tables import RAW, TRUTH_TABLE
 from models.features import ERRORS_COLUMNS, LATENCY_COLUMNS, LINK_COLUMNS, Telemetry
 from models.series import Controllers
 from pipelines.lib.marts import read_window, window_query
-from pipelines.lib.partitions import Window
+from pipelines.lib.partitions import Window, read_chunk
 
 # Controllers whose rows a stage holds at once (`by_controller_group`): its memory no longer grows with the fleet.
 CONTROLLERS_PER_GROUP = 250
@@ -101,6 +101,13 @@ class StreamRead:
     topic: str
     columns: Sequence[str] | None = None
     where: str = "TRUE"
+
+
+def read_chunks(con: duckdb.DuckDBPyConnection, window: Window) -> list[Window]:
+    """`window` in the chunks raw latency is read in for the lake's fleet (its inventory), so that memory stays
+    flat as the fleet grows."""
+    (controllers,) = con.execute(f"SELECT count(DISTINCT controller_id) FROM {raw_table(TOPIC_INVENTORY)}").fetchone()
+    return list(window.chunks(read_chunk(controllers)))
 
 
 def stream_controllers(con: duckdb.DuckDBPyConnection, topics: Iterable[str], window: Window) -> pa.Array:

@@ -22,7 +22,7 @@ from pipelines.lib.metadata import chart, markdown_table, time_axis
 from pipelines.lib.partitions import DAILY, Window
 from pipelines.lib.quality import HISTOGRAM_CHECK, HISTOGRAM_CHECK_DESCRIPTION, histogram_consistency
 from pipelines.lib.resources import LakeResource
-from pipelines.lib.telemetry import raw_key, read_stream
+from pipelines.lib.telemetry import raw_key, read_chunks, read_stream
 
 NAME = "latency_rollups"
 DAILY_NAME = "latency_rollups_daily"
@@ -89,7 +89,7 @@ def latency_rollups(context: dg.AssetExecutionContext, lake: LakeResource) -> dg
         lake.connection(read_only=True) as con,
         in_background(con, lambda cursor: histogram_consistency(cursor, window)) as consistency,
     ):
-        hours = read_ahead(con, window.chunks(), lambda cursor, hour: read_stream(cursor, TOPIC_LATENCY, hour))
+        hours = read_ahead(con, read_chunks(con, window), lambda cursor, hour: read_stream(cursor, TOPIC_LATENCY, hour))
         rollups = pa.concat_tables(hourly_rollup(latency) for latency in hours)
         check = consistency.result().result(HISTOGRAM_CHECK)
     return publish(

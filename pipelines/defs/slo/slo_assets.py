@@ -23,7 +23,7 @@ from pipelines.lib.metadata import count_by, markdown_table
 from pipelines.lib.partitions import Window, to_ns
 from pipelines.lib.quality import HISTOGRAM_CHECK, HISTOGRAM_CHECK_DESCRIPTION, histogram_consistency
 from pipelines.lib.resources import LakeResource
-from pipelines.lib.telemetry import raw_key, read_inventory, read_stream
+from pipelines.lib.telemetry import raw_key, read_chunks, read_inventory, read_stream
 
 SLI = "slo_sli"
 COMPLIANCE = "slo_compliance"
@@ -108,7 +108,7 @@ def slo_sli(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
         inventory = read_inventory(con)
         parts = []
         with in_background(con, lambda cursor: histogram_consistency(cursor, window)) as consistency:
-            hours = list(window.chunks())
+            hours = read_chunks(con, window)
             latencies = read_ahead(con, hours, lambda cursor, hour: _read_latency(cursor, hour, slos))
             for hour, latency in zip(hours, latencies, strict=True):
                 parts += [spec.sli_series(con, slo, latency, hour, inventory) for slo in slos]
