@@ -93,14 +93,16 @@ SINGLE_RUN = dg.BackfillPolicy.single_run()
 # 1,000-controller fleet's latency histograms ~150 MB in memory.
 READ_CHUNK = timedelta(hours=4)
 # A larger fleet reads raw latency in proportionally shorter chunks, so a chunk holds about as many rows whatever
-# the fleet (4-hour chunks of a 10,000-controller fleet took latency_rollups to 6.2 GiB peak RSS; 1-hour ones 2.3).
+# the fleet (4-hour chunks of a 10,000-controller fleet took latency_rollups to 6.2 GiB peak RSS; 1-hour ones 2.3),
+# in whole hours: the latency rollups are hourly, and an hour split across two reads would be rolled up twice.
 READ_CHUNK_CONTROLLERS = 1000
-MIN_READ_CHUNK = timedelta(minutes=15)
+MIN_READ_CHUNK = timedelta(hours=1)
 
 
 def read_chunk(controllers: int) -> timedelta:
-    """The span of one read of raw latency for a fleet of `controllers`."""
-    return max(MIN_READ_CHUNK, READ_CHUNK * min(1.0, READ_CHUNK_CONTROLLERS / max(controllers, 1)))
+    """The span of one read of raw latency for a fleet of `controllers`: whole hours, at least one."""
+    hours = READ_CHUNK / MIN_READ_CHUNK * min(1.0, READ_CHUNK_CONTROLLERS / max(controllers, 1))
+    return MIN_READ_CHUNK * max(1, int(hours))
 
 
 @dataclass(frozen=True)
