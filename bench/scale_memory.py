@@ -92,7 +92,9 @@ class StageLog:
         lines = path.read_text().splitlines() if path.exists() else []
         self.done = {f.name: f for f in (StageFigures(**json.loads(line)) for line in lines)}
 
-    def run(self, name: str, command: list[str], env: dict[str, str], log: Path, partial: Path | None = None):
+    def run(
+        self, name: str, command: list[str], env: dict[str, str], log: Path, partial: Path | None = None
+    ) -> StageFigures:
         """The stage's figures: recorded ones if it finished before, else a fresh run (`partial`, what an
         interrupted run of it left, deleted first)."""
         if name in self.done:

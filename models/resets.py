@@ -226,8 +226,9 @@ def _health_snapshots(errors: pa.Table, controllers: Controllers) -> tuple[np.nd
     ts = timestamps_ns(snaps.column("ts"))
     order = order_by_controller_time(codes, ts)
     order = order[codes[order] >= 0]
-    order = order[_first_sending(codes[order], snaps.take(pa.array(order)))]
-    return codes[order], ts[order], snaps.take(pa.array(order))
+    codes, ts, snaps = codes[order], ts[order], snaps.take(pa.array(order))
+    first = _first_sending(codes, snaps)
+    return codes[first], ts[first], snaps.filter(pa.array(first))
 
 
 def _first_sending(sorted_codes: np.ndarray, snaps: pa.Table) -> np.ndarray:
@@ -266,7 +267,7 @@ def _health_restarts(errors: pa.Table, controllers: Controllers, config: ResetCo
     restarted = (current + config.uptime_tolerance_s < expected) & (
         (current < uptime[:-1][cont]) | (current + config.host_clock_offset_s < expected)
     )
-    went_down = cur_ts - (uptime[1:][cont] * NS_PER_S).astype(np.int64)
+    went_down = cur_ts - (current * NS_PER_S).astype(np.int64)
     sel = np.flatnonzero(restarted)
     # The uptime pins the moment to within polling jitter, clamped to the interval it must lie in.
     moment = np.clip(went_down[sel], prev_ts[sel], cur_ts[sel])
@@ -279,7 +280,7 @@ def _health_restarts(errors: pa.Table, controllers: Controllers, config: ResetCo
     )
 
     counts = numbers(snaps.column("cor_vol_err_cnt"), 0)
-    deltas = epoch_deltas(codes, numbers(snaps.column("counter_epoch"), 0), counts)
+    deltas = epoch_deltas(codes, epochs, counts)
     sel = np.flatnonzero(_lasting(codes, counts, deltas.decreased, config.counter_confirm_rows)[1:][cont])
     evidence.add("counter", cur_codes[sel], prev_ts[sel], cur_ts[sel], cur_ts[sel])
 
