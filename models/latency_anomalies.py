@@ -10,7 +10,7 @@ an episode is a run of anomalous intervals of one series with no unflagged or mi
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -27,6 +27,9 @@ from models.latency_detector import DetectorParams, score_table
 # little. So a window's scores equal those of the series' whole history only while the series is under a week old;
 # after that its baseline holds the last week, not the last 21 days.
 LOOKBACK = timedelta(days=7)
+# Controllers scored at once by `score_since`: scoring holds several copies of its series (sorted, scored, joined),
+# and a week of lookback of a 10,000-controller fleet is some 14 M series rows.
+SCORE_BATCH = 1000
 # The detector as tuned on NAB: its flag threshold (score 0.5, z = z_half = 4.5) marks an anomalous interval.
 PARAMS = DetectorParams()
 FLEET = "fleet"  # the controller_id and host of the fleet's own series
@@ -145,6 +148,24 @@ def score(series: pa.Table, burn: pa.Table) -> pa.Table:
         burn, ["controller_id", "window_start"], join_type="left outer"
     )
     return joined.sort_by("row").select(SCORED_SCHEMA.names).cast(SCORED_SCHEMA)
+
+
+def score_since(series: pa.Table, burn: pa.Table, since: datetime, batch: int = SCORE_BATCH) -> pa.Table:
+    """`score` of the intervals starting at or after `since`, computed `batch` controllers at a time (the fleet's
+    own series among them): the history before `since` only gives the detector its baseline, so no batch's
+    lookback is kept once it is scored. Same rows, in the same order, as `score` filtered to them."""
+    controllers = pc.unique(series["controller_id"].combine_chunks())
+    controllers = controllers.take(pc.sort_indices(controllers))
+    cut = pa.scalar(since, _TS)
+    parts = [SCORED_SCHEMA.empty_table()]
+    for first in range(0, len(controllers), batch):
+        chosen = controllers.slice(first, batch)
+        scored = score(
+            series.filter(pc.is_in(series["controller_id"], chosen)),
+            burn.filter(pc.is_in(burn["controller_id"], chosen)),
+        )
+        parts.append(scored.filter(pc.greater_equal(scored["window_start"], cut)))
+    return pa.concat_tables(parts)
 
 
 def episodes(rows: pa.Table) -> pa.Table:

@@ -1,11 +1,12 @@
 """Materialize every asset over a span of time, in-process, stage by stage: what `leo-fleet demo`, the tests and
 the benchmark run.
 
-Assets are grouped into stages by dependency level and partitioning: the hourly marts over raw telemetry run as
-one single-run backfill over the span, then the fitted models, then the hourly scores that need them, then the
-daily assets. Each stage is one run of its own named job (pipelines/definitions.py defines one per stage) recorded
-in the given instance, so `dagster dev` on the same DAGSTER_HOME shows its history, metadata and check results
-afterwards under the stage's name.
+Assets are grouped into stages by dependency level and partitioning: the hourly marts over raw telemetry run as a
+backfill over the span, then the fitted models, then the hourly scores that need them, then the daily assets. Each
+stage runs its own named job (pipelines/definitions.py defines one per stage) over partition ranges as its assets'
+backfill policy splits them (pipelines.lib.partitions: at most 12 hours per run, a day's partitions in one),
+recorded in the given instance, so `dagster dev` on the same DAGSTER_HOME shows its history, metadata and check
+results afterwards under the stage's name.
 
 Each run is tagged with the host and pid of the process that runs it. A process killed mid-run leaves its run
 STARTED and its `lake_write` pool slot claimed, which would block every later writer of the lake: before each
@@ -18,7 +19,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import dagster as dg
@@ -31,7 +32,7 @@ from pipelines.lib.resources import LakeResource
 QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 WORKER_TAG = "leo-fleet/worker"  # "host:pid" of the process executing an in-process run
 UNFINISHED = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
-# The run tags that make one run cover a range of partitions: what a single-run backfill and
+# The run tags that make one run cover a range of partitions: what a backfill's run and
 # `dagster asset materialize --partition-range` set (Dagster exports no constant for them).
 PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -49,6 +50,7 @@ class Stage:
     keys: tuple[dg.AssetKey, ...]
     partitions_def: dg.PartitionsDefinition | None
     groups: tuple[str, ...] = ()  # of its assets, in the order of `keys`
+    partitions_per_run: int | None = None  # the least its assets' backfill policies allow; None: any number
 
     @property
     def label(self) -> str:
@@ -87,13 +89,23 @@ class Stage:
             if self.partitions_def.has_partition_key(key)
         ]
 
+    def runs(self, keys: list[str]) -> list[list[str]]:
+        """`keys` (consecutive partitions) in the ranges its runs cover, as a backfill would launch them."""
+        size = self.partitions_per_run or max(len(keys), 1)
+        return [keys[i : i + size] for i in range(0, len(keys), size)]
+
 
 @dataclass(frozen=True)
 class StageRun:
     stage: Stage
     partitions: int
     seconds: float
-    result: dg.ExecuteInProcessResult | None  # None when the span holds none of the stage's partitions
+    results: tuple[dg.ExecuteInProcessResult, ...]  # one per run; none when the span holds none of its partitions
+
+    @property
+    def success(self) -> bool:
+        """Every run of the stage succeeded (true of a stage with no partition in the span: nothing failed)."""
+        return all(result.success for result in self.results)
 
 
 def stages(defs: dg.Definitions) -> list[Stage]:
@@ -117,9 +129,19 @@ def stages(defs: dg.Definitions) -> list[Stage]:
         grouped.setdefault((depth, graph.get(key).partitions_def), []).append(key)
     ordered = sorted(grouped.items(), key=lambda item: (item[0][0], item[0][1] is not None))
     return [
-        Stage(tuple(keys), partitions_def, tuple(graph.get(key).group_name for key in keys))
+        Stage(
+            tuple(keys),
+            partitions_def,
+            tuple(graph.get(key).group_name for key in keys),
+            _partitions_per_run(graph.get(key).backfill_policy for key in keys),
+        )
         for (_, partitions_def), keys in ordered
     ]
+
+
+def _partitions_per_run(policies: Iterable[dg.BackfillPolicy | None]) -> int | None:
+    limits = [policy.max_partitions_per_run for policy in policies if policy and policy.max_partitions_per_run]
+    return min(limits, default=None)
 
 
 def materialize_span(
@@ -154,19 +176,24 @@ def run_stage(
     *,
     config: Mapping[dg.AssetKey, Mapping[str, object]] | None = None,
 ) -> StageRun:
-    """One stage's assets over `span` as a single run of its job (a partition range for partitioned stages)."""
-    release_dead_runs(instance)
+    """One stage's assets over `span`: runs of its job over the partition ranges its backfill policy allows, one
+    after the other (one run for an unpartitioned stage)."""
     keys = stage.partition_keys(span)
     started = time.perf_counter()
-    result = None
-    if keys or stage.partitions_def is None:
-        tags = {PARTITION_RANGE_START_TAG: keys[0], PARTITION_RANGE_END_TAG: keys[-1]} if keys else {}
+    ranges = stage.runs(keys) if stage.partitions_def is not None else [[]]
+    job = _job(defs, stage)
+    ops = {"__".join(key.path): {"config": dict(c)} for key, c in (config or {}).items() if key in stage.keys}
+    results = []
+    for run_keys in ranges:
+        release_dead_runs(instance)
+        tags = {PARTITION_RANGE_START_TAG: run_keys[0], PARTITION_RANGE_END_TAG: run_keys[-1]} if run_keys else {}
         tags[WORKER_TAG] = f"{socket.gethostname()}:{os.getpid()}"
-        ops = {"__".join(key.path): {"config": dict(c)} for key, c in (config or {}).items() if key in stage.keys}
-        result = _job(defs, stage).execute_in_process(
-            instance=instance, resources={"lake": lake}, tags=tags, run_config={"ops": ops, **QUIET_RUN}
+        results.append(
+            job.execute_in_process(
+                instance=instance, resources={"lake": lake}, tags=tags, run_config={"ops": ops, **QUIET_RUN}
+            )
         )
-    return StageRun(stage, len(keys), time.perf_counter() - started, result)
+    return StageRun(stage, len(keys), time.perf_counter() - started, tuple(results))
 
 
 def _job(defs: dg.Definitions, stage: Stage) -> dg.JobDefinition:

@@ -17,7 +17,7 @@ import pyarrow as pa
 from ingest.contract import TABLE_NAMES, TOPIC_MAINTENANCE
 from pipelines.lib.marts import Closed, in_background, in_window, mart_key, replace_window, window_rows
 from pipelines.lib.metadata import column_schema
-from pipelines.lib.partitions import DAILY, HOURLY, SINGLE_RUN, Window
+from pipelines.lib.partitions import DAILY, HOURLY, Window, backfill_policy
 from pipelines.lib.resources import LakeResource
 from pipelines.lib.telemetry import RAW, raw_key
 
@@ -80,13 +80,13 @@ def mart_assets(
     check_specs: Sequence[dg.AssetCheckSpec] = (),
 ) -> Callable:
     """`@dg.multi_asset` writing every mart of `specs` in one step (op `name`), so inputs they share are read and
-    computed once: single-run backfills, the lake-write pool. The step yields one MaterializeResult per mart."""
+    computed once: bounded backfill runs, the lake-write pool. The step yields one MaterializeResult per mart."""
     cadence = {CADENCE_TAG: CADENCES[partitions_def]} if partitions_def in CADENCES else {}
     return dg.multi_asset(
         name=name,
         specs=[spec.merge_attributes(tags=cadence) for spec in specs],
         partitions_def=partitions_def,
-        backfill_policy=SINGLE_RUN if partitions_def else None,
+        backfill_policy=backfill_policy(partitions_def),
         pool=LAKE_WRITE_POOL,
         check_specs=list(check_specs),
     )

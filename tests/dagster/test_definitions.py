@@ -12,7 +12,7 @@ import dagster as dg
 
 from pipelines.lib.instance import install_instance_config
 from pipelines.lib.marts import MARTS
-from pipelines.lib.partitions import HOURLY
+from pipelines.lib.partitions import DAILY, HOURLY
 from pipelines.materialize import stages
 from tests.sample_lake import REPO
 
@@ -70,14 +70,16 @@ def test_every_asset_is_catalogued(definitions: dg.Definitions) -> None:
     assert groups == GROUPS
 
 
-def test_lake_writers_share_one_pool_and_backfill_in_one_run(definitions: dg.Definitions) -> None:
+def test_lake_writers_share_one_pool_and_backfill_in_bounded_runs(definitions: dg.Definitions) -> None:
+    """Hourly marts backfill half a day per run (memory bounded whatever the span), daily ones in one run."""
     graph = definitions.resolve_asset_graph()
+    policies = {HOURLY: dg.BackfillPolicy.multi_run(12), DAILY: dg.BackfillPolicy.single_run(), None: None}
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         if key.has_prefix([MARTS]):
             assets_def = definitions.get_assets_def(key)
             assert assets_def.op.pool == "lake_write", key
-            assert assets_def.backfill_policy == dg.BackfillPolicy.single_run() or node.partitions_def is None, key
+            assert assets_def.backfill_policy == policies[node.partitions_def], key
 
 
 def test_blocking_checks_guard_what_would_be_wrong(definitions: dg.Definitions) -> None:

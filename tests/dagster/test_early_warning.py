@@ -24,9 +24,9 @@ from pipelines.defs.early_warning.early_warning_assets import MODEL_KEY, MODEL_P
 from pipelines.lib.feature_mart import features_schema, read_features
 from pipelines.lib.instance import install_instance_config
 from pipelines.lib.model_store import load_versioned
-from pipelines.lib.partitions import Window
+from pipelines.lib.partitions import HOURLY, Window
 from pipelines.lib.resources import LakeResource
-from pipelines.materialize import materialize_span
+from pipelines.materialize import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, materialize_span
 from tests.sample_lake import REPO, Materialized
 
 # Fault acceleration 200: enough failures on 150 controllers in 40 h for grouped cross-validation, few enough
@@ -55,8 +55,19 @@ def rows(fleet: Materialized, sql: str) -> list[tuple]:
         return con.execute(sql).fetchall()
 
 
+def test_the_40_hour_backfill_runs_half_a_day_at_a_time(fleet: Materialized) -> None:
+    """The hourly stages run as their backfill policy splits them: 12 + 12 + 12 + 4 partitions, in order."""
+    hourly = [run for run in fleet.runs if run.stage.partitions_def == HOURLY]
+    assert hourly
+    for run in hourly:
+        keys = run.stage.partition_keys(SPAN)
+        expected = [(keys[0], keys[11]), (keys[12], keys[23]), (keys[24], keys[35]), (keys[36], keys[39])]
+        tags = [r.dagster_run.tags for r in run.results]
+        assert [(t[PARTITION_RANGE_START_TAG], t[PARTITION_RANGE_END_TAG]) for t in tags] == expected, run.stage.label
+
+
 def test_the_model_is_fitted_on_the_lakes_history_and_beats_chance(fleet: Materialized) -> None:
-    assert all(run.result is None or run.result.success for run in fleet.runs)
+    assert all(run.success for run in fleet.runs)
     assert rows(fleet, "SELECT count(*) FROM raw.truth_faults") == [(0,)]
     metadata = fleet.instance.get_latest_materialization_event(MODEL_KEY).asset_materialization.metadata
     assert metadata["fitted"].value is True

@@ -28,7 +28,7 @@ def rows(materialized: Materialized, sql: str) -> list[tuple]:
 def test_every_stage_succeeded_and_every_partition_is_materialized(
     materialized: Materialized, definitions: dg.Definitions
 ) -> None:
-    assert all(run.result is not None and run.result.success for run in materialized.runs)
+    assert all(run.results and run.success for run in materialized.runs)
     instance = materialized.instance
     graph = definitions.resolve_asset_graph()
     for key in graph.get_all_asset_keys():
@@ -44,7 +44,7 @@ def test_every_stage_succeeded_and_every_partition_is_materialized(
 
 
 def test_no_check_failed(materialized: Materialized) -> None:
-    evaluations = [e for run in materialized.runs for e in run.result.get_asset_check_evaluations()]
+    evaluations = [e for run in materialized.runs for r in run.results for e in r.get_asset_check_evaluations()]
     names = {e.check_name for e in evaluations}
     assert {"histogram_counts_consistent", "link_counters_monotonic", "error_counters_monotonic"} <= names
     assert "column_schema_change" in names
@@ -262,7 +262,7 @@ def test_rematerializing_a_partition_replaces_it(
     hour = Window(SAMPLE_SPAN.start.replace(hour=2), SAMPLE_SPAN.start.replace(hour=3))
     only = dg.Definitions(assets=[definitions.get_assets_def(mart_key(name))], resources={"lake": materialized.lake})
     (run,) = materialize_span(only, materialized.lake, hour, dg.DagsterInstance.ephemeral())
-    assert run.partitions == 1 and run.result.success
+    assert run.partitions == len(run.results) == 1 and run.success
     assert rows(materialized, count_sql)[0] == before
 
 
@@ -278,10 +278,10 @@ def test_an_hour_without_telemetry_is_unknown_not_compliant(
     keys = stages(definitions)[0].keys
     only = dg.Definitions(assets=[definitions.get_assets_def(k) for k in keys], resources={"lake": lake})
     (run,) = materialize_span(only, lake, quiet, dg.DagsterInstance.ephemeral())
-    assert run.partitions == 1 and run.result.success
+    assert run.partitions == len(run.results) == 1 and run.success
     counts = {
         e.asset_key.path[-1]: e.materialization.metadata["dagster/row_count"].value
-        for e in run.result.get_asset_materialization_events()
+        for e in run.results[0].get_asset_materialization_events()
     }
     assert all(counts[name] == 0 for name in ("latency_rollups", "link_events", "resets", "slo_sli"))
     (groups, states, events, slis) = rows(
@@ -314,5 +314,5 @@ def test_each_partition_carries_its_own_metadata(materialized: Materialized) -> 
 
 def test_the_runs_are_the_stages_named_jobs(materialized: Materialized) -> None:
     names = {run.job_name for run in materialized.instance.get_runs()}
-    assert names == {run.stage.job_name for run in materialized.runs if run.result}
+    assert names == {run.stage.job_name for run in materialized.runs if run.results}
     assert not any(name.startswith("__") for name in names)

@@ -73,7 +73,7 @@ class _Lake:
         self.lake = LakeResource(data_dir=str(self.settings.data_dir))
         self.instance = dg.DagsterInstance.from_config(str(install_instance_config(root / name / "dagster")))
         run = run_stage(definitions, self.lake, STAGE, SPAN, self.instance)
-        assert run.result is not None and run.result.success
+        assert run.results and run.success
 
     def declare_late(self, windows: pa.Table) -> list[dg.RunRequest]:
         """Publish and load `windows` after the hours were computed; the revisions the late-data sensor asks."""

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from models.histogram import from_samples, merge, quantiles
-from models.latency_anomalies import FLEET, episode_starts, episodes, quantile_series, score
+from models.latency_anomalies import FLEET, episode_starts, episodes, quantile_series, score, score_since
 from pipelines.defs.latency.rollups import hourly_rollup
 from tests.models.latency_rows import T0, latency_table, lognormal_samples
 
@@ -115,3 +115,18 @@ def test_no_flag_no_episode() -> None:
     rng = np.random.default_rng(8)
     rows = score(hourly_series(steady(rng, 40)), NO_BURN)
     assert episodes(rows).num_rows == int(np.sum(rows["anomalous"].to_numpy())) == 0
+
+
+def test_scoring_in_batches_of_controllers_keeps_the_window_of_the_whole_score() -> None:
+    """Batches of two controllers, the fleet's series among them: the rows from the cut on, as scoring all at once."""
+    rng = np.random.default_rng(5)
+    names = [FLEET, "0xc0", "0xc1", "0xc2", "0xc3"]
+    series = pa.concat_tables(hourly_series(steady(rng, 30, 400.0 + 50 * i), name) for i, name in enumerate(names))
+    burn = pa.table(
+        {"controller_id": ["0xc2"], "window_start": pa.array([T0 + timedelta(hours=25)], TS), "burn_1h": [2.0]}
+    )
+    whole = score(series, burn)
+    expected = whole.filter(pc.greater_equal(whole["window_start"], pa.scalar(T0 + timedelta(hours=20), TS)))
+    batched = score_since(series, burn, T0 + timedelta(hours=20), batch=2)
+    assert batched.num_rows == 10 * len(names)
+    assert batched.equals(expected)

@@ -96,7 +96,8 @@ def run_dagster(ready: Path, go: Path, data_dir: str) -> int:
     now = datetime.now(UTC)
     _wait_for(ready, go)
     run = run_stage(definitions, lake, Stage((VIEWS_KEY,), None), Window(now - timedelta(hours=1), now), instance)
-    (materialization,) = run.result.asset_materializations_for_node("__".join(VIEWS_KEY.path))
+    (result,) = run.results
+    (materialization,) = result.asset_materializations_for_node("__".join(VIEWS_KEY.path))
     print({key: value.value for key, value in materialization.metadata.items()}, flush=True)
     return 0
 

@@ -72,7 +72,7 @@ class _Run:
         run_loader(self.settings)
         for hour in Window(START, HOUR + timedelta(hours=1)).chunks(timedelta(hours=1)):
             run = run_stage(self.definitions, self.lake, self.stage, hour, self.instance)
-            assert run.result is not None and run.result.success
+            assert run.results and run.success
 
     def tick_late_data(self) -> list[dg.RunRequest]:
         return tick_late_data(self.definitions, self.instance, self.lake)

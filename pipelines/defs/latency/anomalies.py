@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from matplotlib.axes import Axes
 
 from models.histogram import MERGED_COLUMNS
-from models.latency_anomalies import FLEET, LOOKBACK, SCORED_SCHEMA, episodes, quantile_series, score
+from models.latency_anomalies import FLEET, LOOKBACK, SCORED_SCHEMA, episodes, quantile_series, score_since
 from models.slo.spec import LatencySli, Slo
 from pipelines.defs.latency.rollups import NAME as ROLLUPS
 from pipelines.defs.slo.slo_assets import COMPLIANCE
@@ -109,4 +109,4 @@ def latency_anomalies(context: dg.AssetExecutionContext, lake: LakeResource) -> 
     with lake.connection(read_only=True) as con:
         series = pa.concat_tables(read_ahead(con, history.chunks(_READ_SPAN), _series))
         burn = _burn(con, history, controller_slo(spec.load()))
-    return publish(lake, NAME, score(series, burn), window, "window_start", describe=_describe)
+    return publish(lake, NAME, score_since(series, burn, window.start), window, "window_start", describe=_describe)
