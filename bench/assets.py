@@ -9,9 +9,9 @@ bulk path (the Kafka path has its own benchmark, bench/pipeline.py). Then, in th
   bare scan  a DuckDB scan of the same raw rows: every column of raw.errors, raw.link and raw.latency over the
              span, read into Arrow (the least any asset must do to see the telemetry once)
   assets     every asset materialized in-process over the span, stage by stage, as `leo-fleet demo` does
-             (single-run backfills of the hourly marts, the fitted models, the scores, the daily assets);
-             the definitions are loaded once beforehand, as a code location is (the scan's lake attach is
-             likewise made before its clock starts)
+             (backfills of the hourly marts in runs of at most 12 hours, the fitted models, the scores, the
+             daily assets); the definitions are loaded once beforehand, as a code location is (the scan's lake
+             attach is likewise made before its clock starts)
 Prints the seconds of every asset step (where the time goes) and one row per fleet size: raw rows, bare scan,
 assets, their ratio and the 1-minute load average before and after. The acceptance target is every asset over a
 1,000-controller fleet-day within 8x the bare scan. Figures vary with machine load: compare the ratio, and read

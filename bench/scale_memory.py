@@ -5,14 +5,14 @@
     .venv/bin/python -m bench.scale_memory --controllers 1000 --ceiling /work/main/.venv/bin/leo-fleet
 
 For each fleet size, in a fresh data directory under --dir (deleted afterwards): `leo-fleet simulate` writes a
-seeded run directory, `leo-fleet load` loads it, each stage of `pipelines.materialize.stages` (the hourly marts
-as one single-run backfill over the span, the fitted models, the scores, the daily assets) materializes over the
-whole span, and `leo-fleet report --period week` writes the last day's week. Every stage is a process of its own:
-its wall time and its own peak RSS come from `os.wait4`'s rusage. rows/s is the run's raw telemetry rows over the
-stage's seconds, for every stage, so stages compare. With --ceiling CLI, that `leo-fleet` (e.g. the previous
-release's venv) loads the same run directory into a second lake in the same run: the figure printed is this load's
-rate over the ceiling's and both peak RSS. With several sizes, the growth ratios (largest ÷ smallest) of time and
-peak RSS per stage are printed beside the ratio of controllers. Acceptance (issue 20): every stage ≤ 4 GiB peak
+seeded run directory, `leo-fleet load` loads it, each stage of `pipelines.materialize.stages` (the hourly marts as a
+backfill over the span in runs of at most 12 hours, the fitted models, the scores, the daily assets) materializes
+over the whole span, and `leo-fleet report --period week` writes the last day's week. Every stage is a process of
+its own: its wall time and its own peak RSS come from `os.wait4`'s rusage. rows/s is the run's raw telemetry rows
+over the stage's seconds, for every stage, so stages compare. With --ceiling CLI, that `leo-fleet` (e.g. the
+previous release's venv) loads the same run directory into a second lake in the same run: the figure printed is this
+load's rate over the ceiling's and both peak RSS. With several sizes, the growth ratios (largest ÷ smallest) of time
+and peak RSS per stage are printed beside the ratio of controllers. Acceptance (issue 20): every stage ≤ 4 GiB peak
 RSS, time at 10k ÷ at 1k ≤ 11×, the load ≤ 2 GiB at ≥ 80 % of the ceiling's rate. Figures vary with machine load:
 the 1-minute load average before and after each stage is printed beside it, and each stage's CPU seconds (user +
 system, from the same rusage), which a shared machine's load stretches far less than wall time.
