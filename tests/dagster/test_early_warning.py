@@ -90,7 +90,7 @@ def test_every_controller_hour_is_scored_ranked_and_alarmed_at_the_trained_thres
         alerts AS (SELECT alert, alarm, lag(alarm) OVER (PARTITION BY controller_id ORDER BY window_end) AS before
                    FROM w)
         SELECT
-          (SELECT count(*) FROM w WHERE alarm <> (risk >= threshold) OR threshold <> {stored["threshold"]!r}
+          (SELECT count(*) FROM w WHERE alarm <> (risk >= threshold) OR threshold <> '{stored["threshold"]!r}'::DOUBLE
                                      OR model_version <> {stored["version"]}) +
           (SELECT count(*) FROM hours WHERE NOT (lo = 1 AND hi = n AND ranks = n)) +
           (SELECT count(*) FROM alerts WHERE before IS NOT NULL AND alert <> (alarm AND NOT before))
@@ -186,7 +186,7 @@ def test_without_a_model_of_its_own_the_lake_is_scored_by_the_shipped_one(materi
         f"""SELECT count(*), count(DISTINCT window_end), count(DISTINCT controller_id),
                    (SELECT count(*) FROM marts.features f WHERE f.window_end IN
                        (SELECT DISTINCT window_end FROM marts.early_warning)),
-                   count(*) FILTER (WHERE alarm <> (risk >= threshold) OR threshold <> {shipped.threshold!r}
+                   count(*) FILTER (WHERE alarm <> (risk >= threshold) OR threshold <> '{shipped.threshold!r}'::DOUBLE
                                     OR model_version <> {stored["version"]} OR NOT risk BETWEEN 0 AND 1),
                    list(DISTINCT basis)
             FROM marts.early_warning""",
