@@ -19,8 +19,11 @@ system, from the same rusage), which a shared machine's load stretches far less 
 
 A 10,000-controller week outlasts one working session, so --keep runs each size in a named directory under --dir
 (`scale-<controllers>x<hours>h`), records each finished stage's figures there (`stages.jsonl`) and, run again, skips
-the stages already measured and starts the interrupted one again from its beginning: a simulation or load cut
-short is deleted and rerun, an asset stage rematerializes its whole span. The directory stays until deleted by hand.
+the stages already measured and starts the interrupted one again: a simulation or load cut short is deleted and
+rerun from its beginning; an asset stage resumes at the first run of its backfill that had not finished (each
+finished run is recorded in `stage-<i>.progress` with the process's seconds, CPU seconds and peak RSS so far), and
+its figures are then the sums of the processes that ran it (seconds, CPU seconds; a run cut short is not counted)
+and the largest of their peaks. The directory stays until deleted by hand.
 """
 
 from __future__ import annotations
@@ -28,12 +31,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+import uuid
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -51,6 +56,7 @@ LOAD_RSS_TARGET = 2 * GIB
 LOAD_RATE_TARGET = 0.8  # of the ceiling's
 GROWTH_TARGET = 11.0  # time at 10k ÷ at 1k controllers
 BENCH_STAGE = [sys.executable, "-m", "bench.scale_memory", "--asset-stage"]
+SEGMENT_ENV = "LEO_FLEET_BENCH_SEGMENT"  # names the process running an asset stage in its progress lines
 console = Console(stderr=True, width=240)  # stage labels name their assets: one line each
 
 
@@ -93,35 +99,85 @@ class StageLog:
         self.done = {f.name: f for f in (StageFigures(**json.loads(line)) for line in lines)}
 
     def run(
-        self, name: str, command: list[str], env: dict[str, str], log: Path, partial: Path | None = None
+        self,
+        name: str,
+        command: list[str],
+        env: dict[str, str],
+        log: Path,
+        partial: Path | None = None,
+        progress: Path | None = None,
     ) -> StageFigures:
         """The stage's figures: recorded ones if it finished before, else a fresh run (`partial`, what an
-        interrupted run of it left, deleted first)."""
+        interrupted run of it left, deleted first) or, for an asset stage, the rest of one (`progress`, its finished
+        runs: the figures of the processes that ran them are added)."""
         if name in self.done:
             console.print(f"  {name}: measured before, kept")
             return self.done[name]
         if partial is not None and partial.exists():
             shutil.rmtree(partial)
-        figures = run_child(name, command, env, log)
+        segment = uuid.uuid4().hex
+        figures = run_child(name, command, {**env, SEGMENT_ENV: segment}, log)
+        if progress is not None and (whole := with_earlier_segments(figures, progress, segment)) != figures:
+            console.print(
+                f"  {name}, with the processes that ran its earlier runs: {whole.seconds:.1f} s, "
+                f"{whole.cpu_seconds:.1f} CPU s, peak RSS {whole.peak_rss / GIB:.2f} GiB"
+            )
+            figures = whole
         with self.path.open("a") as out:
             out.write(json.dumps(asdict(figures)) + "\n")
         self.done[name] = figures
         return figures
 
 
-def asset_stage(index: int, start: datetime, hours: float) -> None:
+def with_earlier_segments(figures: StageFigures, progress: Path, segment: str) -> StageFigures:
+    """`figures` of the process that finished an asset stage, plus the processes before it that ran part of it
+    (their last progress line each): seconds and CPU seconds added, the largest peak RSS."""
+    lines = [json.loads(line) for line in progress.read_text().splitlines()] if progress.exists() else []
+    earlier = {line["segment"]: line for line in lines if line["segment"] != segment}.values()
+    return replace(
+        figures,
+        seconds=figures.seconds + sum(line["seconds"] for line in earlier),
+        cpu_seconds=figures.cpu_seconds + sum(line["cpu_seconds"] for line in earlier),
+        peak_rss=max([figures.peak_rss, *(line["peak_rss"] for line in earlier)]),
+    )
+
+
+def asset_stage(index: int, start: datetime, hours: float, progress: Path) -> None:
     """Inside a child process: stage `index` of pipelines.materialize.stages over the span, on the environment's
-    lake (LEO_FLEET_DATA_DIR)."""
+    lake (LEO_FLEET_DATA_DIR), one run of its backfill at a time, skipping the runs `progress` records as finished
+    and recording each one it finishes with this process's figures so far."""
     import dagster as dg
 
     from pipelines.definitions import defs
     from pipelines.lib.resources import LakeResource
     from pipelines.materialize import run_stage, stages
 
+    started = time.perf_counter()
     definitions = defs()
+    stage = stages(definitions)[index]
     span = Window(start, start + timedelta(hours=hours))
     lake = LakeResource.from_environment(data_dir=os.environ["LEO_FLEET_DATA_DIR"])
-    run_stage(definitions, lake, stages(definitions)[index], span, dg.DagsterInstance.ephemeral())
+    lines = progress.read_text().splitlines() if progress.exists() else []
+    finished = {tuple(json.loads(line)["range"]) for line in lines}
+    ranges = stage.runs(stage.partition_keys(span)) if stage.partitions_def is not None else [[]]
+    for keys in ranges:
+        if keys and (keys[0], keys[-1]) in finished:
+            continue
+        part = span
+        if keys:
+            first, last = (Window.of_partition(stage.partitions_def, key) for key in (keys[0], keys[-1]))
+            part = Window(first.start, last.end)
+        run_stage(definitions, lake, stage, part, dg.DagsterInstance.ephemeral())
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        line = {
+            "range": [keys[0], keys[-1]] if keys else [],
+            "segment": os.environ.get(SEGMENT_ENV, ""),
+            "seconds": time.perf_counter() - started,
+            "cpu_seconds": usage.ru_utime + usage.ru_stime,
+            "peak_rss": usage.ru_maxrss * 1024,
+        }
+        with progress.open("a") as out:
+            out.write(json.dumps(line) + "\n")
 
 
 def stage_labels() -> list[str]:
@@ -164,8 +220,9 @@ def measure(
             shutil.rmtree(work / "ceiling", ignore_errors=True)
         start = config.start.isoformat()
         for index, label in enumerate(stage_labels()):
-            command = [*BENCH_STAGE, str(index), "--start", start, "--hours", f"{hours:g}"]
-            figures.append(stages.run(label, command, env, work / f"stage-{index}.log"))
+            progress = work / f"stage-{index}.progress"
+            command = [*BENCH_STAGE, str(index), "--start", start, "--hours", f"{hours:g}", "--progress", str(progress)]
+            figures.append(stages.run(label, command, env, work / f"stage-{index}.log", progress=progress))
         last_day = (config.start + timedelta(hours=hours) - timedelta(seconds=1)).date().isoformat()
         report = [*leo_fleet(None), "report", "--date", last_day, "--period", "week"]
         figures.append(stages.run("report", report, env, work / "report.log"))
@@ -227,9 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep each size's run under --dir and resume it")
     parser.add_argument("--asset-stage", type=int, help=argparse.SUPPRESS)  # the child process of one asset stage
     parser.add_argument("--start", type=datetime.fromisoformat, help=argparse.SUPPRESS)
+    parser.add_argument("--progress", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.asset_stage is not None:
-        asset_stage(args.asset_stage, args.start, args.hours)
+        asset_stage(args.asset_stage, args.start, args.hours, args.progress)
         return 0
     args.dir.mkdir(parents=True, exist_ok=True)
     results = {n: measure(n, args.hours, args.dir, args.ceiling, args.keep) for n in args.controllers}
