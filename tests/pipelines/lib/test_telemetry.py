@@ -13,8 +13,8 @@ from ingest.lake.raw_tables import Batch, Rows, ensure_tables, write_batch
 from ingest.settings import Settings
 from ingest.sim.config import SimConfig
 from ingest.sim.simulator import Simulation
-from pipelines.lib.partitions import Window
 from models.series import Controllers
+from pipelines.lib.partitions import Window
 from pipelines.lib.telemetry import StreamRead, by_controller_group, read_stream
 
 NOW = datetime(2026, 1, 6, tzinfo=UTC)
