@@ -9,7 +9,7 @@ bulk path (the Kafka path has its own benchmark, bench/pipeline.py). Then, in th
   bare scan  a DuckDB scan of the same raw rows: every column of raw.errors, raw.link and raw.latency over the
              span, read into Arrow (the least any asset must do to see the telemetry once)
   assets     every asset materialized in-process over the span, stage by stage, as `leo-fleet demo` does
-             (backfills of the hourly marts in runs of at most 12 hours, the fitted models, the scores, the
+             (backfills of the hourly marts in runs of HOURS_PER_RUN hours, the fitted models, the scores, the
              daily assets); the definitions are loaded once beforehand, as a code location is (the scan's lake
              attach is likewise made before its clock starts)
 Prints the seconds of every asset step (where the time goes) and one row per fleet size: raw rows, bare scan,

@@ -6,7 +6,7 @@
 
 For each fleet size, in a fresh data directory under --dir (deleted afterwards): `leo-fleet simulate` writes a
 seeded run directory, `leo-fleet load` loads it, each stage of `pipelines.materialize.stages` (the hourly marts as a
-backfill over the span in runs of at most 12 hours, the fitted models, the scores, the daily assets) materializes
+backfill over the span in runs of HOURS_PER_RUN hours, the fitted models, the scores, the daily assets) materializes
 over the whole span, and `leo-fleet report --period week` writes the last day's week. Every stage is a process of
 its own: its wall time and its own peak RSS come from `os.wait4`'s rusage. rows/s is the run's raw telemetry rows
 over the stage's seconds, for every stage, so stages compare. With --ceiling CLI, that `leo-fleet` (e.g. the

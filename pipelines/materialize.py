@@ -4,7 +4,7 @@ the benchmark run.
 Assets are grouped into stages by dependency level and partitioning: the hourly marts over raw telemetry run as a
 backfill over the span, then the fitted models, then the hourly scores that need them, then the daily assets. Each
 stage runs its own named job (pipelines/definitions.py defines one per stage) over partition ranges as its assets'
-backfill policy splits them (pipelines.lib.partitions: at most 12 hours per run, a day's partitions in one),
+backfill policy splits them (pipelines.lib.partitions: hourly ones HOURS_PER_RUN at a time, daily ones at once),
 recorded in the given instance, so `dagster dev` on the same DAGSTER_HOME shows its history, metadata and check
 results afterwards under the stage's name.
 
