@@ -25,7 +25,7 @@ def materialize_mart(data_dir: str, dagster_home: str) -> bool:
     instance = dg.DagsterInstance.from_config(dagster_home)
     lake = LakeResource.from_environment(data_dir=data_dir)  # LEO_FLEET_CRASH_AT, when the test sets it
     run = run_stage(defs(), lake, stage, SAMPLE_SPAN, instance)
-    return run.result is not None and run.result.success
+    return bool(run.results) and run.success
 
 
 if __name__ == "__main__":
