@@ -92,8 +92,8 @@ def partitions_start() -> str:
 HOURLY = dg.HourlyPartitionsDefinition(start_date=f"{START}-00:00", end_date=END, timezone="UTC", fmt=HOUR_FORMAT)
 DAILY = dg.DailyPartitionsDefinition(start_date=START, end_date=DAY_END, timezone="UTC", fmt=DAY_FORMAT)
 SINGLE_RUN = dg.BackfillPolicy.single_run()
-# A 10,000-controller fleet's hourly assets over 12 hours each peaked at <= 2.4 GiB RSS; over 48 hours the latency
-# rollups alone took 5.0 GiB (docs/scale-out.md).
+# The first three 12-hour runs of a 10,000-controller week's hourly stage peaked at 2.35-2.45 GiB RSS; over 48 hours
+# the latency rollups alone took 5.0 GiB (docs/scale-out.md).
 HOURS_PER_RUN = 12
 HOURLY_BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=HOURS_PER_RUN)
 
