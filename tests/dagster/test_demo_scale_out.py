@@ -1,11 +1,13 @@
 """`leo-fleet demo` on the scale-out lake (issue 18): a PostgreSQL catalog (real server) and an S3 data path (real
-SeaweedFS), run twice in a row with the same options. The second run replaces the first: the same raw rows, none
-twice, every mart with the same row count, and no Parquet file of the first run left in the bucket."""
+SeaweedFS), run twice in a row with the same options. The second run replaces the first, catalog included: the same
+raw rows, none twice, every mart with the same row count, and no Parquet file of the first run left in the bucket;
+the commands it prints carry the lake settings and run as printed."""
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import uuid
 from pathlib import Path
@@ -25,12 +27,12 @@ pytestmark = pytest.mark.kafka
 DEMO = ["demo", "--controllers", "6", "--hours", "1", "--seed", "3", "--start", DEMO_START]
 
 
-def _demo(env: dict[str, str]) -> int:
-    """One demo run; the telemetry rows it says it loaded."""
+def _demo(env: dict[str, str]) -> tuple[int, str]:
+    """One demo run: the telemetry rows it says it loaded, and its output."""
     done = subprocess.run([*CLI, *DEMO], env=env, capture_output=True, text=True, timeout=300, check=False, cwd=REPO)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     (loaded,) = re.findall(r"^\s+([\d,]+) rows, [\d,]+ quarantined", done.stdout, re.M)
-    return int(loaded.replace(",", ""))
+    return int(loaded.replace(",", "")), done.stdout
 
 
 def _lake_state(settings: Settings) -> tuple[dict[str, int], set[str], set[str]]:
@@ -81,9 +83,9 @@ def test_demo_twice_on_postgres_and_s3_leaves_the_same_marts(
     }
     settings = Settings.from_env(env)  # what the demo sees: the catalog, the data path, the object store
 
-    first_loaded = _demo(env)
+    first_loaded, _ = _demo(env)
     first_counts, first_files, _ = _lake_state(settings)
-    second_loaded = _demo(env)
+    second_loaded, out = _demo(env)
     counts, listed, in_bucket = _lake_state(settings)
 
     raw = {f"raw.{name}" for name in NATURAL_KEYS}
@@ -95,3 +97,14 @@ def test_demo_twice_on_postgres_and_s3_leaves_the_same_marts(
     assert counts == first_counts  # the same demo again: the same rows in every raw table and mart
     assert listed and listed <= in_bucket  # every file the catalog lists is in the bucket
     assert first_files and not first_files & in_bucket  # none left from the first run
+
+    # The printed commands carry the lake settings: run the SQL one as printed, with none of them in the environment.
+    commands = [line for line in out.splitlines() if ".venv/bin/" in line]
+    assert commands and all(f"{ENV_PREFIX}LAKE_CATALOG='{catalog}'" in line for line in commands)
+    assert all(f"{ENV_PREFIX}LAKE_DATA_PATH={shlex.quote(data_path)}" in line for line in commands)
+    sql = next(line for line in commands if "leo-fleet sql" in line).split("SQL:", 1)[1].strip()
+    shell_env = {key: value for key, value in env.items() if not key.startswith(ENV_PREFIX)}
+    done = subprocess.run(["bash", "-c", sql], env=shell_env, capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    # The fleet's controllers (a row per line, or a record per block when the table is wider than the output).
+    assert len(set(re.findall(r"\b0x[0-9a-f]{16}\b", done.stdout))) == 6
