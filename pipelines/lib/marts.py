@@ -9,7 +9,7 @@ produced for the lookback are dropped before writing: an asset only ever writes 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Literal, TypeVar
 
@@ -50,14 +50,15 @@ def read_window(
     closed: Closed = "left",
     where: str = "TRUE",
     order_by: str | None = None,
+    params: Mapping[str, object] | None = None,
 ) -> pa.Table:
-    """Rows of `table` whose `time_column` lies in `window` (see `Closed`) and that satisfy `where` (SQL), as Arrow
-    with nanosecond timestamps (the lake stores microseconds; models/ computes in nanoseconds); in the order of
-    `order_by` (SQL), else as stored."""
+    """Rows of `table` whose `time_column` lies in `window` (see `Closed`) and that satisfy `where` (SQL, its values
+    bound from `params`), as Arrow with nanosecond timestamps (the lake stores microseconds; models/ computes in
+    nanoseconds); in the order of `order_by` (SQL), else as stored."""
     sql = window_query(table, time_column, columns, closed, where)
     if order_by is not None:
         sql += f" ORDER BY {order_by}"
-    rows = con.execute(sql, {"start": window.start, "end": window.end}).to_arrow_table()
+    rows = con.execute(sql, {**(params or {}), "start": window.start, "end": window.end}).to_arrow_table()
     return rows.cast(pa.schema([_nanoseconds(field) for field in rows.schema]))
 
 

@@ -6,6 +6,8 @@ small, and writes both compliance and breaches. Nothing averages percentiles: ev
 event counts.
 """
 
+from collections.abc import Iterator
+
 import dagster as dg
 import duckdb
 import numpy as np
@@ -125,13 +127,24 @@ def slo_sli(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
         )
 
 
-def _read_series(con: duckdb.DuckDBPyConnection, window: Window, slos: tuple[Slo, ...]) -> pa.Table:
-    """The SLI series of `window` plus the history the longest burn window needs."""
-    return read_window(con, f"{MARTS}.{SLI}", "ts", window.widened(spec.lookback(slos)))
+def _read_series(con: duckdb.DuckDBPyConnection, history: Window, slo: Slo) -> pa.Table:
+    """The SLI series of one SLO over `history`, in models.slo.sli's layout. One SLO at a time and without the slo
+    column: over a 10,000-controller fleet's burn-window history the per-controller SLO alone is some 10 M rows."""
+    rows = read_window(
+        con, f"{MARTS}.{SLI}", "ts", history, "group_key, ts, good, total", where="slo = $slo", params={"slo": slo.name}
+    )
+    return spec.series_layout(rows, slo)
 
 
-def _has_events(series: pa.Table, slo: Slo) -> bool:
-    return bool(pc.any(pc.equal(series["slo"], slo.name)).as_py())
+def _evaluations(
+    con: duckdb.DuckDBPyConnection, window: Window, slos: tuple[Slo, ...]
+) -> Iterator[tuple[Slo, Evaluation]]:
+    """Each SLO with events in `window`'s history (the longest burn window of any SLO before it), evaluated."""
+    history = window.widened(spec.lookback(slos))
+    for slo in slos:
+        series = _read_series(con, history, slo)
+        if series.num_rows:
+            yield slo, evaluate(series, slo, spec.STEP_S, until=window.end, timeline_at=hour_ends(window))
 
 
 def _hourly_events(con: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:
@@ -231,18 +244,8 @@ def slo_evaluation(context: dg.AssetExecutionContext, lake: LakeResource):
     window = Window.of(context)
     slos = spec.load()
     with lake.connection() as con:
-        series = _read_series(con, window, slos)
         hourly = _hourly_events(con, window)
-        evaluated = [
-            (
-                slo,
-                evaluate(
-                    spec.series_for(series, slo), slo, spec.STEP_S, until=window.end, timeline_at=hour_ends(window)
-                ),
-            )
-            for slo in slos
-            if _has_events(series, slo)
-        ]
+        evaluated = list(_evaluations(con, window, slos))
         compliance = (
             _compliance(pa.concat_tables([_hour_end_states(e, slo) for slo, e in evaluated]), hourly)
             if evaluated
