@@ -165,12 +165,8 @@ def latency_sli(slo: Slo, latency: pa.Table, inventory: pa.Table) -> pa.Table:
 
 
 def series_for(rows: pa.Table, slo: Slo) -> pa.Table:
-    """The mart rows of one SLO in models.slo.sli's series layout (its group column, ts, good, total)."""
-    return series_layout(rows.filter(pc.equal(rows.column("slo"), slo.name)), slo)
-
-
-def series_layout(rows: pa.Table, slo: Slo) -> pa.Table:
-    """Mart rows of `slo` alone (group_key, ts, good, total; any slo column ignored) in models.slo.sli's layout."""
+    """Mart rows of `slo` alone (group_key, ts, good, total; any slo column ignored) in models.slo.sli's series
+    layout (its group column, ts, good, total)."""
     columns = {"ts": rows.column("ts").cast(TS), "good": rows.column("good"), "total": rows.column("total")}
     column = _group_column(slo)
     return pa.table({column: rows.column("group_key"), **columns} if column else columns)

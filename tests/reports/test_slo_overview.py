@@ -44,7 +44,7 @@ def test_overview_agrees_with_a_fresh_evaluation(overview: dict[str, dict], seri
     # The sample is shorter than every rolling period: the period holds all of it.
     events = pc.sum(mine["total"]).as_py()
     assert (row["events"], row["bad_events"]) == (events, events - pc.sum(mine["good"]).as_py())
-    evaluation = evaluate(spec.series_for(series, slo), slo, spec.STEP_S, until=SAMPLE_SPAN.end)
+    evaluation = evaluate(spec.series_for(mine, slo), slo, spec.STEP_S, until=SAMPLE_SPAN.end)
     states = evaluation.status["state"].to_pylist()
     alerting = sum(state in ALERTS for state in states)
     assert row["alerting_groups"] == alerting

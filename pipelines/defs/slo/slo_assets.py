@@ -1,8 +1,8 @@
 """SLOs from slos.yaml: the SLI event series, hourly compliance with burn rates, and alert episodes.
 
 The SLI series (good/total events per group per 5 minutes) is the one place raw telemetry enters; one evaluation
-reads it back with the history the burn windows need (up to four days), which is cheap because the series is
-small, and writes both compliance and breaches. Nothing averages percentiles: every figure is a ratio of summed
+reads it back one SLO at a time with the history the burn windows need (up to four days), and writes both
+compliance and breaches. Nothing averages percentiles: every figure is a ratio of summed
 event counts.
 """
 
@@ -133,7 +133,7 @@ def _read_series(con: duckdb.DuckDBPyConnection, history: Window, slo: Slo) -> p
     rows = read_window(
         con, f"{MARTS}.{SLI}", "ts", history, "group_key, ts, good, total", where="slo = $slo", params={"slo": slo.name}
     )
-    return spec.series_layout(rows, slo)
+    return spec.series_for(rows, slo)
 
 
 def _evaluations(
