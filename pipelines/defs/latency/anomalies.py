@@ -58,7 +58,9 @@ def _burn(con: duckdb.DuckDBPyConnection, window: Window, slo: Slo | None) -> pa
     columns = "group_key AS controller_id, hour AS window_start, burn_1h"
     if slo is None:
         return read_window(con, f"{MARTS}.{COMPLIANCE}", "hour", window, columns, where="FALSE")
-    return read_window(con, f"{MARTS}.{COMPLIANCE}", "hour", window, columns, where=f"slo = '{slo.name}'")
+    return read_window(
+        con, f"{MARTS}.{COMPLIANCE}", "hour", window, columns, where="slo = $slo", params={"slo": slo.name}
+    )
 
 
 def _describe(rows: pa.Table) -> dict[str, object]:
