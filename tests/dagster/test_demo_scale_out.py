@@ -24,7 +24,11 @@ from tests.s3 import S3Server
 from tests.sample_lake import REPO
 
 pytestmark = pytest.mark.kafka
-DEMO = ["demo", "--controllers", "6", "--hours", "1", "--seed", "3", "--start", DEMO_START]
+CONTROLLERS = 6
+DEMO = ["demo", "--controllers", str(CONTROLLERS), "--hours", "1", "--seed", "3", "--start", DEMO_START]
+TELEMETRY = ("errors", "link", "latency", "inventory")
+# raw.latency also holds each host's local-DRAM baseline, with the host name as controller_id.
+CONTROLLERS_ONLY = {"latency": "memory_tier <> 'local_dram'"}
 
 
 def _demo(env: dict[str, str]) -> tuple[int, str]:
@@ -33,6 +37,24 @@ def _demo(env: dict[str, str]) -> tuple[int, str]:
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     (loaded,) = re.findall(r"^\s+([\d,]+) rows, [\d,]+ quarantined", done.stdout, re.M)
     return int(loaded.replace(",", "")), done.stdout
+
+
+def _controllers(settings: Settings) -> dict[str, int]:
+    """Distinct controllers in each telemetry table and in the health scores."""
+    con = lake.connect(settings, read_only=True)
+    try:
+        counted = {
+            name: con.execute(
+                f"SELECT count(DISTINCT controller_id) FILTER ({CONTROLLERS_ONLY.get(name, 'true')}) FROM raw.{name}"
+            ).fetchone()[0]
+            for name in TELEMETRY
+        }
+        counted["health_scores"] = con.execute(
+            "SELECT count(DISTINCT controller_id) FROM marts.health_scores"
+        ).fetchone()[0]
+    finally:
+        con.close()
+    return counted
 
 
 def _lake_state(settings: Settings) -> tuple[dict[str, int], set[str], set[str]]:
@@ -97,6 +119,7 @@ def test_demo_twice_on_postgres_and_s3_leaves_the_same_marts(
     assert counts == first_counts  # the same demo again: the same rows in every raw table and mart
     assert listed and listed <= in_bucket  # every file the catalog lists is in the bucket
     assert first_files and not first_files & in_bucket  # none left from the first run
+    assert _controllers(settings) == dict.fromkeys([*TELEMETRY, "health_scores"], CONTROLLERS)  # the one fleet, scored
 
     # The printed commands carry the lake settings: run the SQL one as printed, with none of them in the environment.
     commands = [line for line in out.splitlines() if ".venv/bin/" in line]
@@ -107,4 +130,4 @@ def test_demo_twice_on_postgres_and_s3_leaves_the_same_marts(
     done = subprocess.run(["bash", "-c", sql], env=shell_env, capture_output=True, text=True, timeout=120, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
     # The fleet's controllers (a row per line, or a record per block when the table is wider than the output).
-    assert len(set(re.findall(r"\b0x[0-9a-f]{16}\b", done.stdout))) == 6
+    assert len(set(re.findall(r"\b0x[0-9a-f]{16}\b", done.stdout))) == CONTROLLERS
