@@ -10,6 +10,7 @@ an episode is a run of anomalous intervals of one series with no unflagged or mi
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -27,9 +28,6 @@ from models.latency_detector import DetectorParams, score_table
 # little. So a window's scores equal those of the series' whole history only while the series is under a week old;
 # after that its baseline holds the last week, not the last 21 days.
 LOOKBACK = timedelta(days=7)
-# Controllers scored at once by `score_since`: scoring holds several copies of its series (sorted, scored, joined),
-# and a week of lookback of a 10,000-controller fleet is some 14 M series rows.
-SCORE_BATCH = 1000
 # The detector as tuned on NAB: its flag threshold (score 0.5, z = z_half = 4.5) marks an anomalous interval.
 PARAMS = DetectorParams()
 FLEET = "fleet"  # the controller_id and host of the fleet's own series
@@ -74,6 +72,8 @@ SCORED_SCHEMA = pa.schema(
     ]
 )
 SERIES_SCHEMA = pa.schema(SCORED_SCHEMA.field(name) for name in (*SERIES_KEYS, "window_start", "window_s", "value_ns"))
+# Each controller's SLO burn per interval, attached to its scored rows.
+BURN_SCHEMA = pa.schema(SCORED_SCHEMA.field(name) for name in ("controller_id", "window_start", "burn_1h"))
 EPISODE_SCHEMA = pa.schema(
     [
         *(SCORED_SCHEMA.field(name) for name in SERIES_KEYS),
@@ -90,27 +90,31 @@ EPISODE_SCHEMA = pa.schema(
 )
 
 
-def quantile_series(rollups: pa.Table) -> pa.Table:
-    """Long series rows (SERIES_KEYS, window_start, window_s, value_ns) of every controller's and the fleet's p99
-    and p99.9 per tier, op and interval, from rollup rows with histogram columns."""
-    keys = ["memory_tier", "op", "window_start", "window_s"]
-    fleet = with_quantiles(merge_table(rollups, keys))
+def fleet_quantiles(rollups: pa.Table) -> pa.Table:
+    """The fleet's own rows (controller_id and host FLEET) of rollup rows with histogram columns: every controller's
+    histogram merged per tier, op and interval, with its p99_ns and p999_ns. Rollup rows of different intervals
+    merge apart, so a caller may merge a window a part at a time."""
+    fleet = with_quantiles(merge_table(rollups, ["memory_tier", "op", "window_start", "window_s"]))
     fleet = fleet.append_column("controller_id", pa.array([FLEET] * fleet.num_rows, pa.string()))
-    fleet = fleet.append_column("host", pa.array([FLEET] * fleet.num_rows, pa.string()))
-    parts = []
-    for rows in (rollups, fleet):
-        for name, column in QUANTILES.items():
-            parts.append(
-                pa.table(
-                    {
-                        **{key: rows[key] for key in ("controller_id", "host", "memory_tier", "op")},
-                        "quantile": pa.array([name] * rows.num_rows, pa.string()),
-                        "window_start": rows["window_start"],
-                        "window_s": rows["window_s"],
-                        "value_ns": rows[column],
-                    }
-                ).cast(SERIES_SCHEMA)
-            )
+    return fleet.append_column("host", pa.array([FLEET] * fleet.num_rows, pa.string()))
+
+
+def quantile_series(rows: pa.Table) -> pa.Table:
+    """Long series rows (SERIES_KEYS, window_start, window_s, value_ns): the p99 and p99.9 per controller, tier, op
+    and interval of `rows` (controller_id, host, memory_tier, op, window_start, window_s, p99_ns, p999_ns: a
+    controller's rollup rows, or the fleet's from `fleet_quantiles`)."""
+    parts = [
+        pa.table(
+            {
+                **{key: rows[key] for key in ("controller_id", "host", "memory_tier", "op")},
+                "quantile": pa.array([name] * rows.num_rows, pa.string()),
+                "window_start": rows["window_start"],
+                "window_s": rows["window_s"],
+                "value_ns": rows[column],
+            }
+        ).cast(SERIES_SCHEMA)
+        for name, column in QUANTILES.items()
+    ]
     return pa.concat_tables(parts)
 
 
@@ -132,7 +136,7 @@ def episode_starts(rows: pa.Table) -> pa.Array:
 
 def score(series: pa.Table, burn: pa.Table) -> pa.Table:
     """SCORED_SCHEMA rows of `series` (quantile_series over the history the detector needs) in series and time
-    order; `burn`: controller_id, window_start, burn_1h (each controller's SLO burn per interval)."""
+    order; `burn`: BURN_SCHEMA's columns."""
     ordered = series.sort_by([(name, "ascending") for name in (*SERIES_KEYS, "window_start")])
     scored = score_table(ordered, "value_ns", "window_start", SERIES_KEYS, PARAMS)
     expected, band = scored["baseline"], pc.multiply(scored["spread"], PARAMS.z_half)
@@ -141,29 +145,21 @@ def score(series: pa.Table, burn: pa.Table) -> pa.Table:
     rows = rows.append_column("normal_high_ns", pc.add(expected, band))
     rows = rows.append_column("score", scored["score"]).append_column("anomalous", scored["anomalous"])
     rows = rows.append_column("episode_start", episode_starts(rows))
-    burn = burn.select(["controller_id", "window_start", "burn_1h"]).cast(
-        pa.schema([pa.field("controller_id", pa.string()), pa.field("window_start", _TS), ("burn_1h", pa.float64())])
-    )
+    burn = burn.select(BURN_SCHEMA.names).cast(BURN_SCHEMA)
     joined = rows.append_column("row", pa.array(np.arange(rows.num_rows))).join(
         burn, ["controller_id", "window_start"], join_type="left outer"
     )
     return joined.sort_by("row").select(SCORED_SCHEMA.names).cast(SCORED_SCHEMA)
 
 
-def score_since(series: pa.Table, burn: pa.Table, since: datetime, batch: int = SCORE_BATCH) -> pa.Table:
-    """`score` of the intervals starting at or after `since`, computed `batch` controllers at a time (the fleet's
-    own series among them): the history before `since` only gives the detector its baseline, so no batch's
-    lookback is kept once it is scored. Same rows, in the same order, as `score` filtered to them."""
-    controllers = pc.unique(series["controller_id"].combine_chunks())
-    controllers = controllers.take(pc.sort_indices(controllers))
+def score_since(batches: Iterable[tuple[pa.Table, pa.Table]], since: datetime) -> pa.Table:
+    """`score` of the intervals starting at or after `since`, for each (series, burn) batch of whole series (a
+    batch of controllers, say): the history before `since` only gives the detector its baseline, so no batch's
+    lookback is kept once it is scored. The batches' rows in turn, each batch's as `score` orders them."""
     cut = pa.scalar(since, _TS)
     parts = [SCORED_SCHEMA.empty_table()]
-    for first in range(0, len(controllers), batch):
-        chosen = controllers.slice(first, batch)
-        scored = score(
-            series.filter(pc.is_in(series["controller_id"], chosen)),
-            burn.filter(pc.is_in(burn["controller_id"], chosen)),
-        )
+    for series, burn in batches:
+        scored = score(series, burn)
         parts.append(scored.filter(pc.greater_equal(scored["window_start"], cut)))
     return pa.concat_tables(parts)
 

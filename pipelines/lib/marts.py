@@ -70,6 +70,7 @@ def window_query(table: str, time_column: str, columns: str = "*", closed: Close
 
 
 T = TypeVar("T")
+K = TypeVar("K")
 
 
 @contextlib.contextmanager
@@ -87,9 +88,10 @@ def in_background(
 
 
 def read_ahead(
-    con: duckdb.DuckDBPyConnection, windows: Iterable[Window], read: Callable[[duckdb.DuckDBPyConnection, Window], T]
+    con: duckdb.DuckDBPyConnection, parts: Iterable[K], read: Callable[[duckdb.DuckDBPyConnection, K], T]
 ) -> Iterator[T]:
-    """`read(cursor, window)` for each window in order, the next window read while the caller works on this one.
+    """`read(cursor, part)` for each part (a window, a batch of controllers) in order, the next part read while the
+    caller works on this one.
 
     DuckDB reads without holding the GIL, so on two cores the lake read of one chunk overlaps the numpy work on the
     one before. The reads run on a cursor of their own (a second connection to the same attached lake), so the
@@ -100,8 +102,8 @@ def read_ahead(
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as reader,
     ):
         pending = None
-        for window in windows:
-            following = reader.submit(read, cursor, window)
+        for part in parts:
+            following = reader.submit(read, cursor, part)
             if pending is not None:
                 yield pending.result()
             pending = following

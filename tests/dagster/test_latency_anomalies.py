@@ -4,8 +4,12 @@ sre.latency_anomalies forming exactly the episodes of the flagged hours."""
 
 from __future__ import annotations
 
-from models.latency_anomalies import FLEET, PARAMS
-from pipelines.lib.marts import mart_key
+from datetime import timedelta
+
+from models.latency_anomalies import FLEET, PARAMS, SCORED_SCHEMA, SERIES_KEYS
+from pipelines.defs.latency.anomalies import NAME, controller_batches, scored
+from pipelines.lib.marts import mart_key, read_mart
+from pipelines.lib.partitions import Window
 from tests.sample_lake import Materialized
 
 
@@ -77,3 +81,17 @@ def test_the_report_has_the_section(materialized: Materialized) -> None:
     directory = materialized.data_dir / "reports" / "slo" / "2026-01-05"
     assert "## Latency anomalies" in (directory / "report.md").read_text()
     assert (directory / "latency-anomalies.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_scoring_two_controllers_at_a_time_gives_the_marts_rows(materialized: Materialized) -> None:
+    """The asset reads and scores its controllers in batches (the fleet's series last): batches of two give the rows
+    that the materialization's one batch wrote."""
+    with materialized.lake.connection(read_only=True) as con:
+        first, last = con.execute("SELECT min(window_start), max(window_start) FROM marts.latency_anomalies").fetchone()
+        every_hour = Window(first, last + timedelta(hours=1))
+        assert len(controller_batches(con, every_hour, 2)) > 1
+        batched = scored(con, every_hour, batch=2)
+        written = read_mart(con, NAME, SCORED_SCHEMA, "window_start", every_hour)
+    order = [(name, "ascending") for name in (*SERIES_KEYS, "window_start")]
+    assert batched.num_rows == written.num_rows > 0
+    assert batched.sort_by(order).equals(written.sort_by(order))

@@ -10,18 +10,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from models.histogram import from_samples, merge, quantiles
-from models.latency_anomalies import FLEET, episode_starts, episodes, quantile_series, score, score_since
+from models.latency_anomalies import (
+    BURN_SCHEMA,
+    FLEET,
+    episode_starts,
+    episodes,
+    fleet_quantiles,
+    quantile_series,
+    score,
+    score_since,
+)
 from pipelines.defs.latency.rollups import hourly_rollup
 from tests.models.latency_rows import T0, latency_table, lognormal_samples
 
 TS = pa.timestamp("ns", tz="UTC")
-NO_BURN = pa.table(
-    {
-        "controller_id": pa.array([], pa.string()),
-        "window_start": pa.array([], TS),
-        "burn_1h": pa.array([], pa.float64()),
-    }
-)
+NO_BURN = BURN_SCHEMA.empty_table()
 
 
 def hourly_series(values: list[float], controller: str = "0xc0") -> pa.Table:
@@ -61,7 +64,8 @@ def test_the_fleet_series_is_every_controllers_histograms_merged() -> None:
     rng = np.random.default_rng(5)
     samples = {c: lognormal_samples(rng, 4000, median_ns=m) for c, m in (("0xa", 250.0), ("0xb", 700.0))}
     raw = latency_table([{"controller_id": c, "samples": s} for c, s in samples.items()])
-    series = quantile_series(hourly_rollup(raw))
+    rollups = hourly_rollup(raw)
+    series = pa.concat_tables([quantile_series(rollups), quantile_series(fleet_quantiles(rollups))])
     fleet = series.filter(pc.equal(series["controller_id"], FLEET)).sort_by("quantile")
     merged = merge([from_samples(s) for s in samples.values()])
     assert fleet["quantile"].to_pylist() == ["p99", "p99.9"]
@@ -127,6 +131,17 @@ def test_scoring_in_batches_of_controllers_keeps_the_window_of_the_whole_score()
     )
     whole = score(series, burn)
     expected = whole.filter(pc.greater_equal(whole["window_start"], pa.scalar(T0 + timedelta(hours=20), TS)))
-    batched = score_since(series, burn, T0 + timedelta(hours=20), batch=2)
+    ordered = sorted(names)
+    batches = [ordered[i : i + 2] for i in range(0, len(ordered), 2)]
+    batched = score_since(
+        (
+            (
+                series.filter(pc.is_in(series["controller_id"], pa.array(batch))),
+                burn.filter(pc.is_in(burn["controller_id"], pa.array(batch))),
+            )
+            for batch in batches
+        ),
+        T0 + timedelta(hours=20),
+    )
     assert batched.num_rows == 10 * len(names)
     assert batched.equals(expected)

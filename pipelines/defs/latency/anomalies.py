@@ -8,6 +8,7 @@ models.latency_anomalies.LOOKBACK of history before its window and writes only t
 """
 
 from datetime import timedelta
+from itertools import chain
 
 import dagster as dg
 import duckdb
@@ -16,7 +17,16 @@ import pyarrow.compute as pc
 from matplotlib.axes import Axes
 
 from models.histogram import MERGED_COLUMNS
-from models.latency_anomalies import FLEET, LOOKBACK, SCORED_SCHEMA, episodes, quantile_series, score_since
+from models.latency_anomalies import (
+    BURN_SCHEMA,
+    FLEET,
+    LOOKBACK,
+    SCORED_SCHEMA,
+    episodes,
+    fleet_quantiles,
+    quantile_series,
+    score_since,
+)
 from models.slo.spec import LatencySli, Slo
 from pipelines.defs.latency.rollups import NAME as ROLLUPS
 from pipelines.defs.slo.slo_assets import COMPLIANCE
@@ -29,18 +39,12 @@ from pipelines.lib.resources import LakeResource
 
 NAME = "latency_anomalies"
 TOP_EPISODES = 20
-_READ_SPAN = timedelta(days=1)  # the lookback is read a day at a time: at most two days of histograms in memory
-_ROLLUP_COLUMNS = (
-    "controller_id",
-    "host",
-    "memory_tier",
-    "op",
-    "window_start",
-    "window_s",
-    "p99_ns",
-    "p999_ns",
-    *MERGED_COLUMNS,
-)
+_READ_SPAN = timedelta(days=1)  # the fleet's histograms are read a day at a time: at most two days in memory
+# Controllers read and scored at once: scoring holds several copies of its series (sorted, scored, joined), and a
+# week of lookback of a 10,000-controller fleet is some 14 M series rows.
+BATCH = 1000
+_SERIES_COLUMNS = "controller_id, host, memory_tier, op, window_start, window_s, p99_ns, p999_ns"
+_HISTOGRAM_COLUMNS = ", ".join(("memory_tier", "op", "window_start", "window_s", *MERGED_COLUMNS))
 
 
 def controller_slo(slos: tuple[Slo, ...]) -> Slo | None:
@@ -48,19 +52,55 @@ def controller_slo(slos: tuple[Slo, ...]) -> Slo | None:
     return next((s for s in slos if s.group_by == ("controller",) and isinstance(s.sli, LatencySli)), None)
 
 
-def _series(cursor: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:
-    rows = read_window(cursor, f"{MARTS}.{ROLLUPS}", "window_start", window, ", ".join(_ROLLUP_COLUMNS))
-    return quantile_series(rows)
+def _fleet(cursor: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:
+    """The fleet's quantiles over `window`, from every controller's histograms."""
+    return fleet_quantiles(read_window(cursor, f"{MARTS}.{ROLLUPS}", "window_start", window, _HISTOGRAM_COLUMNS))
 
 
-def _burn(con: duckdb.DuckDBPyConnection, window: Window, slo: Slo | None) -> pa.Table:
-    """controller_id, window_start, burn_1h of the controller's latency SLO over `window`."""
-    columns = "group_key AS controller_id, hour AS window_start, burn_1h"
-    if slo is None:
-        return read_window(con, f"{MARTS}.{COMPLIANCE}", "hour", window, columns, where="FALSE")
-    return read_window(
-        con, f"{MARTS}.{COMPLIANCE}", "hour", window, columns, where="slo = $slo", params={"slo": slo.name}
+def controller_batches(con: duckdb.DuckDBPyConnection, window: Window, size: int) -> list[tuple[str, str]]:
+    """The first and last (in sort order) of each run of `size` controllers with rollups in `window`."""
+    ids = read_window(con, f"{MARTS}.{ROLLUPS}", "window_start", window, "DISTINCT controller_id", order_by="1")
+    names = ids["controller_id"].to_pylist()
+    return [(names[i], names[min(i + size, len(names)) - 1]) for i in range(0, len(names), size)]
+
+
+def _batch(
+    cursor: duckdb.DuckDBPyConnection, history: Window, slo: Slo | None, batch: tuple[str, str]
+) -> tuple[pa.Table, pa.Table]:
+    """A batch of controllers' series and SLO burn over `history`."""
+    first, last = batch
+    within = {"first": first, "last": last}
+    rollups = read_window(
+        cursor,
+        f"{MARTS}.{ROLLUPS}",
+        "window_start",
+        history,
+        _SERIES_COLUMNS,
+        where="controller_id BETWEEN $first AND $last",
+        params=within,
     )
+    if slo is None:
+        return quantile_series(rollups), BURN_SCHEMA.empty_table()
+    burn = read_window(
+        cursor,
+        f"{MARTS}.{COMPLIANCE}",
+        "hour",
+        history,
+        "group_key AS controller_id, hour AS window_start, burn_1h",
+        where="slo = $slo AND group_key BETWEEN $first AND $last",
+        params={**within, "slo": slo.name},
+    )
+    return quantile_series(rollups), burn
+
+
+def scored(con: duckdb.DuckDBPyConnection, window: Window, batch: int = BATCH) -> pa.Table:
+    """SCORED_SCHEMA rows of `window`: `batch` controllers at a time over the detector's lookback, then the fleet."""
+    history = window.widened(LOOKBACK)
+    slo = controller_slo(spec.load())
+    fleet = pa.concat_tables(read_ahead(con, history.chunks(_READ_SPAN), _fleet))
+    batches = controller_batches(con, history, batch)
+    controllers = read_ahead(con, batches, lambda cursor, first_last: _batch(cursor, history, slo, first_last))
+    return score_since(chain(controllers, [(quantile_series(fleet), BURN_SCHEMA.empty_table())]), window.start)
 
 
 def _describe(rows: pa.Table) -> dict[str, object]:
@@ -107,8 +147,6 @@ def _describe(rows: pa.Table) -> dict[str, object]:
 )
 def latency_anomalies(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     window = Window.of(context)
-    history = window.widened(LOOKBACK)
     with lake.connection(read_only=True) as con:
-        series = pa.concat_tables(read_ahead(con, history.chunks(_READ_SPAN), _series))
-        burn = _burn(con, history, controller_slo(spec.load()))
-    return publish(lake, NAME, score_since(series, burn, window.start), window, "window_start", describe=_describe)
+        rows = scored(con, window)
+    return publish(lake, NAME, rows, window, "window_start", describe=_describe)
