@@ -45,9 +45,10 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Two workers (the reference machine has two cores); a test file stays on one worker, so its fixtures are built once.
+# Two workers (the reference machine has two cores). A test file stays on one worker, so its fixtures are built once;
+# so do all the files that share a session fixture (tests/conftest.py, SHARED_FIXTURES).
 test: lint
-	$(BIN)/pytest -m "not slow" -n 2 --dist loadfile
+	$(BIN)/pytest -m "not slow" -n 2 --dist loadgroup
 
 sample-data: $(STAMP)
 	$(BIN)/python -m ingest.sim.sample_data sample_data

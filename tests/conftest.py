@@ -40,6 +40,24 @@ from tests.sample_lake import REPO, SAMPLE_SPAN, Materialized, sample_lake
 DEMO_START = "2026-01-05T00:00Z"
 
 
+# Session fixtures that cost a minute or more: a worker builds one only if a file it runs needs it, so every file that
+# needs one runs on one worker (`--dist loadgroup`, Makefile). Every other file is a group of its own, as under
+# `--dist loadfile`, so that no module fixture is built twice.
+SHARED_FIXTURES = ("materialized", "demo_run")
+
+
+@pytest.hookimpl(wrapper=True)  # a wrapper's first half runs before every plain hook, xdist's that reads the groups too
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> Iterator[None]:
+    needs: dict[Path, str] = {}
+    for item in items:
+        shared = next((name for name in SHARED_FIXTURES if name in item.fixturenames), None)
+        if shared is not None:
+            needs.setdefault(item.path, shared)
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(needs.get(item.path, item.nodeid.partition("::")[0])))
+    return (yield)
+
+
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = Settings(kafka=KafkaSettings(bootstrap_servers=f"127.0.0.1:{broker.free_port()}"))
