@@ -11,7 +11,7 @@ and 24 h give short- and long-term context. Ground truth is never an input.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -267,17 +267,26 @@ class WindowFeatures:
 
         Windows are the distinct window ends present; a controller without a row in a window reads NaN there
         (not observable)."""
-        names = tuple(name for name in table.column_names[2:] if name != FIRMWARE_COLUMN)
         controllers = Controllers.of(table.column("controller_id"))
-        ends = timestamps_ns(table.column("window_end"))
-        window_ends = np.unique(ends)
-        codes = controllers.codes(table.column("controller_id"))
-        windows = np.searchsorted(window_ends, ends)
+        window_ends = np.unique(timestamps_ns(table.column("window_end")))
+        return cls.from_parts(table.schema, controllers, window_ends, [table])
+
+    @classmethod
+    def from_parts(
+        cls, schema: pa.Schema, controllers: Controllers, window_ends: np.ndarray, parts: Iterable[pa.Table]
+    ) -> WindowFeatures:
+        """`from_table` of rows that come in parts (`schema`'s, a day at a time, say) over known `controllers` and
+        `window_ends`: memory holds the dense values and one part, not every row as Arrow. Where a controller's
+        firmware differs between rows, the last row read gives it."""
+        names = tuple(name for name in schema.names[2:] if name != FIRMWARE_COLUMN)
         values = np.full((len(controllers), len(window_ends), len(names)), np.nan)
-        if names:
-            values[codes, windows] = np.column_stack([numbers(table.column(name)) for name in names])
         firmware = np.full(len(controllers), "unknown", dtype=object)
-        firmware[codes] = np.asarray(table.column(FIRMWARE_COLUMN).to_pylist(), object)
+        for part in parts:
+            codes = controllers.codes(part.column("controller_id"))
+            windows = np.searchsorted(window_ends, timestamps_ns(part.column("window_end")))
+            for index, name in enumerate(names):
+                values[codes, windows, index] = numbers(part.column(name))
+            firmware[codes] = np.asarray(part.column(FIRMWARE_COLUMN).to_pylist(), object)
         return cls(controllers, window_ends, names, values, firmware)
 
 

@@ -36,14 +36,14 @@ from models.early_warning import (
     training_lead_time,
 )
 from models.evaluation import failure_labels
-from models.features import EVENT_COLUMNS, UE_RECORDS, WindowFeatures
+from models.features import EVENT_COLUMNS, UE_RECORDS, WindowFeatures, memory_ue_rows
 from models.holdout import HEALTH, Protocol
 from models.link_events import INCIDENTS_SCHEMA
 from models.resets import RESETS_SCHEMA
 from models.series import NS_PER_S
 from pipelines.lib.assets import FOLLOW_INPUTS, mart_asset, publish
-from pipelines.lib.feature_mart import FEATURES, read_features, training_rows
-from pipelines.lib.marts import mart_key, read_mart
+from pipelines.lib.feature_mart import FEATURES, READ_SPAN, read_features, training_rows
+from pipelines.lib.marts import mart_key, read_ahead, read_mart
 from pipelines.lib.metadata import chart, markdown_table
 from pipelines.lib.model_store import load_versioned, save_versioned
 from pipelines.lib.partitions import Window, to_ns
@@ -118,10 +118,16 @@ def _history(con: duckdb.DuckDBPyConnection) -> tuple[Window, int] | None:
     return Window(start, last.replace(minute=0, second=0, microsecond=0) + HOUR), to_ns(last)
 
 
-def _failures(con: duckdb.DuckDBPyConnection, span: Window, features: WindowFeatures) -> tuple[np.ndarray, np.ndarray]:
-    ue_rows = read_stream(
-        con, TOPIC_ERRORS, span, EVENT_COLUMNS, "record_type IN (" + ", ".join(f"'{r}'" for r in UE_RECORDS) + ")"
+def _memory_ues(con: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:
+    """The memory UE records of `window`: of the media records read, only the uncorrectable ones are kept."""
+    rows = read_stream(
+        con, TOPIC_ERRORS, window, EVENT_COLUMNS, "record_type IN (" + ", ".join(f"'{r}'" for r in UE_RECORDS) + ")"
     )
+    return rows.filter(memory_ue_rows(rows))
+
+
+def _failures(con: duckdb.DuckDBPyConnection, span: Window, features: WindowFeatures) -> tuple[np.ndarray, np.ndarray]:
+    ue_rows = pa.concat_tables(read_ahead(con, span.chunks(READ_SPAN), _memory_ues))
     resets = read_mart(con, "resets", RESETS_SCHEMA, "reset_ts", span)
     incidents = read_mart(con, "link_events", INCIDENTS_SCHEMA, "start_ts", span)
     return observed_failures(ue_rows, resets, incidents, features.controllers)
