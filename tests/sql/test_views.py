@@ -12,7 +12,7 @@ from ingest import lake
 from ingest.lake.raw_tables import ensure_tables
 from ingest.settings import Settings
 from pipelines.sql import VIEWS_FILE, install_views
-from tests.sample_lake import Materialized
+from tests.sample_lake import Materialized, copy_lake
 from tests.sql.helpers import plain_duckdb
 
 DEFINED = re.findall(r"CREATE OR REPLACE (VIEW|MACRO) sre\.(\w+)", VIEWS_FILE.read_text())
@@ -79,3 +79,23 @@ def test_macros_resolve_under_any_alias_once_used(materialized: Materialized, al
     finally:
         con.close()
     assert n == 2
+
+
+def test_a_job_stored_twice_is_one_pilot_job_the_first_stored(materialized: Materialized, tmp_path: Path) -> None:
+    """A re-sent batch's jobs are in raw.jobs twice; sre.pilot_jobs keeps each job once, as first stored."""
+    data_dir = copy_lake(materialized.data_dir, tmp_path / "data")
+    con = lake.connect(Settings().with_data_dir(data_dir))
+    try:
+        (jobs,) = con.execute("SELECT count(*) FROM sre.pilot_jobs").fetchone()
+        con.execute("INSERT INTO raw.jobs SELECT * REPLACE ('failed' AS outcome) FROM raw.jobs LIMIT 5")
+        twice, views, failed = con.execute(
+            "SELECT (SELECT count(*) - count(DISTINCT job_id) FROM raw.jobs), (SELECT count(*) FROM sre.pilot_jobs), "
+            "(SELECT count(*) FROM sre.pilot_jobs WHERE outcome = 'failed')"
+        ).fetchone()
+        (failed_before,) = con.execute(
+            "SELECT count(*) FROM raw.jobs WHERE outcome = 'failed' AND rowid < (SELECT max(rowid) - 4 FROM raw.jobs)"
+        ).fetchone()
+    finally:
+        con.close()
+    assert jobs > 5 and twice == 5
+    assert views == jobs and failed == failed_before  # the copies (all 'failed') are not the rows kept
