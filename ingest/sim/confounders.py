@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -273,6 +274,7 @@ class ConfounderRows:
         ctrl, start, end, _ = c.of("agent_restart")
         # The agent re-sends the last snapshot it had before it stopped: rows within one cadence before the gap.
         self.restart_ctrl, self.restart_start, self.restart_end = ctrl, start, end
+        self._before_restart: dict[float, ControllerEvents] = {}  # per snapshot cadence: sorted once, not per chunk
         step_ctrl, step_start, step_end, offset = c.of("clock_step")
         self.steps = ControllerEvents(step_ctrl, step_start, span_s)
         self.step_end, self.step_offset = step_end, offset
@@ -344,7 +346,7 @@ class ConfounderRows:
         t = (table.column(ts).cast(pa.int64()).to_numpy() - self.start_ns) / 1e9
         return ctrl, t
 
-    @property
+    @cached_property
     def _host_first(self) -> np.ndarray:
         first = np.full(self.fleet.n_hosts, -1, np.int64)
         first[self.fleet.host[::-1]] = np.arange(self.fleet.size)[::-1]
@@ -364,7 +366,11 @@ class ConfounderRows:
         payload unchanged: the same uptime and counters, a new message id)."""
         if not self.restart_ctrl.size:
             return table
-        before = ControllerEvents(self.restart_ctrl, self.restart_start - interval_s, self.span_s)
+        if interval_s not in self._before_restart:
+            self._before_restart[interval_s] = ControllerEvents(
+                self.restart_ctrl, self.restart_start - interval_s, self.span_s
+            )
+        before = self._before_restart[interval_s]
         position = before.latest(ctrl, t)
         again = eligible & inside_windows(ctrl, t, before, self.restart_start)
         if not again.any():
@@ -393,18 +399,25 @@ class ConfounderRows:
         return _set(table, ts, pa.array(shifted).cast(table.schema.field(ts).type))
 
     def _wraps(self, ctrl, t, count, eligible, seen) -> list[tuple[int, float, float]]:
-        """(controller, last time before, first time after) of each wrap first visible in these rows."""
-        found = []
-        for c in np.unique(ctrl[eligible]):
-            rows = np.flatnonzero(eligible & (ctrl == c))
-            rows = rows[np.argsort(t[rows], kind="stable")]
-            counts = np.maximum.accumulate(count[rows])
-            new = np.flatnonzero(counts > seen[c])
-            if new.size:
-                at = rows[new[0]]
-                found.append((int(c), float(t[rows[new[0] - 1]]) if new[0] else float(t[at]), float(t[at])))
-                seen[c] = counts[-1]
-        return found
+        """(controller, last time before, first time after) of each wrap first visible in these rows, by controller.
+
+        All controllers at once: the eligible rows sorted by controller then time, each controller's running maximum
+        of the wrap count, and its first row above the count already reported (a loop over controllers would scan
+        the chunk once per controller, and a chunk holds the whole fleet)."""
+        rows = np.flatnonzero(eligible)
+        if not rows.size:
+            return []
+        order = rows[np.lexsort((t[rows], ctrl[rows]))]
+        c, least = ctrl[order], count[order].min()
+        opens = np.concatenate([[True], c[1:] != c[:-1]])
+        group, starts = np.cumsum(opens) - 1, np.flatnonzero(opens)
+        lifted = c * (int(count[order].max() - least) + 1)  # keeps each controller's running maximum its own
+        running = np.maximum.accumulate(count[order] - least + lifted) - lifted + least
+        above = np.flatnonzero(running > seen[c])
+        firsts = above[np.unique(group[above], return_index=True)[1]]
+        lasts = np.concatenate([starts[1:], [c.size]]) - 1
+        seen[c[firsts]] = running[lasts[group[firsts]]]
+        return [(int(c[i]), float(t[order[i - 1 if i > starts[group[i]] else i]]), float(t[order[i]])) for i in firsts]
 
 
 def _first_of_overlaps(key: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
