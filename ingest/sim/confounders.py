@@ -408,11 +408,13 @@ class ConfounderRows:
         if not rows.size:
             return []
         order = rows[np.lexsort((t[rows], ctrl[rows]))]
-        c, least = ctrl[order], count[order].min()
+        c, ordered = ctrl[order], count[order]
+        least = ordered.min()
+        counts = ordered - least
         opens = np.concatenate([[True], c[1:] != c[:-1]])
         group, starts = np.cumsum(opens) - 1, np.flatnonzero(opens)
-        lifted = c * (int(count[order].max() - least) + 1)  # keeps each controller's running maximum its own
-        running = np.maximum.accumulate(count[order] - least + lifted) - lifted + least
+        lifted = c * (int(counts.max()) + 1)  # keeps each controller's running maximum its own
+        running = np.maximum.accumulate(counts + lifted) - lifted + least
         above = np.flatnonzero(running > seen[c])
         firsts = above[np.unique(group[above], return_index=True)[1]]
         lasts = np.concatenate([starts[1:], [c.size]]) - 1
