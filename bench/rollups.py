@@ -53,7 +53,7 @@ console = Console(stderr=True)
 def build_lake(settings: Settings, controllers: int, span: Window) -> int:
     """Raw inventory and 28 days of hourly rollups (one simulated day, repeated); returns the hourly rows."""
     sim = Simulation(SimConfig(controllers=controllers, hours=24, seed=28, start=span.start))
-    day = pa.concat_tables(hourly_rollup(chunk.latency) for chunk in sim.chunks())
+    day = hourly_rollup(chunk.latency for chunk in sim.chunks())
     start = day["window_start"]
     hours = pa.concat_tables(
         day.set_column(

@@ -109,16 +109,19 @@ def backfill_policy(partitions_def: dg.PartitionsDefinition | None) -> dg.Backfi
 # 1,000-controller fleet's latency histograms ~150 MB in memory.
 READ_CHUNK = timedelta(hours=4)
 # A larger fleet reads raw latency in proportionally shorter chunks, so a chunk holds about as many rows whatever
-# the fleet (4-hour chunks of a 10,000-controller fleet took latency_rollups to 6.2 GiB peak RSS; 1-hour ones 2.3),
-# in whole hours: the latency rollups are hourly, and an hour split across two reads would be rolled up twice.
+# the fleet: 4-hour chunks of a 10,000-controller fleet took latency_rollups to 6.2 GiB peak RSS, and 1-hour ones,
+# two of them in memory with the read-ahead, took the hourly stage to 4.03 GiB. A chunk is a whole number of
+# MIN_READ_CHUNK, so an SLI step (pipelines.lib.slos.STEP_S, 5 minutes) never spans two reads; an hour may, and
+# the hourly rollups merge its pieces.
 READ_CHUNK_CONTROLLERS = 1000
-MIN_READ_CHUNK = timedelta(hours=1)
+MIN_READ_CHUNK = timedelta(minutes=5)
 
 
 def read_chunk(controllers: int) -> timedelta:
-    """The span of one read of raw latency for a fleet of `controllers`: whole hours, at least one."""
-    hours = READ_CHUNK / MIN_READ_CHUNK * min(1.0, READ_CHUNK_CONTROLLERS / max(controllers, 1))
-    return MIN_READ_CHUNK * max(1, int(hours))
+    """The span of one read of raw latency for a fleet of `controllers`: a whole number of MIN_READ_CHUNK, at least
+    one."""
+    span = READ_CHUNK * min(1.0, READ_CHUNK_CONTROLLERS / max(controllers, 1))
+    return MIN_READ_CHUNK * max(1, int(span / MIN_READ_CHUNK))
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,7 @@ def test_the_fleet_series_is_every_controllers_histograms_merged() -> None:
     rng = np.random.default_rng(5)
     samples = {c: lognormal_samples(rng, 4000, median_ns=m) for c, m in (("0xa", 250.0), ("0xb", 700.0))}
     raw = latency_table([{"controller_id": c, "samples": s} for c, s in samples.items()])
-    rollups = hourly_rollup(raw)
+    rollups = hourly_rollup([raw])
     series = pa.concat_tables([quantile_series(rollups), quantile_series(fleet_quantiles(rollups))])
     fleet = series.filter(pc.equal(series["controller_id"], FLEET)).sort_by("quantile")
     merged = merge([from_samples(s) for s in samples.values()])

@@ -15,7 +15,7 @@ from matplotlib.axes import Axes
 
 from ingest.contract import LATENCY_SCHEMA, TOPIC_LATENCY
 from models.histogram import merge_table, with_quantiles
-from models.rollup import rollup, rollup_stream
+from models.rollup import rollup_stream
 from pipelines.lib.assets import AFTER_LOAD, mart_asset, mart_check, publish
 from pipelines.lib.marts import MARTS, in_background, mart_key, read_ahead, read_window
 from pipelines.lib.metadata import chart, markdown_table, time_axis
@@ -31,8 +31,10 @@ DAY_S = 24 * HOUR_S
 QUANTILE_COLUMNS = ("p50_ns", "p99_ns", "p999_ns")
 
 
-def hourly_rollup(latency: pa.Table) -> pa.Table:
-    return with_quantiles(rollup(latency, every_s=HOUR_S))
+def hourly_rollup(latency: Iterable[pa.Table]) -> pa.Table:
+    """Raw latency rows, a chunk at a time, merged per controller, tier, operation and hour: a large fleet's
+    chunks are shorter than an hour (`read_chunks`), and an hour's pieces are merged again here."""
+    return with_quantiles(rollup_stream(latency, every_s=HOUR_S))
 
 
 def daily_rollup(hourly: Iterable[pa.Table]) -> pa.Table:
@@ -78,7 +80,7 @@ def _describe(rows: pa.Table) -> dict[str, object]:
     group="latency",
     description="Per controller, tier and operation, each hour: merged latency histogram, exact SLO counters and "
     "quantiles (p50–p99.9) read from the merged buckets.",
-    schema=hourly_rollup(LATENCY_SCHEMA.empty_table()).schema,
+    schema=hourly_rollup([LATENCY_SCHEMA.empty_table()]).schema,
     deps=[raw_key("latency")],
     automation_condition=AFTER_LOAD,
     check_specs=[mart_check(NAME, HISTOGRAM_CHECK, HISTOGRAM_CHECK_DESCRIPTION, blocking=True)],
@@ -89,8 +91,10 @@ def latency_rollups(context: dg.AssetExecutionContext, lake: LakeResource) -> dg
         lake.connection(read_only=True) as con,
         in_background(con, lambda cursor: histogram_consistency(cursor, window)) as consistency,
     ):
-        hours = read_ahead(con, read_chunks(con, window), lambda cursor, hour: read_stream(cursor, TOPIC_LATENCY, hour))
-        rollups = pa.concat_tables(hourly_rollup(latency) for latency in hours)
+        chunks = read_ahead(
+            con, read_chunks(con, window), lambda cursor, chunk: read_stream(cursor, TOPIC_LATENCY, chunk)
+        )
+        rollups = hourly_rollup(chunks)
         check = consistency.result().result(HISTOGRAM_CHECK)
     return publish(
         lake,
@@ -108,7 +112,7 @@ def latency_rollups(context: dg.AssetExecutionContext, lake: LakeResource) -> dg
     group="latency",
     description="Per controller, tier and operation, each day: the day's hourly rollups merged (histogram, SLO "
     "counters, quantiles from the merged buckets), so quantiles over weeks or months read one row per day.",
-    schema=daily_rollup([hourly_rollup(LATENCY_SCHEMA.empty_table())]).schema,
+    schema=daily_rollup([hourly_rollup([LATENCY_SCHEMA.empty_table()])]).schema,
     deps=[mart_key(NAME)],
     partitions_def=DAILY,
 )
