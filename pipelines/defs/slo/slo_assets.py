@@ -110,10 +110,10 @@ def slo_sli(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
         inventory = read_inventory(con)
         parts = []
         with in_background(con, lambda cursor: histogram_consistency(cursor, window)) as consistency:
-            hours = read_chunks(con, window)
-            latencies = read_ahead(con, hours, lambda cursor, hour: _read_latency(cursor, hour, slos))
-            for hour, latency in zip(hours, latencies, strict=True):
-                parts += [spec.sli_series(con, slo, latency, hour, inventory) for slo in slos]
+            chunks = read_chunks(con, window)
+            latencies = read_ahead(con, chunks, lambda cursor, chunk: _read_latency(cursor, chunk, slos))
+            for chunk, latency in zip(chunks, latencies, strict=True):
+                parts += [spec.sli_series(con, slo, latency, chunk, inventory) for slo in slos]
             check = consistency.result().result(HISTOGRAM_CHECK)
         return publish(
             lake,
